@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+// rmtrain: distributed RecursiveMix training on CPU.
+// Module graph (dependencies point one way):
+//   C system libraries → Kernels → Layers → Models → Optim → Data → Training → rmtrain
+import PackageDescription
+
+let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "rmtrain",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "rmtrain", targets: ["rmtrain"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries from Debian, reached through module maps. Each shim.h includes the library's header
+        // and, for MPI, returns the handles that are macros Swift cannot import.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: optimize),
+        .target(name: "Layers", dependencies: ["Kernels"], swiftSettings: optimize),
+        .target(name: "Models", dependencies: ["Layers", "Kernels"], swiftSettings: optimize),
+        .target(name: "Optim", dependencies: ["Layers", "Kernels"], swiftSettings: optimize),
+        .target(name: "Data", dependencies: ["Kernels", "CZlib"], swiftSettings: optimize),
+        .target(name: "Training", dependencies: ["Models", "Optim", "Data", "Layers", "Kernels"],
+                swiftSettings: optimize),
+        .executableTarget(name: "rmtrain", dependencies: [
+            "Training", "Models", "Optim", "Layers", "Data", "Kernels", "CMPI", "CZstd", "CTurboJPEG",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: optimize),
+
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Layers", "Models", "Optim"],
+                    exclude: ["Golden"]),
+        .testTarget(name: "DataTests", dependencies: ["Data", "Kernels"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data"]),
+        .testTarget(name: "SystemLibraryTests", dependencies: ["CMPI", "CZstd", "CTurboJPEG", "CZlib", "COpenBLAS"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

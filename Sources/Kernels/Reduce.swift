@@ -1,0 +1,28 @@
+/// Per-channel sums over the rows of a [rows, C] matrix, in an order that does not depend on the
+/// thread count: rows are cut into fixed blocks, each block summed in Float, the block partials
+/// added in block order in Double. So a result is the same bit for bit with 1 or 2 threads.
+public enum ChannelReduce {
+    public static let blockRows = 256
+
+    /// Calls `body(rows, partial)` for each block of rows; `partial` points at `width` zeroed floats
+    /// the block adds into. Returns the sums over all blocks, in Double.
+    public static func sum(rows: Int, width: Int,
+                           _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) -> [Double] {
+        let blocks = max(1, (rows + blockRows - 1) / blockRows)
+        let partials = UnsafeMutablePointer<Float>.allocate(capacity: blocks * width)
+        defer { partials.deallocate() }
+        partials.initialize(repeating: 0, count: blocks * width)
+        Parallel.ranges(blocks, minPerTask: 1) { blockRange in
+            for b in blockRange {
+                let lo = b * blockRows, hi = min(rows, lo + blockRows)
+                body(lo..<hi, partials + b * width)
+            }
+        }
+        var total = [Double](repeating: 0, count: width)
+        for b in 0..<blocks {
+            let p = partials + b * width
+            for j in 0..<width { total[j] += Double(p[j]) }
+        }
+        return total
+    }
+}

@@ -1,0 +1,163 @@
+import Kernels
+
+/// Batch normalisation over NHWC (statistics per channel over N·H·W), with the ReLU and the residual
+/// add that follow it in a ResNet fused into the same pass: y = relu(γ·x̂ + β [+ residual]).
+/// Fusing saves two full sweeps over the activation in forward and two in backward.
+///
+/// Training uses batch statistics and updates running mean and unbiased running variance with
+/// `momentum` (PyTorch's convention: new = (1−m)·old + m·batch); eval uses the running statistics.
+public final class BatchNorm2d: Layer {
+    public let gamma: Parameter, beta: Parameter
+    public let runningMean: Buffer, runningVar: Buffer
+    public let channels: Int
+    public let eps: Float = 1e-5
+    public let momentum: Float
+    public let relu: Bool
+
+    private var input: Tensor?
+    private var output: Tensor?
+    private var maskedGrad: Tensor?     // dy after the ReLU mask: also the residual branch's gradient
+    private var inputGrad: Tensor?
+    private var mean: [Float]
+    private var invStd: [Float]
+    private var lastTraining = true
+
+    public init(_ name: String, _ channels: Int, relu: Bool, momentum: Float = 0.1) {
+        self.channels = channels
+        self.relu = relu
+        self.momentum = momentum
+        gamma = Parameter(name + ".weight", shape: [channels], kind: .normScale)
+        beta = Parameter(name + ".bias", shape: [channels], kind: .normShift)
+        gamma.value.fill(1)
+        runningMean = Buffer(name + ".running_mean", shape: [channels], fill: 0)
+        runningVar = Buffer(name + ".running_var", shape: [channels], fill: 1)
+        mean = Array(repeating: 0, count: channels)
+        invStd = Array(repeating: 1, count: channels)
+    }
+
+    public var parameters: [Parameter] { [gamma, beta] }
+    public var buffers: [Buffer] { [runningMean, runningVar] }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor { forward(x, residual: nil, training: training) }
+
+    public func forward(_ x: Tensor, residual: Tensor?, training: Bool) -> Tensor {
+        let c = channels
+        precondition(x.shape.last == c, "\(gamma.name): expected \(c) channels, got \(x.shape)")
+        let rows = x.count / c
+        input = x
+        lastTraining = training
+        let xp = x.data
+        if training {
+            let sums = ChannelReduce.sum(rows: rows, width: c) { rr, p in
+                for r in rr { let row = xp + r * c; for j in 0..<c { p[j] += row[j] } }
+            }
+            let m = sums.map { $0 / Double(rows) }
+            let mf = m.map { Float($0) }
+            let sq = mf.withUnsafeBufferPointer { mp in
+                ChannelReduce.sum(rows: rows, width: c) { rr, p in
+                    let mu = mp.baseAddress!
+                    for r in rr { let row = xp + r * c; for j in 0..<c { let d = row[j] - mu[j]; p[j] += d * d } }
+                }
+            }
+            let rm = runningMean.value.data, rv = runningVar.value.data
+            for j in 0..<c {
+                let variance = sq[j] / Double(rows)
+                mean[j] = mf[j]
+                invStd[j] = Float(1 / (variance + Double(eps)).squareRoot())
+                rm[j] = (1 - momentum) * rm[j] + momentum * mf[j]
+                let unbiased = rows > 1 ? variance * Double(rows) / Double(rows - 1) : variance
+                rv[j] = (1 - momentum) * rv[j] + momentum * Float(unbiased)
+            }
+        } else {
+            for j in 0..<c {
+                mean[j] = runningMean.value[j]
+                invStd[j] = 1 / (runningVar.value[j] + eps).squareRoot()
+            }
+        }
+        let y = ensure(&output, x.shape)
+        // y = x·scale + shift, with scale = γ·invstd and shift = β − mean·scale.
+        var scale = [Float](repeating: 0, count: c), shift = [Float](repeating: 0, count: c)
+        for j in 0..<c {
+            scale[j] = gamma.value[j] * invStd[j]
+            shift[j] = beta.value[j] - mean[j] * scale[j]
+        }
+        let yp = y.data, rp = residual?.data, relu = self.relu
+        scale.withUnsafeBufferPointer { sb in shift.withUnsafeBufferPointer { tb in
+            let s = sb.baseAddress!, t = tb.baseAddress!
+            Parallel.ranges(rows, minPerTask: 512) { rr in
+                for r in rr {
+                    let xi = xp + r * c, yo = yp + r * c
+                    if let rp {
+                        let ri = rp + r * c
+                        if relu { for j in 0..<c { yo[j] = max(0, xi[j] * s[j] + t[j] + ri[j]) } }
+                        else { for j in 0..<c { yo[j] = xi[j] * s[j] + t[j] + ri[j] } }
+                    } else {
+                        if relu { for j in 0..<c { yo[j] = max(0, xi[j] * s[j] + t[j]) } }
+                        else { for j in 0..<c { yo[j] = xi[j] * s[j] + t[j] } }
+                    }
+                }
+            }
+        } }
+        return y
+    }
+
+    /// Returns dx. After the call, `residualGradient` holds the gradient that flows into the residual input
+    /// (dy masked by the ReLU), when a residual was added.
+    public func backward(_ dy: Tensor) -> Tensor? {
+        guard let x = input, let y = output else { fatalError("\(gamma.name): backward before forward") }
+        let c = channels, rows = x.count / c
+        let g = ensure(&maskedGrad, x.shape)
+        let dx = ensure(&inputGrad, x.shape)
+        let xp = x.data, yp = y.data, dyp = dy.data, gp = g.data
+        let relu = self.relu
+        // Pass 1: mask dy by the ReLU, and reduce Σg and Σg·x̂ per channel.
+        let sums = mean.withUnsafeBufferPointer { mb in invStd.withUnsafeBufferPointer { ib in
+            ChannelReduce.sum(rows: rows, width: 2 * c) { rr, p in
+                let mu = mb.baseAddress!, inv = ib.baseAddress!
+                for r in rr {
+                    let o = r * c
+                    for j in 0..<c {
+                        let gj = relu ? (yp[o + j] > 0 ? dyp[o + j] : 0) : dyp[o + j]
+                        gp[o + j] = gj
+                        p[j] += gj
+                        p[c + j] += gj * (xp[o + j] - mu[j]) * inv[j]
+                    }
+                }
+            }
+        } }
+        var a = [Float](repeating: 0, count: c), b = [Float](repeating: 0, count: c), k = [Float](repeating: 0, count: c)
+        for j in 0..<c {
+            let dbeta = Float(sums[j]), dgamma = Float(sums[c + j])
+            beta.grad.data[j] += dbeta
+            gamma.grad.data[j] += dgamma
+            let gi = gamma.value[j] * invStd[j]
+            if lastTraining {
+                // dx = γ·invstd·(g − mean(g) − x̂·mean(g·x̂))
+                let meanG = Float(sums[j] / Double(rows)), meanGX = Float(sums[c + j] / Double(rows))
+                k[j] = gi
+                a[j] = gi * meanGX * invStd[j]                   // coefficient on (x − μ)
+                b[j] = gi * meanG - a[j] * mean[j]                // constant, folding the −μ of x̂
+            } else {
+                k[j] = gi
+            }
+        }
+        // Pass 2: dx = k·g − a·x − b (a = b = 0 in eval mode).
+        let dxp = dx.data
+        k.withUnsafeBufferPointer { kb in a.withUnsafeBufferPointer { ab in b.withUnsafeBufferPointer { bb in
+            let kk = kb.baseAddress!, aa = ab.baseAddress!, bbp = bb.baseAddress!
+            Parallel.ranges(rows, minPerTask: 512) { rr in
+                for r in rr {
+                    let o = r * c
+                    for j in 0..<c { dxp[o + j] = kk[j] * gp[o + j] - aa[j] * xp[o + j] - bbp[j] }
+                }
+            }
+        } } }
+        return dx
+    }
+
+    /// dL/d(residual) of the last backward: the ReLU-masked output gradient.
+    public var residualGradient: Tensor {
+        guard let maskedGrad else { fatalError("\(gamma.name): no backward yet") }
+        return maskedGrad
+    }
+}

@@ -1,0 +1,44 @@
+import Kernels
+
+/// y = x·Wᵀ + b with W stored [out, in] as PyTorch does.
+public final class Linear: Layer {
+    public let weight: Parameter, bias: Parameter
+    public let inFeatures: Int, outFeatures: Int
+    private var input: Tensor?
+    private var output: Tensor?
+    private var inputGrad: Tensor?
+
+    public init(_ name: String, _ inFeatures: Int, _ outFeatures: Int) {
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        weight = Parameter(name + ".weight", shape: [outFeatures, inFeatures], kind: .weight)
+        bias = Parameter(name + ".bias", shape: [outFeatures], kind: .bias)
+    }
+    public var parameters: [Parameter] { [weight, bias] }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        let n = x.count / inFeatures
+        precondition(x.count == n * inFeatures, "\(weight.name): input \(x.shape) is not [N, \(inFeatures)]")
+        input = x
+        let y = ensure(&output, [n, outFeatures])
+        for r in 0..<n { (y.data + r * outFeatures).update(from: bias.value.data, count: outFeatures) }
+        sgemm(transB: true, m: n, n: outFeatures, k: inFeatures, a: x.data, lda: inFeatures,
+              b: weight.value.data, ldb: inFeatures, beta: 1, c: y.data, ldc: outFeatures)
+        return y
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor? {
+        guard let x = input else { fatalError("\(weight.name): backward before forward") }
+        let n = x.count / inFeatures
+        sgemm(transA: true, m: outFeatures, n: inFeatures, k: n, a: dy.data, lda: outFeatures,
+              b: x.data, ldb: inFeatures, beta: 1, c: weight.grad.data, ldc: inFeatures)
+        for r in 0..<n {
+            let row = dy.data + r * outFeatures
+            for j in 0..<outFeatures { bias.grad.data[j] += row[j] }
+        }
+        let dx = ensure(&inputGrad, x.shape)
+        sgemm(m: n, n: inFeatures, k: outFeatures, a: dy.data, lda: outFeatures,
+              b: weight.value.data, ldb: inFeatures, c: dx.data, ldc: inFeatures)
+        return dx
+    }
+}

@@ -1,0 +1,46 @@
+import Kernels
+
+/// A trainable tensor with its gradient. `name` follows torchvision's state-dict names
+/// (`layer1.0.conv1.weight`) so checkpoints and exports line up with PyTorch tooling.
+public final class Parameter: @unchecked Sendable {
+    public enum Kind: Sendable { case weight, bias, normScale, normShift }
+    public let name: String
+    public let kind: Kind
+    public let value: Tensor
+    public let grad: Tensor
+
+    public init(_ name: String, shape: [Int], kind: Kind) {
+        self.name = name
+        self.kind = kind
+        value = Tensor(shape: shape)
+        grad = Tensor(shape: shape)
+    }
+
+    /// Batch-norm affine parameters and biases, which `--no-bn-decay` exempts from weight decay.
+    public var isNormOrBias: Bool { kind != .weight }
+}
+
+/// A non-trainable state tensor (BN running statistics) that is saved, averaged across ranks and exported.
+public final class Buffer: @unchecked Sendable {
+    public let name: String
+    public let value: Tensor
+    public init(_ name: String, shape: [Int], fill: Float) {
+        self.name = name
+        value = Tensor(shape: shape)
+        value.fill(fill)
+    }
+}
+
+/// The one interface every layer has (Caffe's): forward caches what backward needs; backward takes the
+/// gradient of the output, adds parameter gradients into `Parameter.grad`, and returns the gradient of
+/// the input (or nil when the layer was told its input needs none).
+public protocol Layer: AnyObject {
+    var parameters: [Parameter] { get }
+    var buffers: [Buffer] { get }
+    func forward(_ x: Tensor, training: Bool) -> Tensor
+    func backward(_ dy: Tensor) -> Tensor?
+}
+
+extension Layer {
+    public var buffers: [Buffer] { [] }
+}

@@ -1,0 +1,114 @@
+import Kernels
+import Layers
+
+/// A residual block: forward and backward of the whole block, in the same shape as a layer.
+public protocol ResidualBlock: AnyObject {
+    var parameters: [Parameter] { get }
+    var buffers: [Buffer] { get }
+    var outChannels: Int { get }
+    var convolutions: [Conv2d] { get }
+    func forward(_ x: Tensor, training: Bool) -> Tensor
+    func backward(_ dy: Tensor) -> Tensor
+}
+
+/// The projection shortcut (1×1 conv with stride, then BN) used when a block changes shape.
+/// Named `downsample.0` / `downsample.1` as in torchvision.
+final class Downsample {
+    let conv: Conv2d, bn: BatchNorm2d
+    init(_ name: String, _ inC: Int, _ outC: Int, stride: Int) {
+        conv = Conv2d(name + ".0", inC, outC, kernel: 1, stride: stride)
+        bn = BatchNorm2d(name + ".1", outC, relu: false)
+    }
+    func forward(_ x: Tensor, training: Bool) -> Tensor {
+        bn.forward(conv.forward(x, training: training), training: training)
+    }
+    func backward(_ dy: Tensor) -> Tensor { conv.backward(bn.backward(dy)!)! }
+    var parameters: [Parameter] { conv.parameters + bn.parameters }
+    var buffers: [Buffer] { bn.buffers }
+}
+
+/// conv3×3(stride)-BN-ReLU-conv3×3-BN, plus shortcut, then ReLU (the add and ReLU fused into bn2).
+public final class BasicBlock: ResidualBlock {
+    let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d
+    let downsample: Downsample?
+    public let outChannels: Int
+
+    public init(_ name: String, _ inC: Int, _ outC: Int, stride: Int) {
+        conv1 = Conv2d(name + ".conv1", inC, outC, kernel: 3, stride: stride, padding: 1)
+        bn1 = BatchNorm2d(name + ".bn1", outC, relu: true)
+        conv2 = Conv2d(name + ".conv2", outC, outC, kernel: 3, stride: 1, padding: 1)
+        bn2 = BatchNorm2d(name + ".bn2", outC, relu: true)
+        downsample = (stride != 1 || inC != outC) ? Downsample(name + ".downsample", inC, outC, stride: stride) : nil
+        outChannels = outC
+    }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        let shortcut = downsample?.forward(x, training: training) ?? x
+        let h = bn1.forward(conv1.forward(x, training: training), training: training)
+        return bn2.forward(conv2.forward(h, training: training), residual: shortcut, training: training)
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        let dh = conv2.backward(bn2.backward(dy)!)!
+        let dx = conv1.backward(bn1.backward(dh)!)!
+        let dShortcut = downsample?.backward(bn2.residualGradient) ?? bn2.residualGradient
+        addInPlace(dx, dShortcut)
+        return dx
+    }
+
+    public var parameters: [Parameter] {
+        conv1.parameters + bn1.parameters + conv2.parameters + bn2.parameters + (downsample?.parameters ?? [])
+    }
+    public var buffers: [Buffer] { bn1.buffers + bn2.buffers + (downsample?.buffers ?? []) }
+    public var convolutions: [Conv2d] { [conv1, conv2] + (downsample.map { [$0.conv] } ?? []) }
+}
+
+/// 1×1-BN-ReLU-3×3(stride)-BN-ReLU-1×1(×4)-BN, plus shortcut, then ReLU: ResNet v1.5, stride on the 3×3.
+public final class Bottleneck: ResidualBlock {
+    static let expansion = 4
+    let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d, conv3: Conv2d, bn3: BatchNorm2d
+    let downsample: Downsample?
+    public let outChannels: Int
+
+    public init(_ name: String, _ inC: Int, _ planes: Int, stride: Int) {
+        let outC = planes * Bottleneck.expansion
+        conv1 = Conv2d(name + ".conv1", inC, planes, kernel: 1)
+        bn1 = BatchNorm2d(name + ".bn1", planes, relu: true)
+        conv2 = Conv2d(name + ".conv2", planes, planes, kernel: 3, stride: stride, padding: 1)
+        bn2 = BatchNorm2d(name + ".bn2", planes, relu: true)
+        conv3 = Conv2d(name + ".conv3", planes, outC, kernel: 1)
+        bn3 = BatchNorm2d(name + ".bn3", outC, relu: true)
+        downsample = (stride != 1 || inC != outC) ? Downsample(name + ".downsample", inC, outC, stride: stride) : nil
+        outChannels = outC
+    }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        let shortcut = downsample?.forward(x, training: training) ?? x
+        let h1 = bn1.forward(conv1.forward(x, training: training), training: training)
+        let h2 = bn2.forward(conv2.forward(h1, training: training), training: training)
+        return bn3.forward(conv3.forward(h2, training: training), residual: shortcut, training: training)
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        let dh2 = conv3.backward(bn3.backward(dy)!)!
+        let dh1 = conv2.backward(bn2.backward(dh2)!)!
+        let dx = conv1.backward(bn1.backward(dh1)!)!
+        let dShortcut = downsample?.backward(bn3.residualGradient) ?? bn3.residualGradient
+        addInPlace(dx, dShortcut)
+        return dx
+    }
+
+    public var parameters: [Parameter] {
+        conv1.parameters + bn1.parameters + conv2.parameters + bn2.parameters + conv3.parameters + bn3.parameters
+            + (downsample?.parameters ?? [])
+    }
+    public var buffers: [Buffer] { bn1.buffers + bn2.buffers + bn3.buffers + (downsample?.buffers ?? []) }
+    public var convolutions: [Conv2d] { [conv1, conv2, conv3] + (downsample.map { [$0.conv] } ?? []) }
+}
+
+/// a += b, elementwise.
+func addInPlace(_ a: Tensor, _ b: Tensor) {
+    precondition(a.count == b.count)
+    let ap = a.data, bp = b.data
+    Parallel.ranges(a.count, minPerTask: 1 << 15) { r in for i in r { ap[i] += bp[i] } }
+}

@@ -1,0 +1,55 @@
+import Data
+import Kernels
+import Models
+
+/// Exact counts over an evaluation set: summed as counts (not averaged per batch), so they can later
+/// be added across ranks.
+public struct EvalCounts: Sendable, Equatable {
+    public var images = 0
+    public var top1 = 0
+    public var top5 = 0
+    public var lossSum = 0.0
+
+    public var top1Accuracy: Double { images > 0 ? Double(top1) / Double(images) : 0 }
+    public var top5Accuracy: Double { images > 0 ? Double(top5) / Double(images) : 0 }
+    public var meanLoss: Double { images > 0 ? lossSum / Double(images) : 0 }
+}
+
+public enum Evaluator {
+    /// Runs the model in eval mode over every batch of `loader` and counts top-1 / top-5 hits.
+    public static func evaluate(_ model: ResNet, loader: BatchLoader, epoch: Int = 0) throws -> EvalCounts {
+        var counts = EvalCounts()
+        try loader.forEachBatch(epoch: epoch) { _, batch in
+            let logits = model.forward(batch.images, training: false)
+            counts.add(logits: logits, labels: batch.labels)
+        }
+        return counts
+    }
+}
+
+extension EvalCounts {
+    /// Adds one batch: a hit in top-k means fewer than k classes score strictly higher than the label.
+    public mutating func add(logits: Tensor, labels: [Int]) {
+        let k = logits.count / max(labels.count, 1)
+        for (i, label) in labels.enumerated() {
+            let row = logits.data + i * k
+            let target = row[label]
+            var higher = 0
+            var m = row[0]
+            for c in 0..<k {
+                if row[c] > target { higher += 1 }
+                m = max(m, row[c])
+            }
+            var s = 0.0
+            for c in 0..<k { s += _exp(Double(row[c] - m)) }
+            lossSum += Double(m) + _log(s) - Double(target)
+            images += 1
+            if higher < 1 { top1 += 1 }
+            if higher < 5 { top5 += 1 }
+        }
+    }
+}
+
+import Foundation
+@inline(__always) private func _exp(_ x: Double) -> Double { Foundation.exp(x) }
+@inline(__always) private func _log(_ x: Double) -> Double { Foundation.log(x) }

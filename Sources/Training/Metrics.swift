@@ -1,0 +1,89 @@
+import Foundation
+
+/// One line of `metrics.jsonl`: keys in a fixed order, numbers printed exactly (shortest round-trip).
+public struct MetricsRecord {
+    public private(set) var fields: [(String, String)] = []
+    public init() {}
+
+    public mutating func set(_ key: String, _ value: Int) { fields.append((key, String(value))) }
+    public mutating func set(_ key: String, _ value: Double) {
+        fields.append((key, value.isFinite ? "\(value)" : "null"))
+    }
+    public mutating func set(_ key: String, _ value: String) {
+        let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        fields.append((key, "\"\(escaped)\""))
+    }
+
+    public var json: String { "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}" }
+}
+
+/// Appends records to a JSON-lines file, flushing each line so a killed run keeps what it logged.
+public final class MetricsLog {
+    public let path: String
+    private let handle: FileHandle
+
+    public init(path: String) throws {
+        self.path = path
+        if !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw TrainingError("cannot create \(path)")
+            }
+        }
+        guard let h = FileHandle(forWritingAtPath: path) else { throw TrainingError("cannot open \(path) for writing") }
+        handle = h
+        handle.seekToEndOfFile()
+    }
+
+    public func append(_ record: MetricsRecord) throws {
+        do { try handle.write(contentsOf: Data((record.json + "\n").utf8)) }
+        catch { throw TrainingError("cannot write \(path): \(error.localizedDescription)") }
+    }
+}
+
+public struct TrainingError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The progress line: rewritten in place on a terminal, plain lines (every ~10 % of an epoch) when piped.
+public final class ProgressLine {
+    private let isTerminal = isatty(STDOUT_FILENO) != 0
+    private let enabled: Bool
+    private var lastLength = 0
+    private var lastPrint = Date.distantPast
+
+    public init(enabled: Bool) { self.enabled = enabled }
+
+    public func update(epoch: Int, epochs: Int, step: Int, steps: Int, loss: Double, imagesPerSec: Double, eta: Double) {
+        guard enabled else { return }
+        let text = String(format: "epoch %d/%d  step %d/%d  loss %.4f  %.0f img/s  ETA %@",
+                          epoch, epochs, step, steps, loss, imagesPerSec, ProgressLine.duration(eta))
+        if isTerminal {
+            if Date().timeIntervalSince(lastPrint) < 0.2 && step != steps { return }
+            lastPrint = Date()
+            let pad = max(0, lastLength - text.count)
+            FileHandle.standardOutput.write(Data(("\r" + text + String(repeating: " ", count: pad)).utf8))
+            lastLength = text.count
+        } else {
+            let every = max(1, steps / 10)
+            if step % every == 0 || step == steps { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+        }
+    }
+
+    /// Ends the in-place line so the next print starts on a fresh line.
+    public func finishLine() {
+        guard enabled, isTerminal, lastLength > 0 else { return }
+        FileHandle.standardOutput.write(Data("\n".utf8))
+        lastLength = 0
+    }
+
+    public static func duration(_ s: Double) -> String {
+        guard s.isFinite, s >= 0 else { return "--:--" }
+        let t = Int(s.rounded())
+        return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60)
+                         : String(format: "%02d:%02d", t / 60, t % 60)
+    }
+}
+
+/// Writes a line to stdout unbuffered, so it interleaves correctly with the progress line.
+public func writeLine(_ s: String) { FileHandle.standardOutput.write(Data((s + "\n").utf8)) }

@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import Data
+import Kernels
+import Training
+
+@main
+struct RMTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rmtrain",
+        abstract: "Train image classifiers with RecursiveMix on CPUs, one process or many (mpirun).",
+        subcommands: [TrainCommand.self, BenchCommand.self],
+        defaultSubcommand: nil)
+
+    /// Errors are one line on stderr with a non-zero exit code, never a stack trace or a usage dump.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success { exit(withError: error) }      // --help, --version
+            let message: String
+            switch error {
+            case let e as DataError: message = e.description
+            case let e as TrainingError: message = e.description
+            case let e as SafeTensors.FormatError: message = e.description
+            default: message = RMTrain.message(for: error)
+            }
+            // ArgumentParser lists allowed values on extra lines; fold them into the one line.
+            let line = message.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }.joined(separator: " ")
+            FileHandle.standardError.write(Data("rmtrain: error: \(line)\n".utf8))
+            Foundation.exit(code == .success ? 1 : code.rawValue)
+        }
+    }
+}
+
+/// Sets OpenBLAS's threads and our own loops' threads: `--threads`, else OPENBLAS_NUM_THREADS, else all cores.
+func configureThreads(_ requested: Int?) -> Int {
+    let env = ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"].flatMap { Int($0) }
+    let n = requested ?? env ?? ProcessInfo.processInfo.activeProcessorCount
+    BLAS.setThreads(n)
+    return n
+}

@@ -1,0 +1,140 @@
+import ArgumentParser
+import Data
+import Foundation
+import Models
+import Optim
+import Training
+
+extension ResNet.Variant: ExpressibleByArgument {}
+extension LRSchedule.Kind: ExpressibleByArgument {}
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a model and evaluate it after every epoch.",
+        discussion: "Writes RUN_DIR/metrics.jsonl (one JSON object per epoch) and RUN_DIR/final.safetensors.")
+
+    @Option(help: "Data set: fashion-mnist (Debian's dataset-fashion-mnist) or fashion-mnist:DIR.")
+    var data = "fashion-mnist"
+
+    @Option(help: "Model: \(ResNet.Variant.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var model: ResNet.Variant = .resnet20
+
+    @Option(parsing: .unconditional, help: "Epochs.")
+    var epochs = 3
+
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Batch size per process.")
+    var batchSize = 128
+
+    @Option(name: .customLong("eval-batch-size"), parsing: .unconditional, help: "Batch size for evaluation.")
+    var evalBatchSize = 256
+
+    @Option(parsing: .unconditional, help: "Base learning rate.")
+    var lr = 0.1
+
+    @Flag(name: .customLong("scale-lr"), help: "Scale the learning rate: lr × global batch / 256.")
+    var scaleLR = false
+
+    @Option(parsing: .unconditional, help: "Weight decay.")
+    var wd = 5e-4
+
+    @Option(parsing: .unconditional, help: "SGD momentum.")
+    var momentum = 0.9
+
+    @Flag(help: "Nesterov momentum.")
+    var nesterov = false
+
+    @Flag(name: .customLong("no-bn-decay"), help: "Exempt BatchNorm parameters and biases from weight decay (the RecursiveMix code decays all).")
+    var noBNDecay = false
+
+    @Option(name: .customLong("warmup-epochs"), parsing: .unconditional, help: "Linear warmup, in epochs (fractions allowed).")
+    var warmupEpochs = 0.0
+
+    @Option(name: .customLong("lr-schedule"), help: "cosine (per iteration, after warmup) or step.")
+    var lrSchedule: LRSchedule.Kind = .cosine
+
+    @Option(name: .customLong("milestones"), parsing: .unconditional, help: "Epochs at which the step schedule multiplies the lr by --lr-decay, comma-separated.")
+    var milestones = ""
+
+    @Option(name: .customLong("lr-decay"), parsing: .unconditional, help: "Factor of the step schedule.")
+    var lrDecay = 0.1
+
+    @Option(parsing: .unconditional, help: "Random seed (initialisation, shuffling, augmentation).")
+    var seed: UInt64 = 27
+
+    @Option(name: .customLong("out"), help: "Run directory for metrics and weights.")
+    var out = "runs/latest"
+
+    @Option(parsing: .unconditional, help: "BLAS and loop threads (default: OPENBLAS_NUM_THREADS, else all cores).")
+    var threads: Int?
+
+    @Option(name: .customLong("max-steps"), parsing: .unconditional, help: "Stop after this many optimizer steps (quick runs).")
+    var maxSteps: Int?
+
+    @Option(name: .customLong("train-limit"), parsing: .unconditional, help: "Train on the first N samples only (quick runs).")
+    var trainLimit: Int?
+
+    @Option(name: .customLong("val-limit"), parsing: .unconditional, help: "Evaluate on the first N samples only (quick runs).")
+    var valLimit: Int?
+
+    @Flag(help: "No progress line.")
+    var quiet = false
+
+    func validate() throws {
+        if epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        if evalBatchSize < 1 { throw ValidationError("--eval-batch-size must be at least 1, got \(evalBatchSize)") }
+        if !(lr > 0) || !lr.isFinite { throw ValidationError("--lr must be a positive number, got \(lr)") }
+        if !(wd >= 0) { throw ValidationError("--wd must be ≥ 0, got \(wd)") }
+        if !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be in [0, 1), got \(momentum)") }
+        if !(warmupEpochs >= 0) || warmupEpochs > Double(epochs) {
+            throw ValidationError("--warmup-epochs must be in [0, --epochs], got \(warmupEpochs)")
+        }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1, got \(maxSteps)") }
+        if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1, got \(trainLimit)") }
+        if let valLimit, valLimit < 1 { throw ValidationError("--val-limit must be at least 1, got \(valLimit)") }
+        _ = try parsedMilestones()
+    }
+
+    func parsedMilestones() throws -> [Int] {
+        if milestones.isEmpty { return [] }
+        return try milestones.split(separator: ",").map {
+            guard let m = Int($0.trimmingCharacters(in: .whitespaces)), m >= 1 else {
+                throw ValidationError("--milestones must be comma-separated epoch numbers, got '\(milestones)'")
+            }
+            return m
+        }
+    }
+
+    func run() throws {
+        let n = configureThreads(threads)
+        var c = TrainConfig()
+        c.data = data
+        c.model = model
+        c.epochs = epochs
+        c.batchSize = batchSize
+        c.evalBatchSize = evalBatchSize
+        c.lr = lr
+        c.scaleLR = scaleLR
+        c.weightDecay = wd
+        c.momentum = momentum
+        c.nesterov = nesterov
+        c.decayNormAndBias = !noBNDecay
+        c.warmupEpochs = warmupEpochs
+        c.schedule = lrSchedule
+        c.milestones = try parsedMilestones()
+        c.lrDecay = lrDecay
+        c.seed = seed
+        c.outDir = out
+        c.maxSteps = maxSteps
+        c.trainLimit = trainLimit
+        c.valLimit = valLimit
+        c.quiet = quiet
+        let trainer = try Trainer(config: c)
+        writeLine("rmtrain: \(model.rawValue) (\(trainer.model.parameterCount) parameters) on \(trainer.data.train.name) "
+              + "(\(trainer.data.train.count) train / \(trainer.data.val.count) eval), batch \(batchSize), "
+              + "\(trainer.trainLoader.batchesPerEpoch) steps/epoch, \(n) threads, out \(out)")
+        try trainer.run()
+    }
+}

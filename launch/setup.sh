@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every Debian package rmtrain needs to build, run and test, and nothing else.
+# Idempotent: packages already present are not touched, so a second run costs a dpkg query.
+set -euo pipefail
+
+PACKAGES=(
+  # build: C libraries reached through SwiftPM system-library targets
+  libopenmpi-dev openmpi-bin          # MPI (mpi.h via pkg-config ompi-c, mpirun)
+  libopenblas-dev                     # cblas_sgemm
+  libzstd-dev                         # checkpoint compression
+  libturbojpeg0-dev                   # JPEG decode for image folders
+  zlib1g-dev                          # .gz data files, PNG writer
+  pkg-config
+  # data: the embedded default data set (Fashion-MNIST, IDX .gz files)
+  dataset-fashion-mnist
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command: install what is missing, build, run the unit tests (swift test), then the
+# integration tests that run the rmtrain binary (and, later, mpirun) for real.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash launch/setup.sh
+
+echo "== swift test"
+swift build --build-tests 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
+swift test --skip-build 2>&1 | tee /tmp/rmtrain-swift-test.log | grep -vE "^Test Case .* (started|passed)" || true
+if ! grep -qE "Executed [0-9]+ tests?, with 0 failures" /tmp/rmtrain-swift-test.log; then
+  echo "swift test failed" >&2
+  exit 1
+fi
+
+echo "== integration tests (release build)"
+swift build -c release --product rmtrain 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
+RMTRAIN="$PWD/.build/release/rmtrain" bash launch/tests/integration.sh

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Integration tests of the rmtrain command, as a user runs it. Prints 'N passed, M failed' and exits
+# non-zero when anything failed.
+set -uo pipefail
+RMTRAIN=${RMTRAIN:?set RMTRAIN to the rmtrain binary}
+WORK=$(mktemp -d /tmp/rmtrain-it.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+passed=0; failed=0
+
+ok()   { passed=$((passed + 1)); echo "PASS $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1: $2"; }
+
+# expect_error NAME PATTERN ARGS... : rmtrain must exit non-zero with exactly one stderr line
+# matching PATTERN, and no stack trace.
+expect_error() {
+  local name=$1 pattern=$2; shift 2
+  local err="$WORK/err.txt"
+  if "$RMTRAIN" "$@" >/dev/null 2>"$err"; then fail "$name" "exit code 0"; return; fi
+  local lines; lines=$(wc -l < "$err")
+  if [ "$lines" -ne 1 ]; then fail "$name" "expected one stderr line, got $lines: $(head -c 400 "$err")"; return; fi
+  if ! grep -qE -- "$pattern" "$err"; then fail "$name" "message '$(cat "$err")' lacks /$pattern/"; return; fi
+  ok "$name"
+}
+
+QUICK=(--train-limit 512 --val-limit 256 --batch-size 32 --max-steps 6 --quiet --threads 1)
+
+# --- bad input: one line naming the flag or path, exit != 0
+expect_error "missing data folder" "/nonexistent/fmnist" train --data fashion-mnist:/nonexistent/fmnist --out "$WORK/x"
+mkdir -p "$WORK/empty"
+expect_error "missing data file" "$WORK/empty/train-images-idx3-ubyte" train --data "fashion-mnist:$WORK/empty" --out "$WORK/x"
+printf 'garbage' | gzip > "$WORK/empty/train-images-idx3-ubyte.gz"
+cp /usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz "$WORK/empty/"
+expect_error "corrupt data file" "train-images-idx3-ubyte.gz" train --data "fashion-mnist:$WORK/empty" --out "$WORK/x"
+expect_error "unknown model" "--model" train --model resnet99 --out "$WORK/x"
+expect_error "negative lr" "--lr" train --lr -0.1 --out "$WORK/x"
+expect_error "zero batch size" "--batch-size" train --batch-size 0 --out "$WORK/x"
+expect_error "unknown data set" "--data" train --data imagenet-nope --out "$WORK/x"
+
+# --- a short run writes metrics.jsonl with the promised fields
+if "$RMTRAIN" train "${QUICK[@]}" --epochs 2 --out "$WORK/run" > "$WORK/run.log" 2>&1; then
+  m="$WORK/run/metrics.jsonl"
+  if [ "$(wc -l < "$m")" -ne 1 ]; then
+    # --max-steps 6 stops inside epoch 1 of 16 steps: one line expected
+    fail "metrics lines" "$(wc -l < "$m") lines in $m"
+  else
+    missing=""
+    for k in epoch train_loss val_top1 val_top5 lr images_per_sec seconds val_images; do
+      grep -q "\"$k\": " "$m" || missing="$missing $k"
+    done
+    [ -z "$missing" ] && ok "metrics fields" || fail "metrics fields" "missing:$missing"
+  fi
+else
+  fail "short run" "$(tail -n 3 "$WORK/run.log")"
+fi
+
+# --- progress is plain lines when piped (no carriage returns)
+if "$RMTRAIN" train --train-limit 512 --val-limit 256 --batch-size 32 --max-steps 16 --threads 1 --epochs 1 \
+     --out "$WORK/progress" > "$WORK/progress.log" 2>&1; then
+  if grep -q $'\r' "$WORK/progress.log"; then fail "piped progress" "carriage return in piped output"
+  elif grep -qE "step 16/16 .*img/s.*ETA" "$WORK/progress.log"; then ok "piped progress"
+  else fail "piped progress" "no progress line: $(head -c 300 "$WORK/progress.log")"; fi
+else
+  fail "piped progress" "run failed"
+fi
+
+# --- same seed => bit-identical weights; another seed => different weights
+for r in a b; do "$RMTRAIN" train "${QUICK[@]}" --threads 2 --seed 5 --out "$WORK/seed5$r" >/dev/null 2>&1; done
+"$RMTRAIN" train "${QUICK[@]}" --threads 2 --seed 6 --out "$WORK/seed6" >/dev/null 2>&1
+if [ -f "$WORK/seed5a/final.safetensors" ] && cmp -s "$WORK/seed5a/final.safetensors" "$WORK/seed5b/final.safetensors"; then
+  ok "same seed, identical weights"
+else
+  fail "same seed, identical weights" "final.safetensors differ or missing"
+fi
+if [ -f "$WORK/seed6/final.safetensors" ] && ! cmp -s "$WORK/seed5a/final.safetensors" "$WORK/seed6/final.safetensors"; then
+  ok "different seed, different weights"
+else
+  fail "different seed, different weights" "identical or missing"
+fi
+
+# --- it learns: one epoch on 12,000 Fashion-MNIST images reaches a sane accuracy
+if "$RMTRAIN" train --train-limit 12000 --val-limit 2000 --epochs 1 --batch-size 64 --lr 0.05 --quiet \
+     --out "$WORK/learn" > "$WORK/learn.log" 2>&1; then
+  top1=$(grep -o '"val_top1": [0-9.]*' "$WORK/learn/metrics.jsonl" | tail -n 1 | awk '{print $2}')
+  if awk -v t="$top1" 'BEGIN { exit !(t >= 0.75) }'; then ok "learns (val top-1 $top1 >= 0.75)"
+  else fail "learns" "val top-1 $top1 < 0.75"; fi
+else
+  fail "learns" "$(tail -n 3 "$WORK/learn.log")"
+fi
+
+echo "integration: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
