@@ -110,30 +110,40 @@ public final class BatchNorm2d: Layer {
         let dx = ensure(&inputGrad, x.shape)
         let xp = x.data, yp = y.data, dyp = dy.data, gp = g.data
         let relu = self.relu
-        // Pass 1: mask dy by the ReLU, and reduce Σg and Σg·x̂ per channel.
-        let sums = mean.withUnsafeBufferPointer { mb in invStd.withUnsafeBufferPointer { ib in
+        // Pass 1: mask dy by the ReLU, and reduce Σg and Σg·(x−μ) per channel (×invstd afterwards).
+        let sums = mean.withUnsafeBufferPointer { mb in
             ChannelReduce.sum(rows: rows, width: 2 * c) { rr, p in
-                let mu = mb.baseAddress!, inv = ib.baseAddress!
+                let mu = mb.baseAddress!, pg = p, pgx = p + c
                 for r in rr {
                     let o = r * c
-                    for j in 0..<c {
-                        let gj = relu ? (yp[o + j] > 0 ? dyp[o + j] : 0) : dyp[o + j]
-                        gp[o + j] = gj
-                        p[j] += gj
-                        p[c + j] += gj * (xp[o + j] - mu[j]) * inv[j]
+                    let xr = xp + o, yr = yp + o, dyr = dyp + o, gr = gp + o
+                    if relu {
+                        for j in 0..<c {
+                            let gj = yr[j] > 0 ? dyr[j] : 0
+                            gr[j] = gj
+                            pg[j] += gj
+                            pgx[j] += gj * (xr[j] - mu[j])
+                        }
+                    } else {
+                        for j in 0..<c {
+                            let gj = dyr[j]
+                            gr[j] = gj
+                            pg[j] += gj
+                            pgx[j] += gj * (xr[j] - mu[j])
+                        }
                     }
                 }
             }
-        } }
+        }
         var a = [Float](repeating: 0, count: c), b = [Float](repeating: 0, count: c), k = [Float](repeating: 0, count: c)
         for j in 0..<c {
-            let dbeta = Float(sums[j]), dgamma = Float(sums[c + j])
+            let dbeta = Float(sums[j]), dgamma = Float(sums[c + j]) * invStd[j]
             beta.grad.data[j] += dbeta
             gamma.grad.data[j] += dgamma
             let gi = gamma.value[j] * invStd[j]
             if lastTraining {
                 // dx = γ·invstd·(g − mean(g) − x̂·mean(g·x̂))
-                let meanG = Float(sums[j] / Double(rows)), meanGX = Float(sums[c + j] / Double(rows))
+                let meanG = Float(sums[j] / Double(rows)), meanGX = dgamma / Float(rows)
                 k[j] = gi
                 a[j] = gi * meanGX * invStd[j]                   // coefficient on (x − μ)
                 b[j] = gi * meanG - a[j] * mean[j]                // constant, folding the −μ of x̂

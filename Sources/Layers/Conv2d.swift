@@ -1,3 +1,4 @@
+import Foundation
 import Kernels
 
 /// 2-D convolution over NHWC input as im2col + one GEMM per chunk of images.
@@ -134,7 +135,7 @@ public final class Conv2d: Layer {
 public final class Workspace: @unchecked Sendable {
     /// Floats of patch matrix per GEMM (32 MiB): large enough for GEMMs of thousands of rows, small
     /// enough that a 224-px ResNet-50 does not need gigabytes of scratch.
-    public static let budget = 8 << 20
+    nonisolated(unsafe) public static var budget = Int(ProcessInfo.processInfo.environment["RMTRAIN_CONV_WORKSPACE"] ?? "") ?? (8 << 20)
     public static let shared = Workspace()
     private var storage: Tensor?
 
