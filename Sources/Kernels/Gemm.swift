@@ -12,10 +12,15 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
 }
 
 public enum BLAS {
-    /// Sets OpenBLAS's thread count and the thread count of our own parallel loops together.
+    /// Sets the threads of a training process: our own loops run on `n` threads, and OpenBLAS runs
+    /// single-threaded inside them (convolutions split work by images, see Conv2d). One thread per core
+    /// either way, never n × n.
     public static func setThreads(_ n: Int) {
-        openblas_set_num_threads(Int32(n))
+        openblas_set_num_threads(1)
         Parallel.setThreads(n)
     }
+
+    /// OpenBLAS's own thread count, for measuring its multi-threaded sgemm peak.
+    public static func setBLASThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
     public static var threads: Int { Int(openblas_get_num_threads()) }
 }

@@ -21,8 +21,9 @@ public func im2col(_ x: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, co
     let oh = g.oh, ow = g.ow, c = g.c, patch = g.patch
     let rowsPerImage = oh * ow
     let bytesPerRun = c
-    Parallel.ranges(images * oh, minPerTask: 8) { outRows in
-        for r in outRows {
+    // Sequential: callers parallelise over chunks of images (see Conv2d).
+    do {
+        for r in 0..<(images * oh) {
             let n = r / oh, oy = r % oh
             let image = x + n * g.h * g.w * c
             var dst = col + (n * rowsPerImage + oy * ow) * patch
@@ -58,9 +59,8 @@ public func im2col(_ x: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, co
 public func col2im(_ col: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, dx: UnsafeMutablePointer<Float>) {
     let oh = g.oh, ow = g.ow, c = g.c, patch = g.patch
     let imageSize = g.h * g.w * c
-    // One task per image: images never share input pixels, so the sums need no synchronisation and
-    // their order is fixed.
-    Parallel.forEach(images) { n in
+    // Sequential: callers parallelise over chunks of images (see Conv2d); the sums' order is fixed.
+    for n in 0..<images {
         let image = dx + n * imageSize
         image.update(repeating: 0, count: imageSize)
         var src = col + n * oh * ow * patch

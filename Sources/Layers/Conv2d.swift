@@ -1,8 +1,16 @@
 import Foundation
 import Kernels
 
-/// 2-D convolution over NHWC input as im2col + one GEMM per chunk of images.
+/// 2-D convolution over NHWC input as im2col + GEMM, one GEMM per chunk of images.
 /// Weight layout [Cout, kh, kw, Cin] (PyTorch's channels_last order), so `out = col · Wᵀ`.
+///
+/// Why chunks run in parallel with single-threaded BLAS: a chunk's patch matrix is sized to stay in the
+/// core's cache between im2col writing it and the GEMM reading it, and each core works on its own images
+/// from im2col to col2im with no hand-off. A multi-threaded GEMM per chunk would split tiny GEMMs and
+/// leave OpenBLAS's spinning threads competing with ours. The chunking depends on the layer's shape and
+/// the batch only, never on the thread count, and weight gradients are summed chunk by chunk in a fixed
+/// order: results are bit-identical with 1 or 2 threads.
+///
 /// The patch matrix is recomputed in backward rather than kept: it is 9× the activation for 3×3 kernels.
 public final class Conv2d: Layer {
     public let weight: Parameter
@@ -10,13 +18,14 @@ public final class Conv2d: Layer {
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
     /// The first layer of a network needs no input gradient; skipping it saves a GEMM and a col2im.
     public var needsInputGradient = true
-
     /// Multiply-adds ×2 of the last forward pass (benchmarks report GFLOP/s from it).
     public private(set) var lastForwardFlops = 0.0
+
     private var input: Tensor?
     private var output: Tensor?
     private var inputGrad: Tensor?
     private var geometry: ConvGeometry?
+    private var partialWeightGrads: Tensor?
 
     public init(_ name: String, _ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1,
                 padding: Int = 0, bias: Bool = false) {
@@ -41,11 +50,12 @@ public final class Conv2d: Layer {
         return ConvGeometry(h: s[1], w: s[2], c: s[3], kh: kernel, kw: kernel, stride: stride, pad: padding)
     }
 
-    /// Images per GEMM, so that the patch matrix stays within the shared workspace budget.
+    /// Images per chunk: as many as keep the patch matrix within `Workspace.chunkBudget`, and at most half
+    /// the batch so that two cores have work.
     private func imagesPerChunk(_ g: ConvGeometry, batch: Int) -> Int {
-        if g.isPointwise { return batch }
-        let perImage = g.oh * g.ow * g.patch
-        return max(1, min(batch, Workspace.budget / perImage))
+        let perImage = g.oh * g.ow * max(g.patch, outChannels)
+        let fit = max(1, Workspace.chunkBudget / perImage)
+        return max(1, min(fit, (batch + 1) / 2))
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
@@ -55,27 +65,25 @@ public final class Conv2d: Layer {
         let n = x.n
         lastForwardFlops = 2 * Double(n * g.oh * g.ow) * Double(outChannels * g.patch)
         let y = ensure(&output, [n, g.oh, g.ow, outChannels])
-        let rowsPerImage = g.oh * g.ow
-        let chunk = imagesPerChunk(g, batch: n)
-        var n0 = 0
-        while n0 < n {
-            let images = min(chunk, n - n0)
-            let rows = images * rowsPerImage
+        let rowsPerImage = g.oh * g.ow, inImage = g.h * g.w * g.c
+        let per = imagesPerChunk(g, batch: n)
+        let chunks = (n + per - 1) / per
+        let cout = outChannels, w = weight.value.data, xp = x.data, yp = y.data
+        Workspace.forEachChunk(chunks) { chunk, scratch in
+            let n0 = chunk * per, images = min(per, n - n0), rows = images * rowsPerImage
             let a: UnsafePointer<Float>
             if g.isPointwise {
-                a = UnsafePointer(x.data + n0 * rowsPerImage * inChannels)
+                a = UnsafePointer(xp + n0 * inImage)
             } else {
-                let col = Workspace.shared.buffer(rows * g.patch)
-                im2col(x.data + n0 * g.h * g.w * g.c, images: images, g, col: col)
+                let col = scratch.buffer(rows * g.patch)
+                im2col(xp + n0 * inImage, images: images, g, col: col)
                 a = UnsafePointer(col)
             }
-            sgemm(transB: true, m: rows, n: outChannels, k: g.patch, a: a, lda: g.patch,
-                  b: weight.value.data, ldb: g.patch, c: y.data + n0 * rowsPerImage * outChannels, ldc: outChannels)
-            n0 += images
+            sgemm(transB: true, m: rows, n: cout, k: g.patch, a: a, lda: g.patch,
+                  b: w, ldb: g.patch, c: yp + n0 * rowsPerImage * cout, ldc: cout)
         }
         if let bias {
-            let b = bias.value.data, cout = outChannels
-            let yp = y.data
+            let b = bias.value.data
             Parallel.ranges(n * rowsPerImage, minPerTask: 1024) { rows in
                 for r in rows { let row = yp + r * cout; for c in 0..<cout { row[c] += b[c] } }
             }
@@ -86,60 +94,79 @@ public final class Conv2d: Layer {
     public func backward(_ dy: Tensor) -> Tensor? {
         guard let x = input, let g = geometry else { fatalError("\(weight.name): backward before forward") }
         let n = x.n
-        let rowsPerImage = g.oh * g.ow
-        let chunk = imagesPerChunk(g, batch: n)
+        let rowsPerImage = g.oh * g.ow, inImage = g.h * g.w * g.c
+        let per = imagesPerChunk(g, batch: n)
+        let chunks = (n + per - 1) / per
+        let wsize = weight.value.count
+        let partials = ensure(&partialWeightGrads, [chunks, wsize])
         let dx: Tensor? = needsInputGradient ? ensure(&inputGrad, x.shape) : nil
-        var n0 = 0
-        while n0 < n {
-            let images = min(chunk, n - n0)
-            let rows = images * rowsPerImage
-            let dyChunk = dy.data + n0 * rowsPerImage * outChannels
-            // dW += dyᵀ · col
+        let cout = outChannels, w = weight.value.data, xp = x.data, dyp = dy.data, pp = partials.data
+        let dxp = dx?.data
+        Workspace.forEachChunk(chunks) { chunk, scratch in
+            let n0 = chunk * per, images = min(per, n - n0), rows = images * rowsPerImage
+            let dyChunk = dyp + n0 * rowsPerImage * cout
+            // dW(chunk) = dyᵀ · col
             let a: UnsafePointer<Float>
             if g.isPointwise {
-                a = UnsafePointer(x.data + n0 * rowsPerImage * inChannels)
+                a = UnsafePointer(xp + n0 * inImage)
             } else {
-                let col = Workspace.shared.buffer(rows * g.patch)
-                im2col(x.data + n0 * g.h * g.w * g.c, images: images, g, col: col)
+                let col = scratch.buffer(rows * g.patch)
+                im2col(xp + n0 * inImage, images: images, g, col: col)
                 a = UnsafePointer(col)
             }
-            sgemm(transA: true, m: outChannels, n: g.patch, k: rows, a: dyChunk, lda: outChannels,
-                  b: a, ldb: g.patch, beta: 1, c: weight.grad.data, ldc: g.patch)
-            if let dx {
-                // dcol = dy · W, then scattered back to pixels.
-                let dxChunk = dx.data + n0 * g.h * g.w * g.c
+            sgemm(transA: true, m: cout, n: g.patch, k: rows, a: dyChunk, lda: cout,
+                  b: a, ldb: g.patch, c: pp + chunk * wsize, ldc: g.patch)
+            if let dxp {
+                // dcol = dy · W, scattered back to pixels (the patch matrix is dead by now: reuse it).
+                let dxChunk = dxp + n0 * inImage
                 if g.isPointwise {
-                    sgemm(m: rows, n: g.patch, k: outChannels, a: dyChunk, lda: outChannels,
-                          b: weight.value.data, ldb: g.patch, c: dxChunk, ldc: g.patch)
+                    sgemm(m: rows, n: g.patch, k: cout, a: dyChunk, lda: cout, b: w, ldb: g.patch, c: dxChunk, ldc: g.patch)
                 } else {
-                    let dcol = Workspace.shared.buffer(rows * g.patch)
-                    sgemm(m: rows, n: g.patch, k: outChannels, a: dyChunk, lda: outChannels,
-                          b: weight.value.data, ldb: g.patch, c: dcol, ldc: g.patch)
+                    let dcol = scratch.buffer(rows * g.patch)
+                    sgemm(m: rows, n: g.patch, k: cout, a: dyChunk, lda: cout, b: w, ldb: g.patch, c: dcol, ldc: g.patch)
                     col2im(dcol, images: images, g, dx: dxChunk)
                 }
             }
-            n0 += images
+        }
+        // Sum the chunks' weight gradients in chunk order (fixed, whatever the thread count).
+        let gw = weight.grad.data
+        Parallel.ranges(wsize, minPerTask: 1 << 14) { r in
+            for chunk in 0..<chunks {
+                let p = pp + chunk * wsize
+                for i in r { gw[i] += p[i] }
+            }
         }
         if let bias {
-            let sums = ChannelReduce.sum(rows: n * rowsPerImage, width: outChannels) { rows, p in
-                for r in rows { let row = dy.data + r * outChannels; for c in 0..<outChannels { p[c] += row[c] } }
+            let sums = ChannelReduce.sum(rows: n * rowsPerImage, width: cout) { rows, p in
+                for r in rows { let row = dyp + r * cout; for c in 0..<cout { p[c] += row[c] } }
             }
-            for c in 0..<outChannels { bias.grad.data[c] += Float(sums[c]) }
+            for c in 0..<cout { bias.grad.data[c] += Float(sums[c]) }
         }
         return dx
     }
 }
 
-/// The scratch buffer that im2col writes into, shared by every convolution of the process: only one
-/// convolution runs at a time, and the patch matrix is dead as soon as its GEMM returns.
+/// Per-thread scratch for patch matrices. Task t of `forEachChunk` owns scratch t, and handles chunks
+/// t, t + T, t + 2T, …: a chunk's result never depends on which task ran it.
 public final class Workspace: @unchecked Sendable {
-    /// Floats of patch matrix per GEMM (32 MiB): large enough for GEMMs of thousands of rows, small
-    /// enough that a 224-px ResNet-50 does not need gigabytes of scratch.
-    nonisolated(unsafe) public static var budget = Int(ProcessInfo.processInfo.environment["RMTRAIN_CONV_WORKSPACE"] ?? "") ?? (8 << 20)
-    public static let shared = Workspace()
+    /// Floats of patch matrix per chunk (default 256 K floats, 1 MiB: a Zen 4 core's L2). Override with
+    /// RMTRAIN_CONV_CHUNK_FLOATS to experiment.
+    nonisolated(unsafe) public static var chunkBudget =
+        Int(ProcessInfo.processInfo.environment["RMTRAIN_CONV_CHUNK_FLOATS"] ?? "") ?? (256 << 10)
+    nonisolated(unsafe) private static var scratch: [Workspace] = []
     private var storage: Tensor?
 
-    public func buffer(_ count: Int) -> UnsafeMutablePointer<Float> {
-        ensure(&storage, [count]).data
+    public func buffer(_ count: Int) -> UnsafeMutablePointer<Float> { ensure(&storage, [count]).data }
+
+    /// Runs `body(chunk, scratch)` for every chunk, spread over `Parallel.threads` tasks. GEMMs inside run
+    /// single-threaded in BLAS (see `BLAS.setThreads`).
+    public static func forEachChunk(_ chunks: Int, _ body: (Int, Workspace) -> Void) {
+        let tasks = min(Parallel.threads, chunks)
+        while scratch.count < max(tasks, 1) { scratch.append(Workspace()) }
+        let pool = scratch
+        Parallel.forEach(tasks) { t in
+            var chunk = t
+            while chunk < chunks { body(chunk, pool[t]); chunk += tasks }
+        }
     }
 }

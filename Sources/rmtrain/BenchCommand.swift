@@ -40,8 +40,9 @@ struct BenchCommand: ParsableCommand {
             return v
         }
         for t in threadCounts {
-            BLAS.setThreads(t)
+            BLAS.setBLASThreads(t)
             let peak = sgemmPeak()
+            BLAS.setThreads(t)
             emit(["kind": "sgemm", "threads": "\(t)", "gflops": fmt(peak)])
             for v in variants {
                 let (ips, flops) = trainThroughput(v)
