@@ -49,6 +49,14 @@ public final class BatchNorm2d: Layer {
         let xp = x.data
         if training {
             let sums = ChannelReduce.sum(rows: rows, width: c) { rr, p in
+                if c % 8 == 0 {
+                    for j in stride(from: 0, to: c, by: 8) {
+                        var acc = Float8()
+                        for r in rr { acc += load8(xp + r * c + j) }
+                        store8(acc, p + j)
+                    }
+                    return
+                }
                 for r in rr { let row = xp + r * c; for j in 0..<c { p[j] += row[j] } }
             }
             let m = sums.map { $0 / Double(rows) }
@@ -56,6 +64,15 @@ public final class BatchNorm2d: Layer {
             let sq = mf.withUnsafeBufferPointer { mp in
                 ChannelReduce.sum(rows: rows, width: c) { rr, p in
                     let mu = mp.baseAddress!
+                    if c % 8 == 0 {
+                        for j in stride(from: 0, to: c, by: 8) {
+                            var acc = Float8()
+                            let m = load8(mu + j)
+                            for r in rr { let d = load8(xp + r * c + j) - m; acc += d * d }
+                            store8(acc, p + j)
+                        }
+                        return
+                    }
                     for r in rr { let row = xp + r * c; for j in 0..<c { let d = row[j] - mu[j]; p[j] += d * d } }
                 }
             }
@@ -114,23 +131,32 @@ public final class BatchNorm2d: Layer {
         let sums = mean.withUnsafeBufferPointer { mb in
             ChannelReduce.sum(rows: rows, width: 2 * c) { rr, p in
                 let mu = mb.baseAddress!, pg = p, pgx = p + c
+                if c % 8 == 0 {
+                    // Eight channels at a time, accumulating in registers over the block's rows.
+                    for j in stride(from: 0, to: c, by: 8) {
+                        var sg = Float8(), sgx = Float8()
+                        let m = load8(mu + j)
+                        for r in rr {
+                            let o = r * c + j
+                            var gj = load8(dyp + o)
+                            if relu { gj.replace(with: 0, where: load8(yp + o) .<= 0) }
+                            store8(gj, gp + o)
+                            sg += gj
+                            sgx += gj * (load8(xp + o) - m)
+                        }
+                        store8(sg, pg + j)
+                        store8(sgx, pgx + j)
+                    }
+                    return
+                }
                 for r in rr {
                     let o = r * c
                     let xr = xp + o, yr = yp + o, dyr = dyp + o, gr = gp + o
-                    if relu {
-                        for j in 0..<c {
-                            let gj = yr[j] > 0 ? dyr[j] : 0
-                            gr[j] = gj
-                            pg[j] += gj
-                            pgx[j] += gj * (xr[j] - mu[j])
-                        }
-                    } else {
-                        for j in 0..<c {
-                            let gj = dyr[j]
-                            gr[j] = gj
-                            pg[j] += gj
-                            pgx[j] += gj * (xr[j] - mu[j])
-                        }
+                    for j in 0..<c {
+                        let gj = (!relu || yr[j] > 0) ? dyr[j] : 0
+                        gr[j] = gj
+                        pg[j] += gj
+                        pgx[j] += gj * (xr[j] - mu[j])
                     }
                 }
             }

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""PyTorch CPU reference for `rmtrain bench`: training images/s of the same models (plain torch, no
+torchvision), batch 64, 32x32 inputs, SGD, NCHW and channels_last, at the given thread counts.
+Run next to `rmtrain bench` in one session to quote ratios: python3 launch/bench/torch_train.py --threads 1,2
+"""
+import argparse, json, time
+import torch, torch.nn as nn, torch.nn.functional as F
+
+
+class Basic(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False); self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False); self.bn2 = nn.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        s = x if self.down is None else self.down(x)
+        return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))) + s)
+
+
+class Net(nn.Module):
+    def __init__(self, widths, counts, stem):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, stem, 3, 1, 1, bias=False); self.bn1 = nn.BatchNorm2d(stem)
+        layers, c = [], stem
+        for i, (w, n) in enumerate(zip(widths, counts)):
+            for j in range(n):
+                layers.append(Basic(c, w, (1 if i == 0 else 2) if j == 0 else 1)); c = w
+        self.layers = nn.Sequential(*layers)
+        self.fc = nn.Linear(c, 10)
+
+    def forward(self, x):
+        x = self.layers(F.relu(self.bn1(self.conv1(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+MODELS = {
+    "resnet20": lambda: Net([16, 32, 64], [3, 3, 3], 16),
+    "cifar-resnet18": lambda: Net([64, 128, 256, 512], [2, 2, 2, 2], 64),
+}
+
+
+def bench(name, threads, channels_last, batch, seconds):
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = MODELS[name]()
+    x = torch.randn(batch, 3, 32, 32); y = torch.randint(0, 10, (batch,))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last); x = x.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    model.train()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    for _ in range(2):
+        step()
+    n, t0 = 0, time.time()
+    while time.time() - t0 < seconds or n < 3:
+        step(); n += 1
+    return n * batch / (time.time() - t0)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="resnet20,cifar-resnet18")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--seconds", type=float, default=10)
+    a = ap.parse_args()
+    for t in [int(v) for v in a.threads.split(",")]:
+        for m in a.models.split(","):
+            for cl in (False, True):
+                ips = bench(m, t, cl, a.batch_size, a.seconds)
+                print(json.dumps({"kind": "torch", "model": m, "threads": t,
+                                  "layout": "channels_last" if cl else "NCHW", "images_per_sec": round(ips, 2)}), flush=True)
