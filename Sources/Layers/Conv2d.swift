@@ -26,6 +26,13 @@ public final class Conv2d: Layer {
     private var inputGrad: Tensor?
     private var geometry: ConvGeometry?
     private var partialWeightGrads: Tensor?
+    private var flippedWeight: Tensor?
+
+    /// Stride-1 convolutions take the input gradient as a convolution of dy with the flipped, transposed
+    /// kernel: im2col(dy) · W′ᵀ. That GEMM has the forward's good shape (K = k·k·Cout) and writes dx
+    /// once, where dcol = dy · W has K = Cout (16 in a CIFAR ResNet's first stage) and col2im adds
+    /// into every input pixel k·k times.
+    private var usesTransposedConvolution: Bool { stride == 1 && kernel > 1 }
 
     public init(_ name: String, _ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1,
                 padding: Int = 0, bias: Bool = false) {
@@ -53,7 +60,7 @@ public final class Conv2d: Layer {
     /// Images per chunk: as many as keep the patch matrix within `Workspace.chunkBudget`, and at most half
     /// the batch so that two cores have work.
     private func imagesPerChunk(_ g: ConvGeometry, batch: Int) -> Int {
-        let perImage = g.oh * g.ow * max(g.patch, outChannels)
+        let perImage = max(g.oh * g.ow * max(g.patch, outChannels), g.h * g.w * kernel * kernel * outChannels)
         let fit = max(1, Workspace.chunkBudget / perImage)
         return max(1, min(fit, (batch + 1) / 2))
     }
@@ -102,6 +109,7 @@ public final class Conv2d: Layer {
         let dx: Tensor? = needsInputGradient ? ensure(&inputGrad, x.shape) : nil
         let cout = outChannels, w = weight.value.data, xp = x.data, dyp = dy.data, pp = partials.data
         let dxp = dx?.data
+        let flippedPointer: UnsafePointer<Float>? = (dx != nil && usesTransposedConvolution) ? UnsafePointer(flipWeights()) : nil
         Workspace.forEachChunk(chunks) { chunk, scratch in
             let n0 = chunk * per, images = min(per, n - n0), rows = images * rowsPerImage
             let dyChunk = dyp + n0 * rowsPerImage * cout
@@ -116,16 +124,21 @@ public final class Conv2d: Layer {
             }
             sgemm(transA: true, m: cout, n: g.patch, k: rows, a: dyChunk, lda: cout,
                   b: a, ldb: g.patch, c: pp + chunk * wsize, ldc: g.patch)
-            if let dxp {
+            guard let dxp else { return }
+            let dxChunk = dxp + n0 * inImage
+            if let flipped = flippedPointer {
+                let gT = ConvGeometry(h: g.oh, w: g.ow, c: cout, kh: g.kh, kw: g.kw, stride: 1, pad: g.kh - 1 - g.pad)
+                let col = scratch.buffer(images * inImage / g.c * gT.patch)
+                im2col(dyChunk, images: images, gT, col: col)
+                sgemm(transB: true, m: images * g.h * g.w, n: g.c, k: gT.patch, a: col, lda: gT.patch,
+                      b: flipped, ldb: gT.patch, c: dxChunk, ldc: g.c)
+            } else if g.isPointwise {
+                sgemm(m: rows, n: g.patch, k: cout, a: dyChunk, lda: cout, b: w, ldb: g.patch, c: dxChunk, ldc: g.patch)
+            } else {
                 // dcol = dy · W, scattered back to pixels (the patch matrix is dead by now: reuse it).
-                let dxChunk = dxp + n0 * inImage
-                if g.isPointwise {
-                    sgemm(m: rows, n: g.patch, k: cout, a: dyChunk, lda: cout, b: w, ldb: g.patch, c: dxChunk, ldc: g.patch)
-                } else {
-                    let dcol = scratch.buffer(rows * g.patch)
-                    sgemm(m: rows, n: g.patch, k: cout, a: dyChunk, lda: cout, b: w, ldb: g.patch, c: dcol, ldc: g.patch)
-                    col2im(dcol, images: images, g, dx: dxChunk)
-                }
+                let dcol = scratch.buffer(rows * g.patch)
+                sgemm(m: rows, n: g.patch, k: cout, a: dyChunk, lda: cout, b: w, ldb: g.patch, c: dcol, ldc: g.patch)
+                col2im(dcol, images: images, g, dx: dxChunk)
             }
         }
         // Sum the chunks' weight gradients in chunk order (fixed, whatever the thread count).
@@ -143,6 +156,24 @@ public final class Conv2d: Layer {
             for c in 0..<cout { bias.grad.data[c] += Float(sums[c]) }
         }
         return dx
+    }
+}
+
+extension Conv2d {
+    /// W′[ci, ky, kx, co] = W[co, k−1−ky, k−1−kx, ci]: the kernel of the transposed convolution.
+    fileprivate func flipWeights() -> UnsafeMutablePointer<Float> {
+        let k = kernel, cin = inChannels, cout = outChannels
+        let f = ensure(&flippedWeight, [cin, k, k, cout])
+        let w = weight.value.data, fp = f.data
+        for co in 0..<cout {
+            for ky in 0..<k {
+                for kx in 0..<k {
+                    let src = w + ((co * k + (k - 1 - ky)) * k + (k - 1 - kx)) * cin
+                    for ci in 0..<cin { fp[((ci * k + ky) * k + kx) * cout + co] = src[ci] }
+                }
+            }
+        }
+        return fp
     }
 }
 
