@@ -37,7 +37,8 @@ let package = Package(
         .target(name: "Models", dependencies: ["Layers", "Kernels"], swiftSettings: optimize),
         .target(name: "Optim", dependencies: ["Layers", "Kernels"], swiftSettings: optimize),
         .target(name: "Data", dependencies: ["Kernels", "CZlib"], swiftSettings: optimize),
-        .target(name: "Training", dependencies: ["Models", "Optim", "Data", "Layers", "Kernels"],
+        .target(name: "Distributed", dependencies: ["Kernels", "CMPI"], swiftSettings: optimize),
+        .target(name: "Training", dependencies: ["Models", "Optim", "Data", "Layers", "Kernels", "Distributed"],
                 swiftSettings: optimize),
         .executableTarget(name: "rmtrain", dependencies: [
             "Training", "Models", "Optim", "Layers", "Data", "Kernels", "CMPI", "CZstd", "CTurboJPEG",

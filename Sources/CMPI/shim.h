@@ -10,6 +10,8 @@ static inline MPI_Datatype rm_mpi_double(void) { return MPI_DOUBLE; }
 static inline MPI_Datatype rm_mpi_int64(void) { return MPI_INT64_T; }
 static inline MPI_Datatype rm_mpi_uint64(void) { return MPI_UINT64_T; }
 static inline MPI_Datatype rm_mpi_byte(void) { return MPI_BYTE; }
+static inline MPI_Datatype rm_mpi_int32(void) { return MPI_INT32_T; }
+static inline MPI_Info rm_mpi_info_null(void) { return MPI_INFO_NULL; }
 static inline MPI_Op rm_mpi_sum(void) { return MPI_SUM; }
 static inline MPI_Op rm_mpi_max(void) { return MPI_MAX; }
 static inline MPI_Op rm_mpi_min(void) { return MPI_MIN; }

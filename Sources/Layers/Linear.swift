@@ -14,6 +14,15 @@ public final class Linear: Layer {
         weight = Parameter(name + ".weight", shape: [outFeatures, inFeatures], kind: .weight)
         bias = Parameter(name + ".bias", shape: [outFeatures], kind: .bias)
     }
+    /// A second application of `other`'s weights with its own activation caches: gradients of both
+    /// applications add into the same `Parameter.grad` (RecursiveMix's `--rm-share-head`).
+    public init(sharing other: Linear) {
+        inFeatures = other.inFeatures
+        outFeatures = other.outFeatures
+        weight = other.weight
+        bias = other.bias
+    }
+
     public var parameters: [Parameter] { [weight, bias] }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {

@@ -110,7 +110,12 @@ public final class ResNet: @unchecked Sendable {
 
     /// Input NHWC → logits [N, classes].
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        fc.forward(pool.forward(forwardFeatures(x, training: training), training: training), training: training)
+        classify(forwardFeatures(x, training: training), training: training)
+    }
+
+    /// Feature map → logits: global average pooling and the classifier `fc`.
+    public func classify(_ features: Tensor, training: Bool) -> Tensor {
+        fc.forward(pool.forward(features, training: training), training: training)
     }
 
     /// Backward from the logits' gradient; `featureGradient`, when given, is added at the feature map

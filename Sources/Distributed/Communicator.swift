@@ -1,0 +1,95 @@
+import Foundation
+
+/// What the training loop needs from the other ranks. Every rank must issue the same collectives in
+/// the same order; each call names its operation (`op`) so that a stalled one can be reported.
+public protocol Communicator: AnyObject {
+    var rank: Int { get }
+    var size: Int { get }
+    /// Rank among the processes of this node, and how many there are (for BLAS threads and binding).
+    var localRank: Int { get }
+    var localSize: Int { get }
+
+    func barrier(_ op: String) throws
+    func broadcast(_ p: UnsafeMutablePointer<Float>, count: Int, root: Int, _ op: String) throws
+    func broadcast(bytes: inout [UInt8], root: Int, _ op: String) throws
+    func allReduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, _ op: String) throws
+    func allReduceSum(_ values: inout [Double], _ op: String) throws
+    func allReduceMax(_ values: inout [Int64], _ op: String) throws
+    /// Starts a non-blocking in-place sum; `wait` completes it. Requests complete in issue order.
+    func startAllReduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, _ op: String) throws -> PendingReduce
+    /// Lets outstanding non-blocking operations progress (call between layers of backward).
+    func progress()
+    func wait(_ request: PendingReduce) throws
+    /// Collects every rank's bytes at `root` (others get []).
+    func gather(bytes: [UInt8], root: Int, _ op: String) throws -> [[UInt8]]
+    /// Ends the whole job: every rank, with this message on stderr.
+    func abort(_ message: String, code: Int32) -> Never
+}
+
+/// A handle on a non-blocking all-reduce.
+public final class PendingReduce {
+    public let op: String
+    public var handle: Int = -1
+    public var done = false
+    public init(op: String) { self.op = op }
+}
+
+public extension Communicator {
+    var isRoot: Bool { rank == 0 }
+}
+
+/// The world of one process, used when the program is not started by an MPI launcher.
+public final class SingleProcess: Communicator {
+    public init() {}
+    public var rank: Int { 0 }
+    public var size: Int { 1 }
+    public var localRank: Int { 0 }
+    public var localSize: Int { 1 }
+    public func barrier(_ op: String) {}
+    public func broadcast(_ p: UnsafeMutablePointer<Float>, count: Int, root: Int, _ op: String) {}
+    public func broadcast(bytes: inout [UInt8], root: Int, _ op: String) {}
+    public func allReduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, _ op: String) {}
+    public func allReduceSum(_ values: inout [Double], _ op: String) {}
+    public func allReduceMax(_ values: inout [Int64], _ op: String) {}
+    public func startAllReduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, _ op: String) -> PendingReduce {
+        let r = PendingReduce(op: op)
+        r.done = true
+        return r
+    }
+    public func progress() {}
+    public func wait(_ request: PendingReduce) {}
+    public func gather(bytes: [UInt8], root: Int, _ op: String) -> [[UInt8]] { [bytes] }
+    public func abort(_ message: String, code: Int32) -> Never {
+        FileHandle.standardError.write(Data("rmtrain: error: \(message)\n".utf8))
+        exit(code)
+    }
+}
+
+/// Finds out whether an MPI launcher started this process (mpirun, srun, a PMIx server).
+public enum Launcher {
+    public static var isUnderMPI: Bool {
+        let env = ProcessInfo.processInfo.environment
+        return ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK"].contains { env[$0] != nil }
+            || (env["SLURM_PROCID"] != nil && env["SLURM_STEP_ID"] != nil && env["SLURM_NTASKS"].flatMap(Int.init) ?? 1 > 1)
+    }
+
+    /// Local rank and ranks per node from the launcher's environment, when it says.
+    static func localRankFromEnvironment() -> (rank: Int, size: Int)? {
+        let env = ProcessInfo.processInfo.environment
+        let pairs = [("OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"),
+                     ("PMIX_LOCAL_RANK", "PMIX_LOCAL_SIZE"),
+                     ("SLURM_LOCALID", "SLURM_NTASKS_PER_NODE")]
+        for (r, s) in pairs {
+            if let rank = env[r].flatMap(Int.init), let size = env[s].flatMap(Int.init), size > 0 { return (rank, size) }
+        }
+        return nil
+    }
+}
+
+/// Threads per rank: OPENBLAS_NUM_THREADS when the user set it, else the node's cores divided by the
+/// ranks on the node (at least 1), so N ranks never start N × cores threads.
+public func threadsPerRank(localSize: Int, requested: Int? = nil) -> Int {
+    if let requested { return requested }
+    if let env = ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"].flatMap(Int.init), env > 0 { return env }
+    return max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, localSize))
+}

@@ -1,0 +1,169 @@
+import CMPI
+import Foundation
+
+/// The Communicator over OpenMPI. MPI is initialised with MPI_THREAD_SERIALIZED: only the training
+/// thread calls MPI, while the watchdog thread may call MPI_Abort when a collective stalls.
+public final class MPICommunicator: Communicator, @unchecked Sendable {
+    public let rank: Int
+    public let size: Int
+    public let localRank: Int
+    public let localSize: Int
+    private let comm: MPI_Comm
+    private var requests: [MPI_Request?] = []
+    public let watchdog: CollectiveWatchdog
+
+    /// Initialises MPI. `timeout` is the watchdog's limit for one collective, in seconds.
+    public init(timeout: Double) throws {
+        var provided: Int32 = 0
+        var argc: Int32 = 0
+        let rc = MPI_Init_thread(&argc, nil, Int32(MPI_THREAD_SERIALIZED), &provided)
+        guard rc == MPI_SUCCESS else { throw CommunicatorError("MPI_Init_thread failed with code \(rc)") }
+        comm = rm_mpi_comm_world()
+        var r: Int32 = 0, s: Int32 = 0
+        MPI_Comm_rank(comm, &r)
+        MPI_Comm_size(comm, &s)
+        rank = Int(r)
+        size = Int(s)
+        if let local = Launcher.localRankFromEnvironment() {
+            localRank = local.rank
+            localSize = local.size
+        } else {
+            // Ask MPI which ranks share this node's memory.
+            var local: MPI_Comm?
+            MPI_Comm_split_type(comm, Int32(MPI_COMM_TYPE_SHARED), r, rm_mpi_info_null(), &local)
+            var lr: Int32 = 0, ls: Int32 = 1
+            MPI_Comm_rank(local, &lr)
+            MPI_Comm_size(local, &ls)
+            MPI_Comm_free(&local)
+            localRank = Int(lr)
+            localSize = Int(ls)
+        }
+        watchdog = CollectiveWatchdog(rank: rank, timeout: timeout, abort: { code in
+            _ = MPI_Abort(rm_mpi_comm_world(), code)
+        })
+    }
+
+    deinit {}
+
+    /// Finalises MPI; call once at a normal exit.
+    public func finalize() {
+        watchdog.stop()
+        MPI_Finalize()
+    }
+
+    private func check(_ rc: Int32, _ op: String) throws {
+        if rc != MPI_SUCCESS { throw CommunicatorError("[rank \(rank)] MPI error \(rc) in \(op)") }
+    }
+
+    private func guarded<T>(_ op: String, _ body: () -> T) -> T {
+        watchdog.enter(op)
+        defer { watchdog.leave() }
+        return body()
+    }
+
+    public func barrier(_ op: String) throws {
+        try check(guarded(op) { MPI_Barrier(comm) }, op)
+    }
+
+    public func broadcast(_ p: UnsafeMutablePointer<Float>, count: Int, root: Int, _ op: String) throws {
+        try forEachSlice(count) { off, n in
+            try check(guarded(op) { MPI_Bcast(p + off, Int32(n), rm_mpi_float(), Int32(root), comm) }, op)
+        }
+    }
+
+    public func broadcast(bytes: inout [UInt8], root: Int, _ op: String) throws {
+        var n = Int64(bytes.count)
+        try check(guarded(op) { MPI_Bcast(&n, 1, rm_mpi_int64(), Int32(root), comm) }, op)
+        if rank != root { bytes = [UInt8](repeating: 0, count: Int(n)) }
+        let count = Int(n)
+        try bytes.withUnsafeMutableBytes { raw in
+            try forEachSlice(count) { off, len in
+                try check(guarded(op) { MPI_Bcast(raw.baseAddress! + off, Int32(len), rm_mpi_byte(), Int32(root), comm) }, op)
+            }
+        }
+    }
+
+    public func allReduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, _ op: String) throws {
+        try forEachSlice(count) { off, n in
+            try check(guarded(op) { MPI_Allreduce(rm_mpi_in_place(), p + off, Int32(n), rm_mpi_float(), rm_mpi_sum(), comm) }, op)
+        }
+    }
+
+    public func allReduceSum(_ values: inout [Double], _ op: String) throws {
+        let n = values.count
+        try values.withUnsafeMutableBufferPointer { b in
+            try check(guarded(op) { MPI_Allreduce(rm_mpi_in_place(), b.baseAddress, Int32(n), rm_mpi_double(), rm_mpi_sum(), comm) }, op)
+        }
+    }
+
+    public func allReduceMax(_ values: inout [Int64], _ op: String) throws {
+        let n = values.count
+        try values.withUnsafeMutableBufferPointer { b in
+            try check(guarded(op) { MPI_Allreduce(rm_mpi_in_place(), b.baseAddress, Int32(n), rm_mpi_int64(), rm_mpi_max(), comm) }, op)
+        }
+    }
+
+    public func startAllReduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, _ op: String) throws -> PendingReduce {
+        precondition(count < Int(Int32.max), "bucket too large for one MPI call")
+        var req: MPI_Request?
+        try check(MPI_Iallreduce(rm_mpi_in_place(), p, Int32(count), rm_mpi_float(), rm_mpi_sum(), comm, &req), op)
+        let r = PendingReduce(op: op)
+        r.handle = requests.count
+        requests.append(req)
+        return r
+    }
+
+    public func progress() {
+        // MPI_Test on the oldest outstanding request drives OpenMPI's progress engine.
+        for i in requests.indices where requests[i] != nil {
+            var flag: Int32 = 0
+            MPI_Test(&requests[i], &flag, rm_mpi_status_ignore())
+            if flag == 0 { return }
+        }
+    }
+
+    public func wait(_ request: PendingReduce) throws {
+        guard !request.done else { return }
+        try check(guarded(request.op) { MPI_Wait(&requests[request.handle], rm_mpi_status_ignore()) }, request.op)
+        request.done = true
+        if requests.allSatisfy({ $0 == nil || $0 == rm_mpi_request_null() }) { requests.removeAll(keepingCapacity: true) }
+    }
+
+    public func gather(bytes: [UInt8], root: Int, _ op: String) throws -> [[UInt8]] {
+        var mine = Int32(bytes.count)
+        var counts = [Int32](repeating: 0, count: size)
+        try check(guarded(op) { MPI_Gather(&mine, 1, rm_mpi_int32(), &counts, 1, rm_mpi_int32(), Int32(root), comm) }, op)
+        var displs = [Int32](repeating: 0, count: size)
+        var total: Int32 = 0
+        for i in 0..<size { displs[i] = total; total += counts[i] }
+        var all = [UInt8](repeating: 0, count: rank == root ? Int(total) : 0)
+        var send = bytes
+        try check(guarded(op) {
+            MPI_Gatherv(&send, mine, rm_mpi_byte(), &all, &counts, &displs, rm_mpi_byte(), Int32(root), comm)
+        }, op)
+        guard rank == root else { return [] }
+        return (0..<size).map { Array(all[Int(displs[$0])..<Int(displs[$0] + counts[$0])]) }
+    }
+
+    public func abort(_ message: String, code: Int32) -> Never {
+        FileHandle.standardError.write(Data("[rank \(rank)] rmtrain: error: \(message)\n".utf8))
+        MPI_Abort(comm, code)
+        exit(code)
+    }
+
+    /// MPI counts are Int32: large buffers go in slices.
+    private func forEachSlice(_ count: Int, _ body: (Int, Int) throws -> Void) throws {
+        let maxSlice = 1 << 30
+        var off = 0
+        repeat {
+            let n = min(maxSlice, count - off)
+            try body(off, n)
+            off += n
+        } while off < count
+    }
+}
+
+public struct CommunicatorError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
