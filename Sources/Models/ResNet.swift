@@ -120,17 +120,32 @@ public final class ResNet: @unchecked Sendable {
 
     /// Backward from the logits' gradient; `featureGradient`, when given, is added at the feature map
     /// (the consistency head's gradient). Parameter gradients are accumulated.
-    public func backward(logitsGradient: Tensor, featureGradient: Tensor? = nil) {
+    ///
+    /// `gradientsReady`, when set, is called with each group of parameters as soon as backward has
+    /// finished their gradients (classifier first, stem last), so that their all-reduce can start while
+    /// the rest of backward runs.
+    public func backward(logitsGradient: Tensor, featureGradient: Tensor? = nil,
+                         gradientsReady: (([Parameter]) -> Void)? = nil) {
         var g = pool.backward(fc.backward(logitsGradient)!)!
+        gradientsReady?(fc.parameters)
         if let featureGradient {
             let sum = ensure(&featureGrad, g.shape)
             let a = g.data, b = featureGradient.data, s = sum.data
             for i in 0..<g.count { s[i] = a[i] + b[i] }
             g = sum
         }
-        for b in blocks.reversed() { g = b.backward(g) }
+        for b in blocks.reversed() {
+            g = b.backward(g)
+            gradientsReady?(b.parameters)
+        }
         if let maxPool { g = maxPool.backward(g)! }
         _ = stem.backward(stemBN.backward(g)!)
+        gradientsReady?(stem.parameters + stemBN.parameters)
+    }
+
+    /// Parameter groups in the order backward finishes them (the order gradient buckets are filled).
+    public var parameterGroupsInBackwardOrder: [[Parameter]] {
+        [fc.parameters] + blocks.reversed().map { $0.parameters } + [stem.parameters + stemBN.parameters]
     }
 
     /// FLOPs of one training step (forward, weight gradient, input gradient) of the last forward's batch:

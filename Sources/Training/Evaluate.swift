@@ -1,4 +1,5 @@
 import Data
+import Distributed
 import Kernels
 import Models
 
@@ -28,6 +29,13 @@ public enum Evaluator {
 }
 
 extension EvalCounts {
+    /// Sums the counts of every rank (each evaluated its own slice of the set).
+    public mutating func reduce(_ comm: Communicator) throws {
+        var v = [Double(images), Double(top1), Double(top5), lossSum]
+        try comm.allReduceSum(&v, "reduce evaluation counts")
+        images = Int(v[0]); top1 = Int(v[1]); top5 = Int(v[2]); lossSum = v[3]
+    }
+
     /// Adds one batch: a hit in top-k means fewer than k classes score strictly higher than the label.
     public mutating func add(logits: Tensor, labels: [Int]) {
         let k = logits.count / max(labels.count, 1)

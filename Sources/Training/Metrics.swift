@@ -47,7 +47,12 @@ public struct TrainingError: Error, CustomStringConvertible {
 
 /// The progress line: rewritten in place on a terminal, plain lines (every ~10 % of an epoch) when piped.
 public final class ProgressLine {
+    /// In place only on a terminal of our own: under an MPI launcher stdout is a pty that mpirun forwards,
+    /// often into a log file, so ranks print plain lines there.
     private let isTerminal = isatty(STDOUT_FILENO) != 0
+        && ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] == nil
+        && ProcessInfo.processInfo.environment["PMIX_RANK"] == nil
+        && ProcessInfo.processInfo.environment["SLURM_PROCID"] == nil
     private let enabled: Bool
     private var lastLength = 0
     private var lastPrint = Date.distantPast

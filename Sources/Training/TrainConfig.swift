@@ -28,5 +28,26 @@ public struct TrainConfig: Sendable {
     public var valLimit: Int?
     public var quiet = false
 
+    // Distributed training.
+    /// Size of a gradient bucket for the all-reduce, in MiB.
+    public var bucketMB = 25.0
+    /// Start each bucket's all-reduce as soon as backward has produced it.
+    public var overlapCommunication = true
+    /// Seconds a collective may wait before the watchdog aborts the job.
+    public var collectiveTimeout = 300.0
+    /// Compare a checksum of the parameters across ranks every N steps (0 = never).
+    public var checkEvery = 200
+
     public init() {}
+
+    /// The fields that must be equal on every rank, as `name=value` lines (compared at start).
+    public var fingerprint: [String] {
+        ["data=\(data)", "model=\(model.rawValue)", "epochs=\(epochs)", "batch-size=\(batchSize)",
+         "eval-batch-size=\(evalBatchSize)", "lr=\(lr)", "scale-lr=\(scaleLR)", "wd=\(weightDecay)",
+         "momentum=\(momentum)", "nesterov=\(nesterov)", "bn-decay=\(decayNormAndBias)",
+         "warmup-epochs=\(warmupEpochs)", "lr-schedule=\(schedule.rawValue)", "milestones=\(milestones)",
+         "lr-decay=\(lrDecay)", "seed=\(seed)", "max-steps=\(maxSteps.map(String.init) ?? "none")",
+         "train-limit=\(trainLimit.map(String.init) ?? "none")", "val-limit=\(valLimit.map(String.init) ?? "none")",
+         "bucket-mb=\(bucketMB)", "overlap=\(overlapCommunication)", "check-every=\(checkEvery)"]
+    }
 }

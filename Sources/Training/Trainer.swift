@@ -1,27 +1,29 @@
 import Data
+import Distributed
 import Foundation
 import Kernels
 import Layers
 import Models
 import Optim
 
-/// The training loop, top to bottom: data → forward → loss → backward → SGD, then evaluation and one
-/// metrics line per epoch.
+/// The training loop, top to bottom: data → forward → loss → backward → gradient all-reduce → SGD,
+/// then evaluation over every rank's slice and one metrics line per epoch (rank 0).
 public final class Trainer {
     public let config: TrainConfig
+    public let comm: Communicator
     public let model: ResNet
     public let data: DataSplits
     public let trainLoader: BatchLoader
     public let valLoader: BatchLoader
     public let optimizer: SGD
     public let schedule: LRSchedule
-    private let criterion = SoftTargetCrossEntropy()
-    private var targets: Tensor
+    let engine: StepEngine
     public private(set) var step = 0
     public private(set) var history: [EvalCounts] = []
 
-    public init(config: TrainConfig) throws {
+    public init(config: TrainConfig, comm: Communicator = SingleProcess()) throws {
         self.config = config
+        self.comm = comm
         var splits = try openData(config.data)
         if let n = config.trainLimit { splits = DataSplits(train: PrefixDataset(splits.train, count: n), val: splits.val) }
         if let n = config.valLimit { splits = DataSplits(train: splits.train, val: PrefixDataset(splits.val, count: n)) }
@@ -30,110 +32,111 @@ public final class Trainer {
         model = ResNet(config.model, inChannels: shape.channels, numClasses: splits.train.numClasses)
         model.initialize(seed: config.seed)
         trainLoader = BatchLoader(dataset: splits.train,
-                                  sampler: DistributedSampler(count: splits.train.count, shuffle: true, seed: config.seed),
+                                  sampler: DistributedSampler(count: splits.train.count, worldSize: comm.size, rank: comm.rank,
+                                                              shuffle: true, seed: config.seed),
                                   batchSize: config.batchSize, augment: true, seed: config.seed)
         valLoader = BatchLoader(dataset: splits.val,
-                                sampler: DistributedSampler(count: splits.val.count, shuffle: false, seed: config.seed),
+                                sampler: DistributedSampler(count: splits.val.count, worldSize: comm.size, rank: comm.rank,
+                                                            shuffle: false, seed: config.seed),
                                 batchSize: config.evalBatchSize, augment: false, seed: config.seed)
-        let globalBatch = config.batchSize
+        let globalBatch = config.batchSize * comm.size
         let baseLR = config.scaleLR ? LRSchedule.scaled(config.lr, globalBatch: globalBatch) : config.lr
         let perEpoch = trainLoader.batchesPerEpoch
         schedule = LRSchedule(kind: config.schedule, baseLR: baseLR,
                               warmupIterations: Int((config.warmupEpochs * Double(perEpoch)).rounded()),
                               totalIterations: perEpoch * config.epochs, iterationsPerEpoch: perEpoch,
                               milestones: config.milestones, decay: config.lrDecay)
-        optimizer = SGD(parameters: model.parameters, momentum: Float(config.momentum),
+        engine = StepEngine(model: model, numClasses: splits.train.numClasses, maxBatch: config.batchSize,
+                            comm: comm, config: config)
+        optimizer = SGD(parameters: engine.trainableParameters, momentum: Float(config.momentum),
                         weightDecay: Float(config.weightDecay), nesterov: config.nesterov,
                         decayNormAndBias: config.decayNormAndBias)
-        targets = Tensor(shape: [config.batchSize, splits.train.numClasses])
+        try Consensus.checkSameConfiguration(config.fingerprint, comm: comm)
+        try Consensus.broadcastModel(model, extra: engine.extraParameters, comm: comm)
     }
 
-    /// Runs every epoch (or until `maxSteps`), evaluating after each and appending to RUN_DIR/metrics.jsonl.
+    public var globalBatch: Int { config.batchSize * comm.size }
+
+    /// Runs every epoch (or until `maxSteps`), evaluating after each; rank 0 appends to RUN_DIR/metrics.jsonl.
     public func run(log: (String) -> Void = { writeLine($0) }) throws {
-        try FileManager.default.createDirectory(atPath: config.outDir, withIntermediateDirectories: true)
-        let metrics = try MetricsLog(path: (config.outDir as NSString).appendingPathComponent("metrics.jsonl"))
-        let progress = ProgressLine(enabled: !config.quiet)
+        let isRoot = comm.rank == 0
+        var metrics: MetricsLog?
+        if isRoot {
+            do { try FileManager.default.createDirectory(atPath: config.outDir, withIntermediateDirectories: true) }
+            catch { throw TrainingError("cannot create run directory \(config.outDir): \(error.localizedDescription)") }
+            metrics = try MetricsLog(path: (config.outDir as NSString).appendingPathComponent("metrics.jsonl"))
+        }
+        let progress = ProgressLine(enabled: isRoot && !config.quiet)
         let perEpoch = trainLoader.batchesPerEpoch
         let totalSteps = min(perEpoch * config.epochs, config.maxSteps ?? Int.max)
         let runStart = Date()
-        var trainSeconds = 0.0
         for epoch in 0..<config.epochs where step < totalSteps {
             let epochStart = Date()
-            var lossSum = 0.0, seen = 0, hits = 0
-            var computeSeconds = 0.0
+            var sums = EpochSums()
+            engine.startEpoch()
             try trainLoader.forEachBatch(epoch: epoch) { b, batch in
                 guard step < totalSteps else { return }
-                let t0 = Date()
                 let lr = schedule.lr(at: step)
-                let loss = trainStep(batch, lr: lr, hits: &hits)
-                guard loss.isFinite else {
-                    throw TrainingError("loss is \(loss) at epoch \(epoch + 1), step \(step + 1): lower --lr or check the data")
+                let stats = try engine.step(batch, step: step)
+                optimizer.step(lr: Float(lr))
+                guard stats.loss.isFinite else {
+                    comm.abort("loss is \(stats.loss) at epoch \(epoch + 1), step \(step + 1) on rank \(comm.rank): "
+                               + "lower --lr or check the data", code: 5)
                 }
                 step += 1
-                let dt = Date().timeIntervalSince(t0)
-                computeSeconds += dt
-                lossSum += loss * Double(batch.size)
-                seen += batch.size
+                sums.add(stats)
+                // Global loss and throughput for the progress line: one tiny all-reduce per step.
+                var g = [stats.loss * Double(batch.size), Double(batch.size)]
+                try comm.allReduceSum(&g, "reduce step loss")
+                sums.globalLoss += g[0]
+                sums.globalSeen += g[1]
+                if config.checkEvery > 0 && step % config.checkEvery == 0 {
+                    try Consensus.checkParametersAgree(engine.trainableParameters, step: step, comm: comm)
+                }
                 let elapsed = Date().timeIntervalSince(epochStart)
-                let rate = Double(seen) / max(elapsed, 1e-9)
-                let remaining = Double(totalSteps - step) * elapsed / Double(b + 1)
                 progress.update(epoch: epoch + 1, epochs: config.epochs, step: b + 1, steps: perEpoch,
-                                loss: lossSum / Double(seen), imagesPerSec: rate, eta: remaining)
+                                loss: sums.globalLoss / sums.globalSeen, imagesPerSec: sums.globalSeen / max(elapsed, 1e-9),
+                                eta: Double(totalSteps - step) * elapsed / Double(b + 1))
             }
             progress.finishLine()
             let trainElapsed = Date().timeIntervalSince(epochStart)
-            trainSeconds += trainElapsed
-            let eval = try Evaluator.evaluate(model, loader: valLoader)
+            let reduced = try sums.reduced(comm)
+            try Consensus.averageBuffers(model.buffers, comm: comm)
+            var eval = try Evaluator.evaluate(model, loader: valLoader)
+            try eval.reduce(comm)
             history.append(eval)
-            var r = MetricsRecord()
-            r.set("epoch", epoch + 1)
-            r.set("step", step)
-            r.set("train_loss", seen > 0 ? lossSum / Double(seen) : .nan)
-            r.set("train_top1", seen > 0 ? Double(hits) / Double(seen) : .nan)
-            r.set("val_loss", eval.meanLoss)
-            r.set("val_top1", eval.top1Accuracy)
-            r.set("val_top5", eval.top5Accuracy)
-            r.set("val_images", eval.images)
-            r.set("lr", schedule.lr(at: max(step - 1, 0)))
-            r.set("images_per_sec", Double(seen) / max(trainElapsed, 1e-9))
-            r.set("seconds", Date().timeIntervalSince(epochStart))
-            r.set("world_size", 1)
-            try metrics.append(r)
-            log(String(format: "epoch %d/%d  train_loss %.4f  val_top1 %.2f%%  val_top5 %.2f%%  %.0f img/s  %.1fs",
-                       epoch + 1, config.epochs, seen > 0 ? lossSum / Double(seen) : .nan, 100 * eval.top1Accuracy,
-                       100 * eval.top5Accuracy, Double(seen) / max(trainElapsed, 1e-9), Date().timeIntervalSince(epochStart)))
+            let seconds = Date().timeIntervalSince(epochStart)
+            if let metrics {
+                var r = MetricsRecord()
+                r.set("epoch", epoch + 1)
+                r.set("step", step)
+                r.set("train_loss", reduced.meanLoss)
+                r.set("train_top1", reduced.top1)
+                r.set("val_loss", eval.meanLoss)
+                r.set("val_top1", eval.top1Accuracy)
+                r.set("val_top5", eval.top5Accuracy)
+                r.set("val_images", eval.images)
+                r.set("best_val_top1", history.map(\.top1Accuracy).max() ?? 0)
+                r.set("lr", schedule.lr(at: max(step - 1, 0)))
+                r.set("images_per_sec", reduced.images / max(trainElapsed, 1e-9))
+                r.set("seconds", seconds)
+                r.set("world_size", comm.size)
+                r.set("global_batch", globalBatch)
+                r.set("allreduce_wait_seconds", reduced.waitSeconds)
+                try metrics.append(r)
+                log(String(format: "epoch %d/%d  train_loss %.4f  val_top1 %.2f%%  val_top5 %.2f%%  %.0f img/s  %.1fs",
+                           epoch + 1, config.epochs, reduced.meanLoss, 100 * eval.top1Accuracy,
+                           100 * eval.top5Accuracy, reduced.images / max(trainElapsed, 1e-9), seconds))
+            }
         }
-        try saveWeights()
-        log(String(format: "done in %@; metrics: %@", ProgressLine.duration(Date().timeIntervalSince(runStart)),
-                   metrics.path))
-    }
-
-    /// One optimizer step on one batch. Returns the batch's mean loss.
-    @discardableResult
-    public func trainStep(_ batch: Batch, lr: Double, hits: inout Int) -> Double {
-        let k = data.train.numClasses
-        targets.reshape([batch.size, k])
-        targets.zero()
-        for (i, label) in batch.labels.enumerated() { targets[i * k + label] = 1 }
-        model.zeroGradients()
-        let logits = model.forward(batch.images, training: true)
-        hits += Trainer.countTop1(logits, batch.labels)
-        let loss = criterion.forward(logits: logits, targets: targets)
-        model.backward(logitsGradient: criterion.backward())
-        optimizer.step(lr: Float(lr))
-        return loss
-    }
-
-    static func countTop1(_ logits: Tensor, _ labels: [Int]) -> Int {
-        let k = logits.count / max(labels.count, 1)
-        var hits = 0
-        for (i, label) in labels.enumerated() {
-            let row = logits.data + i * k
-            var best = 0
-            for c in 1..<k where row[c] > row[best] { best = c }
-            if best == label { hits += 1 }
+        try Consensus.averageBuffers(model.buffers, comm: comm)
+        if isRoot {
+            try saveWeights()
+            let best = history.enumerated().max { $0.element.top1Accuracy <= $1.element.top1Accuracy }
+            log(String(format: "done in %@; final val top-1 %.2f%% (best %.2f%% at epoch %d); metrics: %@",
+                       ProgressLine.duration(Date().timeIntervalSince(runStart)), 100 * (history.last?.top1Accuracy ?? 0),
+                       100 * (best?.element.top1Accuracy ?? 0), (best?.offset ?? 0) + 1, metrics?.path ?? ""))
         }
-        return hits
     }
 
     /// Writes the trained parameters and BN buffers to RUN_DIR/final.safetensors (our layout, NHWC/OHWI).
@@ -144,5 +147,27 @@ public final class Trainer {
         let blob = SafeTensors.encode(entries, metadata: ["model": config.model.rawValue, "layout": "OHWI"])
         do { try blob.write(to: URL(fileURLWithPath: path), options: .atomic) }
         catch { throw TrainingError("cannot write \(path): \(error.localizedDescription)") }
+    }
+}
+
+/// Per-epoch sums on one rank, and their reduction over all ranks.
+struct EpochSums {
+    var lossSum = 0.0, seen = 0.0, hits = 0.0, waitSeconds = 0.0
+    var globalLoss = 0.0, globalSeen = 0.0
+
+    mutating func add(_ s: StepStats) {
+        lossSum += s.loss * Double(s.batchSize)
+        seen += Double(s.batchSize)
+        hits += Double(s.top1Hits)
+        waitSeconds += s.waitSeconds
+    }
+
+    struct Reduced { var meanLoss: Double, top1: Double, images: Double, waitSeconds: Double }
+
+    func reduced(_ comm: Communicator) throws -> Reduced {
+        var v = [lossSum, seen, hits, waitSeconds]
+        try comm.allReduceSum(&v, "reduce epoch statistics")
+        let n = max(v[1], 1)
+        return Reduced(meanLoss: v[0] / n, top1: v[2] / n, images: v[1], waitSeconds: v[3] / Double(comm.size))
     }
 }

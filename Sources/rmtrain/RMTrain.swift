@@ -20,13 +20,7 @@ struct RMTrain: ParsableCommand {
         } catch {
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }      // --help, --version
-            let message: String
-            switch error {
-            case let e as DataError: message = e.description
-            case let e as TrainingError: message = e.description
-            case let e as SafeTensors.FormatError: message = e.description
-            default: message = RMTrain.message(for: error)
-            }
+            let message = describe(error) ?? RMTrain.message(for: error)
             // ArgumentParser lists allowed values on extra lines; fold them into the one line.
             let line = message.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
                 .filter { !$0.isEmpty }.joined(separator: " ")
@@ -36,10 +30,3 @@ struct RMTrain: ParsableCommand {
     }
 }
 
-/// Sets OpenBLAS's threads and our own loops' threads: `--threads`, else OPENBLAS_NUM_THREADS, else all cores.
-func configureThreads(_ requested: Int?) -> Int {
-    let env = ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"].flatMap { Int($0) }
-    let n = requested ?? env ?? ProcessInfo.processInfo.activeProcessorCount
-    BLAS.setThreads(n)
-    return n
-}

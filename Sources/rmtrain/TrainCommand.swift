@@ -1,5 +1,6 @@
 import ArgumentParser
 import Data
+import Distributed
 import Foundation
 import Models
 import Optim
@@ -80,6 +81,20 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "No progress line.")
     var quiet = false
 
+    @Option(name: .customLong("bucket-mb"), parsing: .unconditional, help: "Gradient bucket size for the all-reduce, MiB.")
+    var bucketMB = 25.0
+
+    @Flag(name: .customLong("no-overlap"), help: "All-reduce gradients after backward instead of overlapping it.")
+    var noOverlap = false
+
+    @Option(name: .customLong("collective-timeout"), parsing: .unconditional,
+            help: "Seconds a collective may wait for the other ranks before the job is aborted.")
+    var collectiveTimeout = 300.0
+
+    @Option(name: .customLong("check-every"), parsing: .unconditional,
+            help: "Compare a parameter checksum across ranks every N steps (0: never).")
+    var checkEvery = 200
+
     func validate() throws {
         if epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
@@ -94,6 +109,9 @@ struct TrainCommand: ParsableCommand {
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1, got \(maxSteps)") }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1, got \(trainLimit)") }
         if let valLimit, valLimit < 1 { throw ValidationError("--val-limit must be at least 1, got \(valLimit)") }
+        if !(bucketMB > 0) { throw ValidationError("--bucket-mb must be positive, got \(bucketMB)") }
+        if !(collectiveTimeout > 0) { throw ValidationError("--collective-timeout must be positive, got \(collectiveTimeout)") }
+        if checkEvery < 0 { throw ValidationError("--check-every must be ≥ 0, got \(checkEvery)") }
         _ = try parsedMilestones()
     }
 
@@ -108,7 +126,15 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        let n = configureThreads(threads)
+        let world = try World.start(collectiveTimeout: collectiveTimeout, threads: threads)
+        defer { world.finish() }
+        try world.reportingErrors {
+            try train(world)
+        }
+    }
+
+    private func train(_ world: World) throws {
+        let comm = world.comm
         var c = TrainConfig()
         c.data = data
         c.model = model
@@ -131,10 +157,17 @@ struct TrainCommand: ParsableCommand {
         c.trainLimit = trainLimit
         c.valLimit = valLimit
         c.quiet = quiet
-        let trainer = try Trainer(config: c)
-        writeLine("rmtrain: \(model.rawValue) (\(trainer.model.parameterCount) parameters) on \(trainer.data.train.name) "
-              + "(\(trainer.data.train.count) train / \(trainer.data.val.count) eval), batch \(batchSize), "
-              + "\(trainer.trainLoader.batchesPerEpoch) steps/epoch, \(n) threads, out \(out)")
+        c.bucketMB = bucketMB
+        c.overlapCommunication = !noOverlap
+        c.collectiveTimeout = collectiveTimeout
+        c.checkEvery = checkEvery
+        let trainer = try Trainer(config: c, comm: comm)
+        if comm.rank == 0 {
+            writeLine("rmtrain: \(model.rawValue) (\(trainer.model.parameterCount) parameters) on \(trainer.data.train.name) "
+                      + "(\(trainer.data.train.count) train / \(trainer.data.val.count) eval), "
+                      + "\(comm.size) rank\(comm.size == 1 ? "" : "s") × batch \(batchSize) = global batch \(trainer.globalBatch), "
+                      + "\(trainer.trainLoader.batchesPerEpoch) steps/epoch, \(world.threads) threads per rank, out \(out)")
+        }
         try trainer.run()
     }
 }

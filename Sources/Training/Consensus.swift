@@ -1,0 +1,84 @@
+import Distributed
+import Foundation
+import Kernels
+import Layers
+import Models
+
+/// The agreements ranks make outside the gradient all-reduce: same configuration, same starting
+/// weights, averaged BN statistics, and no silent drift of the parameters.
+enum Consensus {
+    /// FNV-1a over bytes: a stable 64-bit hash (Swift's `Hasher` is seeded per process).
+    static func fnv1a<S: Sequence>(_ bytes: S, _ h0: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 where S.Element == UInt8 {
+        var h = h0
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return h
+    }
+
+    /// Stops the job at start when the ranks were given different configurations, naming the difference.
+    static func checkSameConfiguration(_ fingerprint: [String], comm: Communicator) throws {
+        guard comm.size > 1 else { return }
+        let text = fingerprint.joined(separator: "\n")
+        let h = Int64(bitPattern: fnv1a(Array(text.utf8)))
+        var v: [Int64] = [h, h == Int64.min ? Int64.max : -h]
+        try comm.allReduceMax(&v, "compare configurations")
+        let same = v[0] == h && v[1] == (h == Int64.min ? Int64.max : -h)
+        if same { return }
+        let all = try comm.gather(bytes: Array(text.utf8), root: 0, "gather configurations")
+        if comm.rank == 0 {
+            let mine = Set(fingerprint)
+            var differences: [String] = []
+            for (r, bytes) in all.enumerated() where r != 0 {
+                let theirs = String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
+                for line in theirs where !mine.contains(line) {
+                    let key = line.split(separator: "=").first.map(String.init) ?? line
+                    let ours = fingerprint.first { $0.hasPrefix(key + "=") } ?? "\(key)=?"
+                    differences.append("rank \(r) has \(line), rank 0 has \(ours)")
+                }
+            }
+            comm.abort("configuration differs across ranks: " + differences.joined(separator: "; "), code: 2)
+        }
+        // The other ranks wait here until rank 0's abort ends the job.
+        try comm.barrier("configuration mismatch: waiting for rank 0 to abort")
+        throw TrainingError("configuration differs across ranks")
+    }
+
+    /// Rank 0's parameters and BN buffers to every rank.
+    static func broadcastModel(_ model: ResNet, extra: [Parameter], comm: Communicator) throws {
+        guard comm.size > 1 else { return }
+        for p in model.parameters + extra {
+            try comm.broadcast(p.value.data, count: p.value.count, root: 0, "broadcast \(p.name)")
+        }
+        for b in model.buffers {
+            try comm.broadcast(b.value.data, count: b.value.count, root: 0, "broadcast \(b.name)")
+        }
+    }
+
+    /// BN running statistics stay per rank in training; before evaluation and checkpoints they are averaged.
+    static func averageBuffers(_ buffers: [Buffer], comm: Communicator) throws {
+        guard comm.size > 1 else { return }
+        let total = buffers.reduce(0) { $0 + $1.value.count }
+        var flat = [Float](repeating: 0, count: total)
+        var off = 0
+        for b in buffers { for i in 0..<b.value.count { flat[off + i] = b.value[i] }; off += b.value.count }
+        try flat.withUnsafeMutableBufferPointer { try comm.allReduceSum($0.baseAddress!, count: total, "average BN statistics") }
+        off = 0
+        let scale = 1 / Float(comm.size)
+        for b in buffers { for i in 0..<b.value.count { b.value[i] = flat[off + i] * scale }; off += b.value.count }
+    }
+
+    /// A checksum of every parameter's bits, compared across ranks; divergence stops the job loudly.
+    static func checkParametersAgree(_ parameters: [Parameter], step: Int, comm: Communicator) throws {
+        guard comm.size > 1 else { return }
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for p in parameters {
+            let raw = UnsafeRawBufferPointer(start: p.value.data, count: p.value.count * 4)
+            h = fnv1a(raw, h)
+        }
+        let mine = Int64(bitPattern: h)
+        var v: [Int64] = [mine, mine == Int64.min ? Int64.max : -mine]
+        try comm.allReduceMax(&v, "compare parameter checksums")
+        if v[0] != mine || v[1] != (mine == Int64.min ? Int64.max : -mine) {
+            comm.abort("parameters diverged across ranks at step \(step) (checksum \(String(h, radix: 16)) on this rank)", code: 4)
+        }
+    }
+}
