@@ -16,4 +16,8 @@ fi
 
 echo "== integration tests (release build)"
 swift build -c release --product rmtrain 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
-RMTRAIN="$PWD/.build/release/rmtrain" bash launch/tests/integration.sh
+status=0
+RMTRAIN="$PWD/.build/release/rmtrain" bash launch/tests/integration.sh || status=1
+echo "== distributed tests (mpirun)"
+RMTRAIN="$PWD/.build/release/rmtrain" bash launch/tests/mpi.sh || status=1
+exit $status

@@ -48,7 +48,7 @@ final class StepEngine {
         targets.zero()
         for (i, label) in batch.labels.enumerated() { targets[i * k + label] = 1 }
         for p in trainableParameters { p.grad.zero() }
-        let logits = model.forward(batch.images, training: true)
+        let logits = model.forward(batch.images, training: !config.freezeBN)
         let hits = countTop1(logits, batch.labels)
         let loss = criterion.forward(logits: logits, targets: targets)
         if let comm = comm as? MPICommunicator { comm.watchdog.step = step }

@@ -37,6 +37,13 @@ public struct TrainConfig: Sendable {
     public var collectiveTimeout = 300.0
     /// Compare a checksum of the parameters across ranks every N steps (0 = never).
     public var checkEvery = 200
+    /// BatchNorm in eval mode during training (running statistics, not updated): fine-tuning practice,
+    /// and what makes a 2-rank gradient equal a 1-rank gradient exactly.
+    public var freezeBN = false
+    /// Write the averaged gradients of the first step to this file (rank 0) — for verification.
+    public var dumpGradientsPath: String?
+    /// Every rank writes its final weights (final.rank<k>.safetensors) — for verification.
+    public var saveAllRanks = false
 
     public init() {}
 
@@ -48,6 +55,7 @@ public struct TrainConfig: Sendable {
          "warmup-epochs=\(warmupEpochs)", "lr-schedule=\(schedule.rawValue)", "milestones=\(milestones)",
          "lr-decay=\(lrDecay)", "seed=\(seed)", "max-steps=\(maxSteps.map(String.init) ?? "none")",
          "train-limit=\(trainLimit.map(String.init) ?? "none")", "val-limit=\(valLimit.map(String.init) ?? "none")",
-         "bucket-mb=\(bucketMB)", "overlap=\(overlapCommunication)", "check-every=\(checkEvery)"]
+         "bucket-mb=\(bucketMB)", "overlap=\(overlapCommunication)", "check-every=\(checkEvery)",
+         "freeze-bn=\(freezeBN)"]
     }
 }

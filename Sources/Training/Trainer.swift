@@ -78,6 +78,11 @@ public final class Trainer {
                 guard step < totalSteps else { return }
                 let lr = schedule.lr(at: step)
                 let stats = try engine.step(batch, step: step)
+                if step == 0, let path = config.dumpGradientsPath, comm.rank == 0 {
+                    try writeTensors(engine.trainableParameters.map {
+                        SafeTensors.Entry(name: $0.name, shape: $0.grad.shape, values: $0.grad.array)
+                    }, to: path)
+                }
                 optimizer.step(lr: Float(lr))
                 guard stats.loss.isFinite else {
                     comm.abort("loss is \(stats.loss) at epoch \(epoch + 1), step \(step + 1) on rank \(comm.rank): "
@@ -130,6 +135,9 @@ public final class Trainer {
             }
         }
         try Consensus.averageBuffers(model.buffers, comm: comm)
+        if config.saveAllRanks {
+            try saveWeights(name: "final.rank\(comm.rank).safetensors")
+        }
         if isRoot {
             try saveWeights()
             let best = history.enumerated().max { $0.element.top1Accuracy <= $1.element.top1Accuracy }
@@ -140,11 +148,16 @@ public final class Trainer {
     }
 
     /// Writes the trained parameters and BN buffers to RUN_DIR/final.safetensors (our layout, NHWC/OHWI).
-    public func saveWeights() throws {
+    public func saveWeights(name: String = "final.safetensors") throws {
         let entries = model.parameters.map { SafeTensors.Entry(name: $0.name, shape: $0.value.shape, values: $0.value.array) }
             + model.buffers.map { SafeTensors.Entry(name: $0.name, shape: $0.value.shape, values: $0.value.array) }
-        let path = (config.outDir as NSString).appendingPathComponent("final.safetensors")
-        let blob = SafeTensors.encode(entries, metadata: ["model": config.model.rawValue, "layout": "OHWI"])
+        try FileManager.default.createDirectory(atPath: config.outDir, withIntermediateDirectories: true)
+        try writeTensors(entries, to: (config.outDir as NSString).appendingPathComponent(name),
+                         metadata: ["model": config.model.rawValue, "layout": "OHWI"])
+    }
+
+    private func writeTensors(_ entries: [SafeTensors.Entry], to path: String, metadata: [String: String] = [:]) throws {
+        let blob = SafeTensors.encode(entries, metadata: metadata)
         do { try blob.write(to: URL(fileURLWithPath: path), options: .atomic) }
         catch { throw TrainingError("cannot write \(path): \(error.localizedDescription)") }
     }

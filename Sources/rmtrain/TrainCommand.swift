@@ -95,6 +95,15 @@ struct TrainCommand: ParsableCommand {
             help: "Compare a parameter checksum across ranks every N steps (0: never).")
     var checkEvery = 200
 
+    @Flag(name: .customLong("freeze-bn"), help: "BatchNorm in eval mode while training (running statistics, frozen).")
+    var freezeBN = false
+
+    @Option(name: .customLong("dump-gradients"), help: ArgumentHelp("Write the first step's averaged gradients here (verification).", visibility: .hidden))
+    var dumpGradients: String?
+
+    @Flag(name: .customLong("save-all-ranks"), help: ArgumentHelp("Every rank writes final.rank<k>.safetensors (verification).", visibility: .hidden))
+    var saveAllRanks = false
+
     func validate() throws {
         if epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
@@ -161,6 +170,9 @@ struct TrainCommand: ParsableCommand {
         c.overlapCommunication = !noOverlap
         c.collectiveTimeout = collectiveTimeout
         c.checkEvery = checkEvery
+        c.freezeBN = freezeBN
+        c.dumpGradientsPath = dumpGradients
+        c.saveAllRanks = saveAllRanks
         let trainer = try Trainer(config: c, comm: comm)
         if comm.rank == 0 {
             writeLine("rmtrain: \(model.rawValue) (\(trainer.model.parameterCount) parameters) on \(trainer.data.train.name) "

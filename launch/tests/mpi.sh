@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Distributed integration tests: real mpirun runs of the rmtrain binary. Prints 'N passed, M failed'.
+set -uo pipefail
+RMTRAIN=${RMTRAIN:?set RMTRAIN to the rmtrain binary}
+WORK=$(mktemp -d /tmp/rmtrain-mpi.XXXXXX)
+trap 'pkill -9 -f "^$RMTRAIN train .*$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
+passed=0; failed=0
+ok()   { passed=$((passed + 1)); echo "PASS $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1: $2"; }
+
+MPIRUN=(mpirun --oversubscribe)
+[ "$(id -u)" -eq 0 ] && MPIRUN+=(--allow-run-as-root)
+
+# --- after training, every rank holds bit-identical parameters (2 and 3 ranks); only rank 0 writes metrics
+for np in 2 3; do
+  out="$WORK/ident$np"
+  if "${MPIRUN[@]}" -np $np "$RMTRAIN" train --train-limit 768 --val-limit 300 --batch-size 16 --epochs 2 \
+       --max-steps 30 --check-every 5 --quiet --save-all-ranks --out "$out" > "$out.log" 2>&1; then
+    same=1
+    for r in $(seq 1 $((np - 1))); do
+      "$RMTRAIN" diff "$out/final.rank0.safetensors" "$out/final.rank$r.safetensors" >/dev/null || same=0
+    done
+    [ $same -eq 1 ] && ok "-np $np: parameters bit-identical on all ranks" || fail "-np $np identical" "ranks differ"
+    lines=$(wc -l < "$out/metrics.jsonl")
+    if [ "$lines" -eq 2 ] && grep -q "\"world_size\": $np" "$out/metrics.jsonl" && grep -q '"val_images": 300,' "$out/metrics.jsonl"; then
+      ok "-np $np: rank 0 wrote metrics, val_images 300 exactly"
+    else
+      fail "-np $np metrics" "$(head -c 400 "$out/metrics.jsonl")"
+    fi
+    n=$(ls "$out" | grep -c metrics)
+    [ "$n" -eq 1 ] && ok "-np $np: one metrics file" || fail "-np $np one metrics file" "$n files"
+  else
+    fail "-np $np run" "$(tail -n 5 "$out.log")"
+  fi
+done
+
+# --- 2 ranks x batch B average to the 1-process gradient on the same 2B samples (BN frozen)
+Q=(--train-limit 256 --val-limit 64 --epochs 1 --max-steps 1 --quiet --freeze-bn --check-every 0)
+if "$RMTRAIN" train "${Q[@]}" --batch-size 32 --out "$WORK/g1" --dump-gradients "$WORK/g1.st" >/dev/null 2>&1 &&
+   "${MPIRUN[@]}" -np 2 "$RMTRAIN" train "${Q[@]}" --batch-size 16 --out "$WORK/g2" --dump-gradients "$WORK/g2.st" >/dev/null 2>&1; then
+  if msg=$("$RMTRAIN" diff "$WORK/g2.st" "$WORK/g1.st" --rtol 1e-5); then ok "2x16 gradient = 1x32 gradient ($msg)"
+  else fail "gradient equivalence" "$msg"; fi
+else
+  fail "gradient equivalence" "a run failed"
+fi
+
+# --- different configurations stop at start, naming the difference
+Q=(--train-limit 256 --val-limit 64 --epochs 1 --max-steps 2 --quiet)
+timeout 120 "${MPIRUN[@]}" -np 1 "$RMTRAIN" train "${Q[@]}" --out "$WORK/mm" : \
+  -np 1 "$RMTRAIN" train "${Q[@]}" --model resnet56 --out "$WORK/mm" > "$WORK/mm.log" 2>&1
+rc=$?
+if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "configuration differs across ranks: rank 1 has model=resnet56, rank 0 has model=resnet20" "$WORK/mm.log"; then
+  ok "mismatched --model stops at start"
+else
+  fail "mismatched --model" "rc=$rc $(head -c 300 "$WORK/mm.log")"
+fi
+
+# start_job NAME TIMEOUT: a long 2-rank run in the background; sets JOB_PID and waits until both ranks train
+start_job() {
+  local name=$1 timeout=$2
+  ( timeout 180 "${MPIRUN[@]}" -np 2 "$RMTRAIN" train --train-limit 30000 --val-limit 64 --epochs 5 --quiet \
+      --collective-timeout "$timeout" --out "$WORK/$name" > "$WORK/$name.log" 2>&1; echo "rc=$?" >> "$WORK/$name.log" ) &
+  JOB_PID=$!
+  for _ in $(seq 1 100); do
+    [ "$(pgrep -f "^$RMTRAIN train .*$WORK/$name" | wc -l)" -ge 2 ] && grep -q "steps/epoch" "$WORK/$name.log" 2>/dev/null && break
+    sleep 0.2
+  done
+  sleep 2
+}
+rank_pid() { pgrep -f "^$RMTRAIN train .*$WORK/$1" | sort -n | sed -n "$2p"; }
+
+# --- a rank killed with SIGKILL ends the whole job, with a message, instead of hanging
+start_job killed 30
+t0=$(date +%s); kill -9 "$(rank_pid killed 2)"; wait $JOB_PID; dt=$(( $(date +%s) - t0 ))
+if [ $dt -le 40 ] && grep -q "rc=[1-9]" "$WORK/killed.log" && grep -qi "killed\|signal 9" "$WORK/killed.log"; then
+  ok "SIGKILL of a rank ends the job in ${dt}s"
+else
+  fail "SIGKILL of a rank" "after ${dt}s: $(tail -n 4 "$WORK/killed.log")"
+fi
+
+# --- a stalled rank (SIGSTOP): the watchdog aborts within --collective-timeout, naming the collective
+start_job stalled 5
+t0=$(date +%s); kill -STOP "$(rank_pid stalled 2)"; wait $JOB_PID; dt=$(( $(date +%s) - t0 ))
+pkill -9 -f "^$RMTRAIN train .*$WORK/stalled" 2>/dev/null
+if [ $dt -le 30 ] && grep -q "waited more than 5 s (--collective-timeout)" "$WORK/stalled.log"; then
+  ok "stalled rank: watchdog aborted in ${dt}s ($(grep -o "collective '[^']*' at step [0-9]*" "$WORK/stalled.log" | head -n 1))"
+else
+  fail "stalled rank" "after ${dt}s: $(tail -n 4 "$WORK/stalled.log")"
+fi
+
+echo "mpi: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
