@@ -36,20 +36,24 @@ let package = Package(
         .target(name: "Layers", dependencies: ["Kernels"], swiftSettings: optimize),
         .target(name: "Models", dependencies: ["Layers", "Kernels"], swiftSettings: optimize),
         .target(name: "Optim", dependencies: ["Layers", "Kernels"], swiftSettings: optimize),
-        .target(name: "Data", dependencies: ["Kernels", "CZlib"], swiftSettings: optimize),
+        .target(name: "Mixing", dependencies: ["Kernels", "Layers", "CZlib"], swiftSettings: optimize),
+        .target(name: "Data", dependencies: ["Kernels", "CZlib", "CTurboJPEG"], swiftSettings: optimize),
         .target(name: "Distributed", dependencies: ["Kernels", "CMPI"], swiftSettings: optimize),
-        .target(name: "Training", dependencies: ["Models", "Optim", "Data", "Layers", "Kernels", "Distributed"],
+        .target(name: "Checkpoint", dependencies: ["Kernels", "CZstd"], swiftSettings: optimize),
+        .target(name: "Training", dependencies: ["Models", "Optim", "Data", "Layers", "Kernels", "Distributed",
+                                                   "Checkpoint"],
                 swiftSettings: optimize),
         .executableTarget(name: "rmtrain", dependencies: [
-            "Training", "Models", "Optim", "Layers", "Data", "Kernels", "CMPI", "CZstd", "CTurboJPEG",
+            "Training", "Models", "Optim", "Layers", "Data", "Kernels", "Distributed", "Checkpoint", "CMPI", "CZstd", "CTurboJPEG",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Layers", "Models", "Optim"],
                     exclude: ["Golden"]),
-        .testTarget(name: "DataTests", dependencies: ["Data", "Kernels"]),
+        .testTarget(name: "DataTests", dependencies: ["Data", "Kernels"], exclude: ["Golden"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CMPI", "CZstd", "CTurboJPEG", "CZlib", "COpenBLAS"]),
+        .testTarget(name: "MixingTests", dependencies: ["Mixing", "Kernels", "Layers"]),
     ],
     swiftLanguageModes: [.v6]
 )

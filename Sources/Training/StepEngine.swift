@@ -11,6 +11,8 @@ public struct StepStats {
     public var batchSize: Int
     public var top1Hits: Int
     public var waitSeconds: Double
+    /// False when the averaged gradients hold a NaN or an infinity (the step must not be applied).
+    public var gradientsFinite: Bool
 }
 
 /// One training step's computation on one batch: targets, forward, loss, and backward with the gradient
@@ -42,6 +44,10 @@ final class StepEngine {
 
     func startEpoch() {}
 
+    /// This rank's own state for checkpoints (RecursiveMix history), and its restoration.
+    func rankState() -> [SafeTensors.Entry] { [] }
+    func restoreRankState(_ entries: [String: SafeTensors.Entry], source: String) throws {}
+
     func step(_ batch: Batch, step: Int) throws -> StepStats {
         let k = numClasses
         targets.reshape([batch.size, k])
@@ -60,7 +66,10 @@ final class StepEngine {
         }
         if let failure { throw failure }
         try buckets.finish()
-        return StepStats(loss: loss, batchSize: batch.size, top1Hits: hits, waitSeconds: buckets.waitSeconds)
+        // After the all-reduce every rank sees the same gradients, so every rank decides alike.
+        let finite = trainableParameters.allSatisfy { $0.grad.isFinite }
+        return StepStats(loss: loss, batchSize: batch.size, top1Hits: hits, waitSeconds: buckets.waitSeconds,
+                         gradientsFinite: finite)
     }
 }
 

@@ -45,7 +45,24 @@ public struct TrainConfig: Sendable {
     /// Every rank writes its final weights (final.rank<k>.safetensors) — for verification.
     public var saveAllRanks = false
 
+    // Checkpoints.
+    /// Save every N optimizer steps (0: only at epoch ends and on preemption).
+    public var saveEvery = 0
+    /// Step checkpoints to keep (the best one by validation top-1 is kept apart).
+    public var keep = 2
+    /// zstd level of checkpoints.
+    public var checkpointLevel: Int32 = 3
+    /// nil: start fresh; "auto": the newest valid checkpoint in the run directory, if any; else a path.
+    public var resume: String?
+    /// Load weights and BN statistics only (a new optimizer, schedule and sampler; any world size).
+    public var resumeWeightsOnly = false
+    /// Skip optimizer steps whose gradients are not finite instead of stopping.
+    public var skipNonFinite = false
+
     public init() {}
+
+    /// Fingerprint lines a resumed run may change without changing the training it continues.
+    public static let resumableDifferences: Set<String> = ["max-steps", "check-every"]
 
     /// The fields that must be equal on every rank, as `name=value` lines (compared at start).
     public var fingerprint: [String] {

@@ -1,3 +1,4 @@
+import Checkpoint
 import Data
 import Distributed
 import Foundation
@@ -58,6 +59,8 @@ public final class Trainer {
     public var globalBatch: Int { config.batchSize * comm.size }
 
     /// Runs every epoch (or until `maxSteps`), evaluating after each; rank 0 appends to RUN_DIR/metrics.jsonl.
+    /// Resumes from a checkpoint when asked, saves at epoch ends and every `saveEvery` steps, and on
+    /// SIGTERM/SIGUSR1 saves and throws `PreemptedError`.
     public func run(log: (String) -> Void = { writeLine($0) }) throws {
         let isRoot = comm.rank == 0
         var metrics: MetricsLog?
@@ -66,42 +69,57 @@ public final class Trainer {
             catch { throw TrainingError("cannot create run directory \(config.outDir): \(error.localizedDescription)") }
             metrics = try MetricsLog(path: (config.outDir as NSString).appendingPathComponent("metrics.jsonl"))
         }
+        var position = Position()
+        var resumedSums: [Double] = []
+        if let (p, sums) = try restore() { position = p; resumedSums = sums }
+        step = position.step
+        history = []
         let progress = ProgressLine(enabled: isRoot && !config.quiet)
         let perEpoch = trainLoader.batchesPerEpoch
         let totalSteps = min(perEpoch * config.epochs, config.maxSteps ?? Int.max)
         let runStart = Date()
-        for epoch in 0..<config.epochs where step < totalSteps {
+        for epoch in position.epoch..<config.epochs where step < totalSteps {
             let epochStart = Date()
+            let firstBatch = epoch == position.epoch ? position.batch : 0
             var sums = EpochSums()
-            engine.startEpoch()
-            try trainLoader.forEachBatch(epoch: epoch) { b, batch in
+            if firstBatch > 0 { sums.local = resumedSums } else { engine.startEpoch() }
+            try trainLoader.forEachBatch(epoch: epoch, from: firstBatch) { b, batch in
                 guard step < totalSteps else { return }
                 let lr = schedule.lr(at: step)
                 let stats = try engine.step(batch, step: step)
-                if step == 0, let path = config.dumpGradientsPath, comm.rank == 0 {
-                    try writeTensors(engine.trainableParameters.map {
-                        SafeTensors.Entry(name: $0.name, shape: $0.grad.shape, values: $0.grad.array)
-                    }, to: path)
-                }
-                optimizer.step(lr: Float(lr))
-                guard stats.loss.isFinite else {
+                guard stats.loss.isFinite || config.skipNonFinite else {
                     comm.abort("loss is \(stats.loss) at epoch \(epoch + 1), step \(step + 1) on rank \(comm.rank): "
-                               + "lower --lr or check the data", code: 5)
+                               + "lower --lr, check the data, or pass --skip-nonfinite", code: 5)
+                }
+                if stats.gradientsFinite {
+                    optimizer.step(lr: Float(lr))
+                } else {
+                    if isRoot { warn("step \(step + 1): gradients are not finite; step skipped (--skip-nonfinite)") }
                 }
                 step += 1
                 sums.add(stats)
-                // Global loss and throughput for the progress line: one tiny all-reduce per step.
-                var g = [stats.loss * Double(batch.size), Double(batch.size)]
+                // Global loss for the progress line and the preemption vote: one tiny all-reduce per step.
+                var g = [stats.loss.isFinite ? stats.loss * Double(batch.size) : 0, Double(batch.size),
+                         Preemption.requested ? 1 : 0]
                 try comm.allReduceSum(&g, "reduce step loss")
                 sums.globalLoss += g[0]
                 sums.globalSeen += g[1]
                 if config.checkEvery > 0 && step % config.checkEvery == 0 {
                     try Consensus.checkParametersAgree(engine.trainableParameters, step: step, comm: comm)
                 }
+                let here = Position(epoch: epoch, batch: b + 1, step: step, valTop1: position.valTop1)
+                if g[2] > 0 {
+                    progress.finishLine()
+                    let path = try saveCheckpoint(here, sums: sums)
+                    throw PreemptedError(checkpoint: path)
+                }
+                if config.saveEvery > 0 && step % config.saveEvery == 0 {
+                    try saveCheckpoint(here, sums: sums)
+                }
                 let elapsed = Date().timeIntervalSince(epochStart)
                 progress.update(epoch: epoch + 1, epochs: config.epochs, step: b + 1, steps: perEpoch,
-                                loss: sums.globalLoss / sums.globalSeen, imagesPerSec: sums.globalSeen / max(elapsed, 1e-9),
-                                eta: Double(totalSteps - step) * elapsed / Double(b + 1))
+                                loss: sums.globalLoss / max(sums.globalSeen, 1), imagesPerSec: sums.globalSeen / max(elapsed, 1e-9),
+                                eta: Double(totalSteps - step) * elapsed / Double(b + 1 - firstBatch))
             }
             progress.finishLine()
             let trainElapsed = Date().timeIntervalSince(epochStart)
@@ -110,6 +128,7 @@ public final class Trainer {
             var eval = try Evaluator.evaluate(model, loader: valLoader)
             try eval.reduce(comm)
             history.append(eval)
+            position.valTop1.append(eval.top1Accuracy)
             let seconds = Date().timeIntervalSince(epochStart)
             if let metrics {
                 var r = MetricsRecord()
@@ -121,7 +140,7 @@ public final class Trainer {
                 r.set("val_top1", eval.top1Accuracy)
                 r.set("val_top5", eval.top5Accuracy)
                 r.set("val_images", eval.images)
-                r.set("best_val_top1", history.map(\.top1Accuracy).max() ?? 0)
+                r.set("best_val_top1", position.valTop1.max() ?? 0)
                 r.set("lr", schedule.lr(at: max(step - 1, 0)))
                 r.set("images_per_sec", reduced.images / max(trainElapsed, 1e-9))
                 r.set("seconds", seconds)
@@ -133,6 +152,11 @@ public final class Trainer {
                            epoch + 1, config.epochs, reduced.meanLoss, 100 * eval.top1Accuracy,
                            100 * eval.top5Accuracy, reduced.images / max(trainElapsed, 1e-9), seconds))
             }
+            let finished = step >= perEpoch * (epoch + 1)
+            if finished {
+                try saveCheckpoint(Position(epoch: epoch + 1, batch: 0, step: step, valTop1: position.valTop1),
+                                   sums: EpochSums())
+            }
         }
         try Consensus.averageBuffers(model.buffers, comm: comm)
         if config.saveAllRanks {
@@ -140,10 +164,10 @@ public final class Trainer {
         }
         if isRoot {
             try saveWeights()
-            let best = history.enumerated().max { $0.element.top1Accuracy <= $1.element.top1Accuracy }
+            let best = position.valTop1.enumerated().max { $0.element <= $1.element }
             log(String(format: "done in %@; final val top-1 %.2f%% (best %.2f%% at epoch %d); metrics: %@",
-                       ProgressLine.duration(Date().timeIntervalSince(runStart)), 100 * (history.last?.top1Accuracy ?? 0),
-                       100 * (best?.element.top1Accuracy ?? 0), (best?.offset ?? 0) + 1, metrics?.path ?? ""))
+                       ProgressLine.duration(Date().timeIntervalSince(runStart)), 100 * (position.valTop1.last ?? 0),
+                       100 * (best?.element ?? 0), (best?.offset ?? 0) + 1, metrics?.path ?? ""))
         }
     }
 
@@ -168,8 +192,14 @@ struct EpochSums {
     var lossSum = 0.0, seen = 0.0, hits = 0.0, waitSeconds = 0.0
     var globalLoss = 0.0, globalSeen = 0.0
 
+    /// What a checkpoint keeps of them (this rank's part; the global ones only feed the progress line).
+    var local: [Double] {
+        get { [lossSum, seen, hits, waitSeconds] }
+        set { if newValue.count == 4 { lossSum = newValue[0]; seen = newValue[1]; hits = newValue[2]; waitSeconds = newValue[3] } }
+    }
+
     mutating func add(_ s: StepStats) {
-        lossSum += s.loss * Double(s.batchSize)
+        lossSum += s.loss.isFinite ? s.loss * Double(s.batchSize) : 0
         seen += Double(s.batchSize)
         hits += Double(s.top1Hits)
         waitSeconds += s.waitSeconds

@@ -95,6 +95,25 @@ struct TrainCommand: ParsableCommand {
             help: "Compare a parameter checksum across ranks every N steps (0: never).")
     var checkEvery = 200
 
+    @Option(name: .customLong("save-every"), parsing: .unconditional,
+            help: "Also save a checkpoint every N steps (0: only at epoch ends and on SIGTERM/SIGUSR1).")
+    var saveEvery = 0
+
+    @Option(parsing: .unconditional, help: "Step checkpoints to keep; the best by validation top-1 is kept as best.rmck.")
+    var keep = 2
+
+    @Option(name: .customLong("ckpt-level"), parsing: .unconditional, help: "zstd level of checkpoints (1–19).")
+    var ckptLevel = 3
+
+    @Option(help: "Resume: 'auto' (newest valid checkpoint in --out, if any) or a checkpoint file.")
+    var resume: String?
+
+    @Flag(name: .customLong("resume-weights-only"), help: "Load only weights and BN statistics from --resume (new schedule; any world size).")
+    var resumeWeightsOnly = false
+
+    @Flag(name: .customLong("skip-nonfinite"), help: "Skip steps whose gradients are NaN or infinite instead of stopping.")
+    var skipNonFinite = false
+
     @Flag(name: .customLong("freeze-bn"), help: "BatchNorm in eval mode while training (running statistics, frozen).")
     var freezeBN = false
 
@@ -120,6 +139,13 @@ struct TrainCommand: ParsableCommand {
         if let valLimit, valLimit < 1 { throw ValidationError("--val-limit must be at least 1, got \(valLimit)") }
         if !(bucketMB > 0) { throw ValidationError("--bucket-mb must be positive, got \(bucketMB)") }
         if !(collectiveTimeout > 0) { throw ValidationError("--collective-timeout must be positive, got \(collectiveTimeout)") }
+        if saveEvery < 0 { throw ValidationError("--save-every must be ≥ 0, got \(saveEvery)") }
+        if keep < 1 { throw ValidationError("--keep must be at least 1, got \(keep)") }
+        if !(1...19).contains(ckptLevel) { throw ValidationError("--ckpt-level must be in 1...19, got \(ckptLevel)") }
+        if resumeWeightsOnly && resume == nil { throw ValidationError("--resume-weights-only needs --resume") }
+        if let resume, resume != "auto", !FileManager.default.fileExists(atPath: resume) {
+            throw ValidationError("--resume: no checkpoint at \(resume)")
+        }
         if checkEvery < 0 { throw ValidationError("--check-every must be ≥ 0, got \(checkEvery)") }
         _ = try parsedMilestones()
     }
@@ -171,6 +197,12 @@ struct TrainCommand: ParsableCommand {
         c.collectiveTimeout = collectiveTimeout
         c.checkEvery = checkEvery
         c.freezeBN = freezeBN
+        c.saveEvery = saveEvery
+        c.keep = keep
+        c.checkpointLevel = Int32(ckptLevel)
+        c.resume = resume
+        c.resumeWeightsOnly = resumeWeightsOnly
+        c.skipNonFinite = skipNonFinite
         c.dumpGradientsPath = dumpGradients
         c.saveAllRanks = saveAllRanks
         let trainer = try Trainer(config: c, comm: comm)
@@ -180,6 +212,12 @@ struct TrainCommand: ParsableCommand {
                       + "\(comm.size) rank\(comm.size == 1 ? "" : "s") × batch \(batchSize) = global batch \(trainer.globalBatch), "
                       + "\(trainer.trainLoader.batchesPerEpoch) steps/epoch, \(world.threads) threads per rank, out \(out)")
         }
-        try trainer.run()
+        Preemption.install()
+        do { try trainer.run() }
+        catch let e as PreemptedError {
+            if comm.rank == 0 { writeLine("rmtrain: \(e.description)") }
+            world.finish()
+            Foundation.exit(Preemption.exitCode)
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Checkpoint
 import Data
 import Distributed
 import Foundation
@@ -38,7 +39,12 @@ final class World {
         }
     }
 
-    func finish() { mpi?.finalize() }
+    private var finished = false
+    func finish() {
+        guard !finished else { return }
+        finished = true
+        mpi?.finalize()
+    }
 }
 
 /// Our errors' own one-line descriptions; nil for errors of other kinds (ArgumentParser's).
@@ -48,6 +54,7 @@ func describe(_ error: Error) -> String? {
     case let e as TrainingError: return e.description
     case let e as SafeTensors.FormatError: return e.description
     case let e as CommunicatorError: return e.description
+    case let e as CheckpointError: return e.description
     default: return nil
     }
 }

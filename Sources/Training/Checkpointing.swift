@@ -1,0 +1,153 @@
+import Checkpoint
+import Distributed
+import Foundation
+import Kernels
+import Layers
+
+/// Where a run continues from: epoch and batch within it, global step, finished epochs' top-1.
+struct Position {
+    var epoch = 0
+    var batch = 0
+    var step = 0
+    var valTop1: [Double] = []
+}
+
+extension Trainer {
+    var store: CheckpointStore { CheckpointStore(directory: config.outDir) }
+
+    /// A collective: all ranks call it at the same step; rank 0 gathers every rank's own state and writes
+    /// one file atomically. Returns the path written (rank 0).
+    ///
+    /// The shared section holds BN statistics averaged over the ranks (what evaluation and export use);
+    /// each rank's section also keeps its own, un-averaged ones, so a resumed run continues with exactly
+    /// the state an unbroken run has, wherever the save fell.
+    @discardableResult
+    func saveCheckpoint(_ position: Position, sums: EpochSums) throws -> String {
+        for p in engine.trainableParameters where !p.value.isFinite {
+            throw TrainingError("parameter \(p.name) is not finite at step \(position.step); not writing a checkpoint")
+        }
+        var mine = engine.rankState()
+        mine.append(SafeTensors.Entry(name: "epoch_sums", shape: [8], values: packDoubles(sums.local)))
+        mine += entries(model.buffers.map { ("rank_buffer." + $0.name, $0.value) })
+        let averaged = model.buffers.map { Buffer($0.name, shape: $0.value.shape, fill: 0) }
+        for (a, b) in zip(averaged, model.buffers) { a.value.copy(from: b.value) }
+        try Consensus.averageBuffers(averaged, comm: comm)
+        let gathered = try comm.gather(bytes: [UInt8](SafeTensors.encode(mine)), root: 0, "gather checkpoint state")
+        guard comm.rank == 0 else { return "" }
+        let ranks = try gathered.enumerated().map { r, bytes -> [SafeTensors.Entry] in
+            let d = try SafeTensors.decode(Data(bytes), source: "rank \(r) state")
+            return d.keys.sorted().map { d[$0]! }
+        }
+        var tensors = entries(engine.trainableParameters.map { ($0.name, $0.value) } + averaged.map { ($0.name, $0.value) })
+        tensors += entries(zip(optimizer.parameters, optimizer.velocity).map { ("momentum." + $0.0.name, $0.1) })
+        let header = CheckpointHeader(
+            model: config.model.rawValue,
+            shapes: Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.value.shape) }),
+            configuration: config.fingerprint,
+            configurationHash: String(Consensus.fnv1a(Array(config.fingerprint.joined(separator: "\n").utf8)), radix: 16),
+            worldSize: comm.size, epoch: position.epoch, batchInEpoch: position.batch, step: position.step,
+            valTop1History: position.valTop1)
+        let bytes = try CheckpointFile.encode(CheckpointState(header: header, tensors: tensors, ranks: ranks),
+                                              level: config.checkpointLevel)
+        let path = store.path(step: position.step)
+        try CheckpointStore.writeAtomically(bytes, to: path)
+        store.prune(keep: config.keep)
+        if let best = position.valTop1.max(), position.batch == 0, position.valTop1.last == best {
+            try CheckpointStore.writeAtomically(bytes, to: store.bestPath)
+        }
+        return path
+    }
+
+    /// Loads the checkpoint named by `config.resume` into this trainer (all ranks read the file).
+    /// Returns the position to continue from and this rank's epoch sums.
+    func restore() throws -> (Position, [Double])? {
+        guard let resume = config.resume else { return nil }
+        let state: CheckpointState
+        let path: String
+        if resume == "auto" {
+            guard let found = store.newestValid(warn: { warn($0) }) else { return nil }
+            (path, state) = found
+        } else {
+            path = resume
+            state = try CheckpointStore.read(resume)
+        }
+        let h = state.header
+        guard h.model == config.model.rawValue else {
+            throw TrainingError("--resume \(path): checkpoint is of model \(h.model), this run is --model \(config.model.rawValue)")
+        }
+        let byName = Dictionary(uniqueKeysWithValues: state.tensors.map { ($0.name, $0) })
+        try load(byName, into: engine.trainableParameters.map { ($0.name, $0.value) } + model.buffers.map { ($0.name, $0.value) },
+                 path: path)
+        if config.resumeWeightsOnly {
+            if comm.rank == 0 { writeLine("rmtrain: loaded weights from \(path) (step \(h.step)); starting a new schedule") }
+            return nil
+        }
+        guard h.worldSize == comm.size else {
+            throw TrainingError("--resume \(path): checkpoint was written by \(h.worldSize) ranks, this run has \(comm.size) "
+                                + "(use --resume-weights-only to load its weights alone)")
+        }
+        let ours = Set(config.fingerprint), theirs = Set(h.configuration)
+        let differs = theirs.subtracting(ours).filter { line in
+            !TrainConfig.resumableDifferences.contains(String(line.split(separator: "=").first ?? ""))
+        }
+        if !differs.isEmpty {
+            let detail = differs.sorted().map { line -> String in
+                let key = String(line.split(separator: "=").first ?? "")
+                let now = config.fingerprint.first { $0.hasPrefix(key + "=") } ?? "\(key)=?"
+                return "checkpoint has \(line), this run \(now)"
+            }
+            throw TrainingError("--resume \(path): configuration differs: " + detail.joined(separator: "; ")
+                                + " (use --resume-weights-only to load its weights alone)")
+        }
+        try load(byName, into: zip(optimizer.parameters, optimizer.velocity).map { ("momentum." + $0.0.name, $0.1) },
+                 path: path)
+        let rankEntries = Dictionary(uniqueKeysWithValues: state.ranks[comm.rank].map { ($0.name, $0) })
+        try load(rankEntries, into: model.buffers.map { ("rank_buffer." + $0.name, $0.value) },
+                 path: "\(path) rank \(comm.rank)")
+        try engine.restoreRankState(rankEntries, source: "\(path) rank \(comm.rank)")
+        let sums = rankEntries["epoch_sums"].map { unpackDoubles($0.values) } ?? []
+        if comm.rank == 0 {
+            writeLine("rmtrain: resumed from \(path): epoch \(h.epoch + 1), batch \(h.batchInEpoch), step \(h.step)")
+        }
+        return (Position(epoch: h.epoch, batch: h.batchInEpoch, step: h.step, valTop1: h.valTop1History), sums)
+    }
+
+    private func entries(_ named: [(String, Tensor)]) -> [SafeTensors.Entry] {
+        named.map { SafeTensors.Entry(name: $0.0, shape: $0.1.shape, values: $0.1.array) }
+    }
+
+    private func load(_ byName: [String: SafeTensors.Entry], into targets: [(String, Tensor)], path: String) throws {
+        for (name, t) in targets {
+            guard let e = byName[name] else { throw TrainingError("--resume \(path): no tensor \(name) in the checkpoint") }
+            guard e.shape == t.shape else {
+                throw TrainingError("--resume \(path): \(name) has shape \(e.shape) in the checkpoint, \(t.shape) in this model")
+            }
+            e.values.withUnsafeBufferPointer { t.data.update(from: $0.baseAddress!, count: t.count) }
+        }
+    }
+
+    func warn(_ message: String) {
+        FileHandle.standardError.write(Data("[rank \(comm.rank)] rmtrain: warning: \(message)\n".utf8))
+    }
+}
+
+/// Doubles stored exactly in a float32 tensor (two floats of bits each).
+func packDoubles(_ v: [Double]) -> [Float] {
+    v.flatMap { d -> [Float] in
+        let b = d.bitPattern
+        return [Float(bitPattern: UInt32(truncatingIfNeeded: b)), Float(bitPattern: UInt32(truncatingIfNeeded: b >> 32))]
+    }
+}
+
+func unpackDoubles(_ f: [Float]) -> [Double] {
+    stride(from: 0, to: f.count - 1, by: 2).map {
+        Double(bitPattern: UInt64(f[$0].bitPattern) | UInt64(f[$0 + 1].bitPattern) << 32)
+    }
+}
+
+extension Tensor {
+    var isFinite: Bool {
+        for i in 0..<count where !data[i].isFinite { return false }
+        return true
+    }
+}
