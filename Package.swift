@@ -40,11 +40,11 @@ let package = Package(
         .target(name: "Data", dependencies: ["Kernels", "CZlib", "CTurboJPEG"], swiftSettings: optimize),
         .target(name: "Distributed", dependencies: ["Kernels", "CMPI"], swiftSettings: optimize),
         .target(name: "Checkpoint", dependencies: ["Kernels", "CZstd"], swiftSettings: optimize),
-        .target(name: "Training", dependencies: ["Models", "Optim", "Data", "Layers", "Kernels", "Distributed",
-                                                   "Checkpoint"],
+        .target(name: "Training", dependencies: ["Models", "Optim", "Mixing", "Data", "Layers", "Kernels",
+                                                   "Distributed", "Checkpoint"],
                 swiftSettings: optimize),
         .executableTarget(name: "rmtrain", dependencies: [
-            "Training", "Models", "Optim", "Layers", "Data", "Kernels", "Distributed", "Checkpoint", "CMPI", "CZstd", "CTurboJPEG",
+            "Training", "Models", "Optim", "Mixing", "Layers", "Data", "Kernels", "Distributed", "Checkpoint", "CMPI", "CZstd", "CTurboJPEG",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
 

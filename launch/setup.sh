@@ -13,6 +13,8 @@ PACKAGES=(
   pkg-config
   # data: the embedded default data set (Fashion-MNIST, IDX .gz files)
   dataset-fashion-mnist
+  # tests: pngfix (libpng's own decoder) checks the PNGs we write
+  libpng-tools
 )
 
 missing=()

@@ -20,4 +20,6 @@ status=0
 RMTRAIN="$PWD/.build/release/rmtrain" bash launch/tests/integration.sh || status=1
 echo "== distributed tests (mpirun)"
 RMTRAIN="$PWD/.build/release/rmtrain" bash launch/tests/mpi.sh || status=1
+echo "== checkpoint tests"
+RMTRAIN="$PWD/.build/release/rmtrain" bash launch/tests/checkpoint.sh || status=1
 exit $status

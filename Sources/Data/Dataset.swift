@@ -10,6 +10,8 @@ public protocol Dataset: AnyObject, Sendable {
     var classNames: [String] { get }
     /// Shape of one loaded sample: height, width, channels.
     var sampleShape: (height: Int, width: Int, channels: Int) { get }
+    /// The mean/std its loader normalises with (to draw samples back as pixels).
+    var normalization: Normalization { get }
     func label(_ index: Int) -> Int
     func load(_ index: Int, augment: Bool, rng: inout RandomStream, into out: UnsafeMutablePointer<Float>) throws
 }
@@ -20,32 +22,63 @@ public struct DataError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// A train split and an evaluation split of one data set.
+/// A train split and an evaluation split of one data set, and the log that counts their bad images
+/// (pass it to both loaders; the trainer writes its count as `bad_images`).
 public struct DataSplits: Sendable {
     public let train: Dataset
     public let val: Dataset
-    public init(train: Dataset, val: Dataset) { self.train = train; self.val = val }
+    public let badImages: BadImageLog
+    public init(train: Dataset, val: Dataset, badImages: BadImageLog = BadImageLog()) {
+        self.train = train; self.val = val; self.badImages = badImages
+    }
 }
 
 /// Per-channel normalisation constants (of pixel values in [0, 1]).
 public struct Normalization: Sendable {
     public let mean: [Float], std: [Float]
+    public init(mean: [Float], std: [Float]) { self.mean = mean; self.std = std }
     public static let fashionMNIST = Normalization(mean: [0.2860], std: [0.3530])
     public static let cifar = Normalization(mean: [0.4914, 0.4822, 0.4465], std: [0.2023, 0.1994, 0.2010])
     public static let imageNet = Normalization(mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
 }
 
-/// Resolves a `--data` value. `fashion-mnist` (the default) reads the IDX files that Debian's
-/// dataset-fashion-mnist package installs; `fashion-mnist:DIR` reads them from DIR.
-public func openData(_ spec: String) throws -> DataSplits {
+/// Resolves a `--data` value:
+/// * `fashion-mnist` (the default) reads the IDX files that Debian's dataset-fashion-mnist package
+///   installs; `fashion-mnist:DIR` reads them from DIR;
+/// * `imagefolder:PATH` — `PATH/train/<class>/*` and `PATH/val` (or `test`, or `--val-split`), see `ImageFolder`;
+/// * `cifar10-bin:PATH`, `cifar100-bin:PATH` — the official binary files, see `CIFARBinary`;
+/// * `shards:DIR` — the output of `rmtrain pack`, see `ShardSet`.
+public func openData(_ spec: String, options: DataOptions = DataOptions()) throws -> DataSplits {
     let (kind, path) = splitSpec(spec)
+    if let size = options.imageSize, size < 8 || size > 4096 {
+        throw DataError("--image-size must be between 8 and 4096, got \(size)")
+    }
+    func need(_ path: String?) throws -> String {
+        guard let path, !path.isEmpty else { throw DataError("--data \(kind) needs a path: \(kind):PATH") }
+        return path
+    }
+    let log = BadImageLog()
     switch kind {
     case "fashion-mnist":
+        if let size = options.imageSize, size != 28 {
+            throw DataError("--image-size \(size): fashion-mnist images are 28×28 (the flag applies to image folders, CIFAR and shards)")
+        }
         let dir = path ?? FashionMNIST.defaultDirectory
         return DataSplits(train: try FashionMNIST(directory: dir, split: .train),
-                          val: try FashionMNIST(directory: dir, split: .test))
+                          val: try FashionMNIST(directory: dir, split: .test), badImages: log)
+    case "imagefolder":
+        let (train, val) = try ImageFolder.open(try need(path), options: options)
+        return DataSplits(train: train, val: val, badImages: log)
+    case "cifar10-bin", "cifar100-bin":
+        let (train, val) = try CIFARBinary.open(try need(path), variant: kind == "cifar10-bin" ? .cifar10 : .cifar100,
+                                                options: options)
+        return DataSplits(train: train, val: val, badImages: log)
+    case "shards":
+        let (train, val) = try ShardSet.open(try need(path), options: options)
+        return DataSplits(train: train, val: val, badImages: log)
     default:
-        throw DataError("--data: unknown data set '\(kind)' (known: fashion-mnist, fashion-mnist:DIR)")
+        throw DataError("--data: unknown data set '\(kind)' (known: fashion-mnist, fashion-mnist:DIR, imagefolder:PATH, "
+                        + "cifar10-bin:PATH, cifar100-bin:PATH, shards:DIR)")
     }
 }
 
@@ -66,6 +99,7 @@ public final class PrefixDataset: Dataset, @unchecked Sendable {
     public var numClasses: Int { base.numClasses }
     public var classNames: [String] { base.classNames }
     public var sampleShape: (height: Int, width: Int, channels: Int) { base.sampleShape }
+    public var normalization: Normalization { base.normalization }
     public func label(_ index: Int) -> Int { base.label(index) }
     public func load(_ index: Int, augment: Bool, rng: inout RandomStream, into out: UnsafeMutablePointer<Float>) throws {
         try base.load(index, augment: augment, rng: &rng, into: out)

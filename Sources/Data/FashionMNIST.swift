@@ -18,7 +18,7 @@ public final class FashionMNIST: Dataset, @unchecked Sendable {
     public let sampleShape: (height: Int, width: Int, channels: Int)
     private let pixels: [UInt8]
     private let labels: [UInt8]
-    private let normalization = Normalization.fashionMNIST
+    public let normalization = Normalization.fashionMNIST
 
     public init(directory: String, split: Split) throws {
         let prefix = split == .train ? "train" : "t10k"

@@ -3,6 +3,7 @@ import Distributed
 import Foundation
 import Kernels
 import Layers
+import Mixing
 import Models
 
 /// What one optimizer step reports.
@@ -15,53 +16,66 @@ public struct StepStats {
     public var gradientsFinite: Bool
 }
 
-/// One training step's computation on one batch: targets, forward, loss, and backward with the gradient
-/// all-reduce overlapping it. Afterwards every rank holds the same averaged gradients; the caller
-/// applies the optimizer.
+/// One training step's computation on one batch: targets and mixing, forward, loss (with the
+/// RecursiveMix consistency term), and backward with the gradient all-reduce overlapping it.
+/// Afterwards every rank holds the same averaged gradients; the caller applies the optimizer.
 final class StepEngine {
     let model: ResNet
     let numClasses: Int
     let comm: Communicator
     let config: TrainConfig
+    let mixing: MixingStage
     private let criterion = SoftTargetCrossEntropy()
     private let targets: Tensor
     private let buckets: GradientBuckets
 
-    init(model: ResNet, numClasses: Int, maxBatch: Int, comm: Communicator, config: TrainConfig) {
+    init(model: ResNet, numClasses: Int, sampleShape: (height: Int, width: Int, channels: Int), comm: Communicator,
+         config: TrainConfig) {
         self.model = model
         self.numClasses = numClasses
         self.comm = comm
         self.config = config
-        targets = Tensor(shape: [maxBatch, numClasses])
-        buckets = GradientBuckets(groups: model.parameterGroupsInBackwardOrder,
+        mixing = MixingStage(config: config, model: model, sampleShape: sampleShape, rank: comm.rank)
+        mixing.initialize(seed: config.seed)
+        targets = Tensor(shape: [config.batchSize, numClasses])
+        // The consistency head's gradients are final before the backbone's backward starts: first bucket.
+        buckets = GradientBuckets(groups: [mixing.parameters] + model.parameterGroupsInBackwardOrder,
                                   bucketBytes: Int(config.bucketMB * 1_048_576), comm: comm,
                                   overlap: config.overlapCommunication)
     }
 
     /// Parameters beyond the backbone and its classifier (the RecursiveMix consistency head).
-    var extraParameters: [Parameter] { [] }
+    var extraParameters: [Parameter] { mixing.parameters }
     var trainableParameters: [Parameter] { model.parameters + extraParameters }
 
-    func startEpoch() {}
+    func startEpoch() { mixing.startEpoch() }
 
-    /// This rank's own state for checkpoints (RecursiveMix history), and its restoration.
-    func rankState() -> [SafeTensors.Entry] { [] }
-    func restoreRankState(_ entries: [String: SafeTensors.Entry], source: String) throws {}
+    /// This rank's own state for checkpoints (RecursiveMix history, mixing statistics), and its restoration.
+    func rankState() -> [SafeTensors.Entry] { mixing.state() }
+    func restoreRankState(_ entries: [String: SafeTensors.Entry], source: String) throws {
+        try mixing.restore(entries, source: source)
+    }
 
     func step(_ batch: Batch, step: Int) throws -> StepStats {
-        let k = numClasses
-        targets.reshape([batch.size, k])
-        targets.zero()
-        for (i, label) in batch.labels.enumerated() { targets[i * k + label] = 1 }
+        let x = batch.images
+        targets.reshape([batch.size, numClasses])
+        let info = mixing.prepare(images: x, labels: batch.labels, targets: targets, step: step)
         for p in trainableParameters { p.grad.zero() }
-        let logits = model.forward(batch.images, training: !config.freezeBN)
+        let features = model.forwardFeatures(x, training: !config.freezeBN)
+        let logits = model.classify(features, training: !config.freezeBN)
         let hits = countTop1(logits, batch.labels)
-        let loss = criterion.forward(logits: logits, targets: targets)
+        var loss = criterion.forward(logits: logits, targets: targets)
+        let consistency = mixing.consistencyForward(features: features, imageWidth: x.w, info: info)
+        if info.rm?.isMixed == true { loss += config.rmOmega * (1 - info.lam) * consistency }
+        mixing.remember(images: x, targets: targets, logits: logits)
+
         if let comm = comm as? MPICommunicator { comm.watchdog.step = step }
         buckets.reset()
         buckets.resetWaitTime()
+        let featureGradient = mixing.consistencyBackward(info: info)
+        try buckets.markReady(mixing.parameters)
         var failure: Error?
-        model.backward(logitsGradient: criterion.backward()) { ready in
+        model.backward(logitsGradient: criterion.backward(), featureGradient: featureGradient) { ready in
             do { try self.buckets.markReady(ready) } catch { failure = error }
         }
         if let failure { throw failure }

@@ -1,5 +1,19 @@
+import Data
+import Mixing
 import Models
 import Optim
+
+/// `--mix`: which mixing method trains the model.
+public enum MixMethod: String, Sendable, CaseIterable {
+    case none, mixup, cutmix, rm, mixupCutmix = "mixup+cutmix"
+}
+
+/// `--rm-history`: RecursiveMix's history is reset at every epoch start (the authors' code) or kept.
+public enum HistoryMode: String, Sendable, CaseIterable { case perEpoch = "per-epoch", persistent }
+
+/// `--rm-box`: all ranks draw the same box and λ each step (the authors' code: same seed on every
+/// rank), or each rank its own.
+public enum BoxDraw: String, Sendable, CaseIterable { case shared, perRank = "per-rank" }
 
 /// Everything that defines a training run. The command fills it from flags; tests build it directly.
 public struct TrainConfig: Sendable {
@@ -27,6 +41,8 @@ public struct TrainConfig: Sendable {
     /// Use only the first N evaluation samples; nil = all.
     public var valLimit: Int?
     public var quiet = false
+    /// How the data set is read and augmented (--image-size, --val-split, --bad-image, --loader-threads, …).
+    public var dataOptions = DataOptions()
 
     // Distributed training.
     /// Size of a gradient bucket for the all-reduce, in MiB.
@@ -44,6 +60,23 @@ public struct TrainConfig: Sendable {
     public var dumpGradientsPath: String?
     /// Every rank writes its final weights (final.rank<k>.safetensors) — for verification.
     public var saveAllRanks = false
+
+    // Mixing (RECURSIVEMIX_SPEC §1, §2, §10).
+    public var mix: MixMethod = .none
+    public var rmAlpha = 0.5
+    public var rmOmega = 0.5
+    public var rmInterpolation: InterpolationMode = .nearest
+    public var rmHistory: HistoryMode = .perEpoch
+    public var rmShareHead = false
+    public var rmLegacyTransposedRoI = false
+    public var rmBox: BoxDraw = .shared
+    public var mixupAlpha = 1.0
+    public var cutmixAlpha = 1.0
+    public var cutmixMinMax: ClosedRange<Double>?
+    public var mixProb = 1.0
+    public var switchProb = 0.5
+    public var smoothing = 0.0
+    public var smoothingStyle: SmoothingStyle = .timm
 
     // Checkpoints.
     /// Save every N optimizer steps (0: only at epoch ends and on preemption).
@@ -73,6 +106,12 @@ public struct TrainConfig: Sendable {
          "lr-decay=\(lrDecay)", "seed=\(seed)", "max-steps=\(maxSteps.map(String.init) ?? "none")",
          "train-limit=\(trainLimit.map(String.init) ?? "none")", "val-limit=\(valLimit.map(String.init) ?? "none")",
          "bucket-mb=\(bucketMB)", "overlap=\(overlapCommunication)", "check-every=\(checkEvery)",
-         "freeze-bn=\(freezeBN)"]
+         "freeze-bn=\(freezeBN)", "mix=\(mix.rawValue)", "rm-alpha=\(rmAlpha)", "rm-omega=\(rmOmega)",
+         "rm-interp=\(rmInterpolation.rawValue)", "rm-history=\(rmHistory.rawValue)", "rm-share-head=\(rmShareHead)",
+         "rm-legacy-transposed-roi=\(rmLegacyTransposedRoI)", "rm-box=\(rmBox.rawValue)", "mixup-alpha=\(mixupAlpha)",
+         "cutmix-alpha=\(cutmixAlpha)", "cutmix-minmax=\(cutmixMinMax.map { "\($0.lowerBound),\($0.upperBound)" } ?? "none")",
+         "mix-prob=\(mixProb)", "switch-prob=\(switchProb)", "smoothing=\(smoothing)", "smoothing-style=\(smoothingStyle.rawValue)",
+         "image-size=\(dataOptions.imageSize.map(String.init) ?? "auto")", "val-split=\(dataOptions.valSplit ?? "auto")",
+         "bad-image=\(dataOptions.badImage)", "aug-plus=\(dataOptions.augPlus)", "drop-last=\(dataOptions.dropLast)"]
     }
 }

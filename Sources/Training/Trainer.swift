@@ -25,21 +25,25 @@ public final class Trainer {
     public init(config: TrainConfig, comm: Communicator = SingleProcess()) throws {
         self.config = config
         self.comm = comm
-        var splits = try openData(config.data)
-        if let n = config.trainLimit { splits = DataSplits(train: PrefixDataset(splits.train, count: n), val: splits.val) }
-        if let n = config.valLimit { splits = DataSplits(train: splits.train, val: PrefixDataset(splits.val, count: n)) }
+        var splits = try openData(config.data, options: config.dataOptions)
+        if let n = config.trainLimit { splits = DataSplits(train: PrefixDataset(splits.train, count: n), val: splits.val, badImages: splits.badImages) }
+        if let n = config.valLimit { splits = DataSplits(train: splits.train, val: PrefixDataset(splits.val, count: n), badImages: splits.badImages) }
         data = splits
         let shape = splits.train.sampleShape
         model = ResNet(config.model, inChannels: shape.channels, numClasses: splits.train.numClasses)
         model.initialize(seed: config.seed)
         trainLoader = BatchLoader(dataset: splits.train,
                                   sampler: DistributedSampler(count: splits.train.count, worldSize: comm.size, rank: comm.rank,
-                                                              shuffle: true, seed: config.seed),
-                                  batchSize: config.batchSize, augment: true, seed: config.seed)
+                                                              shuffle: true, seed: config.seed, dropLast: config.dataOptions.dropLast),
+                                  batchSize: config.batchSize, augment: true, seed: config.seed,
+                                  threads: config.dataOptions.loaderThreads, badImages: splits.badImages,
+                                  badImagePolicy: config.dataOptions.badImage)
         valLoader = BatchLoader(dataset: splits.val,
                                 sampler: DistributedSampler(count: splits.val.count, worldSize: comm.size, rank: comm.rank,
-                                                            shuffle: false, seed: config.seed),
-                                batchSize: config.evalBatchSize, augment: false, seed: config.seed)
+                                                            shuffle: false, seed: config.seed, pad: false),
+                                batchSize: config.evalBatchSize, augment: false, seed: config.seed,
+                                threads: config.dataOptions.loaderThreads, badImages: splits.badImages,
+                                badImagePolicy: config.dataOptions.badImage)
         let globalBatch = config.batchSize * comm.size
         let baseLR = config.scaleLR ? LRSchedule.scaled(config.lr, globalBatch: globalBatch) : config.lr
         let perEpoch = trainLoader.batchesPerEpoch
@@ -47,7 +51,7 @@ public final class Trainer {
                               warmupIterations: Int((config.warmupEpochs * Double(perEpoch)).rounded()),
                               totalIterations: perEpoch * config.epochs, iterationsPerEpoch: perEpoch,
                               milestones: config.milestones, decay: config.lrDecay)
-        engine = StepEngine(model: model, numClasses: splits.train.numClasses, maxBatch: config.batchSize,
+        engine = StepEngine(model: model, numClasses: splits.train.numClasses, sampleShape: shape,
                             comm: comm, config: config)
         optimizer = SGD(parameters: engine.trainableParameters, momentum: Float(config.momentum),
                         weightDecay: Float(config.weightDecay), nesterov: config.nesterov,
@@ -124,6 +128,8 @@ public final class Trainer {
             progress.finishLine()
             let trainElapsed = Date().timeIntervalSince(epochStart)
             let reduced = try sums.reduced(comm)
+            var mix = engine.mixing.sums.array + [Double(data.badImages.count)]
+            try comm.allReduceSum(&mix, "reduce mixing statistics and bad-image counts")
             try Consensus.averageBuffers(model.buffers, comm: comm)
             var eval = try Evaluator.evaluate(model, loader: valLoader)
             try eval.reduce(comm)
@@ -145,8 +151,17 @@ public final class Trainer {
                 r.set("images_per_sec", reduced.images / max(trainElapsed, 1e-9))
                 r.set("seconds", seconds)
                 r.set("world_size", comm.size)
+                r.set("bad_images", Int(mix[6]))
                 r.set("global_batch", globalBatch)
                 r.set("allreduce_wait_seconds", reduced.waitSeconds)
+                if config.mix != .none {
+                    r.set("mix", config.mix.rawValue)
+                    r.set("mixed_steps", mix[0] / Double(comm.size))
+                    r.set("mean_hist_area", mix[0] > 0 ? mix[1] / mix[0] : 0)
+                    if config.mix == .rm { r.set("consistency_loss", mix[0] > 0 ? mix[2] / mix[0] : 0) }
+                }
+                r.set("effective_classes_1e-4", mix[3] > 0 ? mix[4] / mix[3] : 0)
+                r.set("effective_classes_1e-2", mix[3] > 0 ? mix[5] / mix[3] : 0)
                 try metrics.append(r)
                 log(String(format: "epoch %d/%d  train_loss %.4f  val_top1 %.2f%%  val_top5 %.2f%%  %.0f img/s  %.1fs",
                            epoch + 1, config.epochs, reduced.meanLoss, 100 * eval.top1Accuracy,

@@ -1,13 +1,14 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Kernels
-import Layers
 import Models
-import Optim
 import Training
 
-/// `rmtrain bench`: training throughput of the models on synthetic 32×32 batches, next to the sgemm
-/// peak of the same machine measured in the same run, so the fraction of peak a step reaches is known.
+/// `rmtrain bench`: training throughput on synthetic batches through the real training step, next to the
+/// sgemm peak of the same machine measured in the same run, so the fraction of peak a step reaches is
+/// known. Under mpirun it measures the distributed step (all-reduce included) and the share of the step
+/// spent waiting for gradients.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -16,50 +17,76 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Models, comma-separated.")
     var models = "resnet20,cifar-resnet18"
 
-    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Batch size.")
+    @Option(help: "Mixing methods to measure, comma-separated (none, rm, mixup, cutmix).")
+    var mix = "none"
+
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Batch size per rank.")
     var batchSize = 64
 
     @Option(name: .customLong("image-size"), parsing: .unconditional, help: "Input height and width.")
     var imageSize = 32
 
-    @Option(parsing: .unconditional, help: "Thread counts to measure, comma-separated.")
+    @Option(parsing: .unconditional, help: "Thread counts per rank to measure, comma-separated (single process only).")
     var threads = "1,2"
 
-    @Option(parsing: .unconditional, help: "Timed seconds per measurement (after warm-up steps).")
-    var seconds = 10.0
+    @Option(parsing: .unconditional, help: "Timed steps per measurement (after two warm-up steps).")
+    var steps = 20
 
-    @Flag(help: "Print one JSON object per measurement instead of a table.")
+    @Flag(name: .customLong("no-overlap"), help: "All-reduce after backward instead of overlapping it.")
+    var noOverlap = false
+
+    @Flag(name: .customLong("skip-sgemm"), help: "Do not measure the sgemm peak.")
+    var skipSGEMM = false
+
+    @Flag(help: "Print one JSON object per measurement instead of key=value lines.")
     var json = false
 
     func run() throws {
-        let threadCounts = threads.split(separator: ",").compactMap { Int($0) }
+        let world = try World.start(collectiveTimeout: 600, threads: nil)
+        defer { world.finish() }
+        let comm = world.comm
         let variants = try models.split(separator: ",").map { name -> ResNet.Variant in
-            guard let v = ResNet.Variant(rawValue: String(name)) else {
-                throw ValidationError("--models: unknown model '\(name)'")
-            }
+            guard let v = ResNet.Variant(rawValue: String(name)) else { throw ValidationError("--models: unknown model '\(name)'") }
             return v
         }
+        let mixes = try mix.split(separator: ",").map { name -> MixMethod in
+            guard let m = MixMethod(rawValue: String(name)) else { throw ValidationError("--mix: unknown method '\(name)'") }
+            return m
+        }
+        // Under MPI the thread count follows the ranks per node (World); alone, each requested count.
+        let threadCounts = comm.size > 1 ? [world.threads] : threads.split(separator: ",").compactMap { Int($0) }
         for t in threadCounts {
-            BLAS.setBLASThreads(t)
-            let peak = sgemmPeak()
+            var peak = Double.nan
+            if !skipSGEMM {
+                BLAS.setBLASThreads(t)
+                peak = sgemmPeak()
+                emit(["kind": "sgemm", "threads": "\(t)", "gflops": fmt(peak)], comm)
+            }
             BLAS.setThreads(t)
-            emit(["kind": "sgemm", "threads": "\(t)", "gflops": fmt(peak)])
             for v in variants {
-                let (ips, flops) = trainThroughput(v)
-                let gflops = flops * ips / 1e9
-                emit(["kind": "train", "model": v.rawValue, "threads": "\(t)", "batch": "\(batchSize)",
-                      "images_per_sec": fmt(ips), "gflops": fmt(gflops), "fraction_of_sgemm_peak": fmt(gflops / peak)])
+                for m in mixes {
+                    let r = try TrainingBenchmark.run(model: v, batchSize: batchSize, imageSize: imageSize, mix: m,
+                                                      steps: steps, overlap: !noOverlap, comm: comm)
+                    let gflops = r.flopsPerImage * r.imagesPerSecond / 1e9
+                    emit(["kind": "train", "model": v.rawValue, "mix": m.rawValue, "ranks": "\(comm.size)",
+                          "threads": "\(t)", "batch": "\(batchSize)", "images_per_sec": fmt(r.imagesPerSecond),
+                          "step_ms": fmt(1000 * r.secondsPerStep), "gflops": fmt(gflops),
+                          "fraction_of_sgemm_peak": fmt(gflops / (peak * Double(comm.size))),
+                          "allreduce_wait_fraction": fmt(r.allReduceWaitFraction),
+                          "overlap": "\(!noOverlap)"], comm)
+                }
             }
         }
     }
 
-    private func fmt(_ x: Double) -> String { String(format: "%.3f", x) }
+    private func fmt(_ x: Double) -> String { x.isFinite ? String(format: "%.4f", x) : "null" }
 
-    private func emit(_ fields: [String: String]) {
+    private func emit(_ fields: [String: String], _ comm: Communicator) {
+        guard comm.rank == 0 else { return }
         if json {
             let body = fields.keys.sorted().map { k in
                 let v = fields[k]!
-                return Double(v) != nil ? "\"\(k)\": \(v)" : "\"\(k)\": \"\(v)\""
+                return Double(v) != nil || v == "null" || v == "true" || v == "false" ? "\"\(k)\": \(v)" : "\"\(k)\": \"\(v)\""
             }
             writeLine("{" + body.joined(separator: ", ") + "}")
         } else {
@@ -67,7 +94,7 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    /// Best of several large square sgemms (2048³): OpenBLAS's peak on this machine and thread count.
+    /// Best of several 2048³ sgemms: OpenBLAS's peak on this machine and thread count.
     private func sgemmPeak() -> Double {
         let n = 2048
         let a = Tensor(shape: [n, n]), b = Tensor(shape: [n, n]), c = Tensor(shape: [n, n])
@@ -81,32 +108,4 @@ struct BenchCommand: ParsableCommand {
         }
         return best
     }
-
-    /// Images/s of full training steps (forward, loss, backward, SGD) and FLOPs per image.
-    private func trainThroughput(_ v: ResNet.Variant) -> (Double, Double) {
-        let model = ResNet(v, inChannels: 3, numClasses: 10)
-        model.initialize(seed: 1)
-        let x = Tensor(shape: [batchSize, imageSize, imageSize, 3])
-        var rng = RandomStream(seed: 2)
-        for i in 0..<x.count { x[i] = Float(rng.normal()) }
-        let y = Tensor(shape: [batchSize, 10])
-        for i in 0..<batchSize { y[i * 10 + i % 10] = 1 }
-        let loss = SoftTargetCrossEntropy()
-        let sgd = SGD(parameters: model.parameters, weightDecay: 5e-4)
-        func step() {
-            model.zeroGradients()
-            let logits = model.forward(x, training: true)
-            _ = loss.forward(logits: logits, targets: y)
-            model.backward(logitsGradient: loss.backward())
-            sgd.step(lr: 0.01)
-        }
-        for _ in 0..<2 { step() }
-        var steps = 0
-        let t0 = Date()
-        while Date().timeIntervalSince(t0) < seconds || steps < 3 { step(); steps += 1 }
-        let elapsed = Date().timeIntervalSince(t0)
-        return (Double(steps * batchSize) / elapsed, model.lastTrainingStepFlops / Double(batchSize))
-    }
 }
-
-

@@ -1,12 +1,18 @@
 import ArgumentParser
 import Data
 import Distributed
+import Mixing
 import Foundation
 import Models
 import Optim
 import Training
 
 extension ResNet.Variant: ExpressibleByArgument {}
+extension MixMethod: ExpressibleByArgument {}
+extension HistoryMode: ExpressibleByArgument {}
+extension BoxDraw: ExpressibleByArgument {}
+extension InterpolationMode: ExpressibleByArgument {}
+extension SmoothingStyle: ExpressibleByArgument {}
 extension LRSchedule.Kind: ExpressibleByArgument {}
 
 struct TrainCommand: ParsableCommand {
@@ -15,8 +21,10 @@ struct TrainCommand: ParsableCommand {
         abstract: "Train a model and evaluate it after every epoch.",
         discussion: "Writes RUN_DIR/metrics.jsonl (one JSON object per epoch) and RUN_DIR/final.safetensors.")
 
-    @Option(help: "Data set: fashion-mnist (Debian's dataset-fashion-mnist) or fashion-mnist:DIR.")
+    @Option(help: "Data set: fashion-mnist (Debian's dataset-fashion-mnist, the default), fashion-mnist:DIR, imagefolder:DIR (DIR/train/<class>/*, DIR/val or DIR/test), cifar10-bin:DIR, cifar100-bin:DIR, shards:DIR (from rmtrain pack).")
     var data = "fashion-mnist"
+
+    @OptionGroup var dataOptions: DataOptions
 
     @Option(help: "Model: \(ResNet.Variant.allCases.map(\.rawValue).joined(separator: ", ")).")
     var model: ResNet.Variant = .resnet20
@@ -95,6 +103,9 @@ struct TrainCommand: ParsableCommand {
             help: "Compare a parameter checksum across ranks every N steps (0: never).")
     var checkEvery = 200
 
+    @OptionGroup(title: "Mixing (RecursiveMix follows the authors' code by default; flags give the paper's or the original release's variant)")
+    var mixing: MixingOptions
+
     @Option(name: .customLong("save-every"), parsing: .unconditional,
             help: "Also save a checkpoint every N steps (0: only at epoch ends and on SIGTERM/SIGUSR1).")
     var saveEvery = 0
@@ -172,6 +183,7 @@ struct TrainCommand: ParsableCommand {
         let comm = world.comm
         var c = TrainConfig()
         c.data = data
+        c.dataOptions = dataOptions.options
         c.model = model
         c.epochs = epochs
         c.batchSize = batchSize
@@ -197,6 +209,7 @@ struct TrainCommand: ParsableCommand {
         c.collectiveTimeout = collectiveTimeout
         c.checkEvery = checkEvery
         c.freezeBN = freezeBN
+        try mixing.apply(to: &c)
         c.saveEvery = saveEvery
         c.keep = keep
         c.checkpointLevel = Int32(ckptLevel)

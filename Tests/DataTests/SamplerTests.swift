@@ -33,3 +33,42 @@ final class SamplerTests: XCTestCase {
         XCTAssertEqual(unshuffled.indices(epoch: 5), [2, 5, 8, 1])
     }
 }
+
+final class SamplerEpochTests: XCTestCase {
+    func testSlicesChangeWithTheEpochForEveryWorldSize() {
+        for world in 1...8 {
+            for rank in 0..<world {
+                let s = DistributedSampler(count: 1000, worldSize: world, rank: rank, shuffle: true, seed: 3)
+                XCTAssertNotEqual(s.indices(epoch: 0), s.indices(epoch: 1), "world \(world) rank \(rank)")
+                XCTAssertEqual(s.indices(epoch: 4), s.indices(epoch: 4))
+            }
+            // Disjoint with drop-last too: no index twice, count/world each.
+            var seen = Set<Int>()
+            for rank in 0..<world {
+                let idx = DistributedSampler(count: 1003, worldSize: world, rank: rank, shuffle: true, seed: 3, dropLast: true)
+                    .indices(epoch: 2)
+                XCTAssertEqual(idx.count, 1003 / world)
+                for i in idx { XCTAssertTrue(seen.insert(i).inserted, "world \(world): \(i) twice") }
+            }
+        }
+    }
+
+    func testEvaluationSamplerCountsEveryIndexOnce() {
+        for count in [0, 1, 7, 10000] {
+            for world in 1...8 {
+                var seen = [Int](repeating: 0, count: count)
+                var total = 0
+                for rank in 0..<world {
+                    let s = DistributedSampler.evaluation(count: count, worldSize: world, rank: rank)
+                    let idx = s.indices(epoch: 3)
+                    XCTAssertEqual(idx.count, s.samplesPerRank)
+                    XCTAssertEqual(idx, Array(stride(from: rank, to: count, by: world)))
+                    for i in idx { seen[i] += 1 }
+                    total += idx.count
+                }
+                XCTAssertEqual(total, count)
+                XCTAssertTrue(seen.allSatisfy { $0 == 1 })
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+
+/// `--data imagefolder:PATH`: torchvision's ImageFolder layout, `PATH/train/<class>/…` and
+/// `PATH/val/<class>/…` (or `PATH/test/`, or `--val-split NAME`). The class index is the position of the
+/// folder name in sorted order; files are listed as torchvision does (sorted walk, sub-folders included).
+/// `.jpg`, `.jpeg` and `.png` files are read (by content, so a PNG named .JPEG works); other image
+/// formats are an error at open naming a file; other files are ignored.
+public enum ImageFolder {
+    static let readable: Set<String> = ["jpg", "jpeg", "png"]
+    static let unsupported: Set<String> = ["bmp", "gif", "webp", "tif", "tiff", "ppm", "pgm", "pbm", "pnm"]
+
+    /// One split's listing.
+    public struct Listing: Sendable {
+        public let directory: String
+        public let classes: [String]
+        public let paths: [String]
+        public let labels: [Int32]
+    }
+
+    /// The train and evaluation folders of `root`: `val`, else `test`, unless `valSplit` names one.
+    public static func splitDirectories(_ root: String, valSplit: String?) throws -> (train: String, val: String) {
+        guard isDirectory(root) else { throw DataError("imagefolder: data folder \(root) does not exist") }
+        let train = join(root, "train")
+        guard isDirectory(train) else {
+            throw DataError("imagefolder: \(train) does not exist (expected \(root)/train/<class>/<image>)")
+        }
+        if let valSplit {
+            let v = join(root, valSplit)
+            guard isDirectory(v) else { throw DataError("imagefolder: \(v) does not exist (--val-split \(valSplit))") }
+            return (train, v)
+        }
+        for name in ["val", "test"] where isDirectory(join(root, name)) { return (train, join(root, name)) }
+        throw DataError("imagefolder: neither \(root)/val nor \(root)/test exists (name the evaluation folder with --val-split)")
+    }
+
+    /// Lists `directory/<class>/…`. With `classes` given (the train split's), folders must be among them.
+    public static func list(_ directory: String, classes given: [String]? = nil) throws -> Listing {
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: directory) }
+        catch { throw DataError("imagefolder: cannot list \(directory): \(error.localizedDescription)") }
+        let folders = names.filter { !$0.hasPrefix(".") && isDirectory(join(directory, $0)) }.sorted()
+        let classes = given ?? folders
+        guard !classes.isEmpty else { throw DataError("imagefolder: \(directory) has no class folders") }
+        let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
+        var paths: [String] = [], labels: [Int32] = []
+        for folder in folders {
+            guard let label = index[folder] else {
+                throw DataError("imagefolder: \(join(directory, folder)) is not one of the \(classes.count) training classes")
+            }
+            for file in try walk(join(directory, folder)) {
+                paths.append(file)
+                labels.append(Int32(label))
+            }
+        }
+        guard !paths.isEmpty else { throw DataError("imagefolder: \(directory) has no .jpg, .jpeg or .png images") }
+        return Listing(directory: directory, classes: classes, paths: paths, labels: labels)
+    }
+
+    /// Opens both splits as `ImageDataset`s.
+    public static func open(_ root: String, options: DataOptions) throws -> (train: ImageDataset, val: ImageDataset) {
+        let dirs = try splitDirectories(root, valSplit: options.valSplit)
+        let train = try list(dirs.train)
+        let val = try list(dirs.val, classes: train.classes)
+        let trainSource = FolderSource(train), valSource = FolderSource(val)
+        let size = options.imageSize ?? ImageDataset.defaultSize(trainSource)
+        let t = ImageTransform(size: size, augPlus: options.augPlus, dctScaling: options.dctScaling)
+        return (ImageDataset(name: "imagefolder:\(dirs.train)", source: trainSource, classNames: train.classes, transform: t),
+                ImageDataset(name: "imagefolder:\(dirs.val)", source: valSource, classNames: train.classes, transform: t))
+    }
+
+    /// Image files under `dir`, in the order of torchvision's `sorted(os.walk(dir))` with sorted names.
+    static func walk(_ dir: String) throws -> [String] {
+        var groups: [(String, [String])] = []
+        var pending = [dir]
+        while let d = pending.popLast() {
+            let names: [String]
+            do { names = try FileManager.default.contentsOfDirectory(atPath: d) }
+            catch { throw DataError("imagefolder: cannot list \(d): \(error.localizedDescription)") }
+            var files: [String] = []
+            for name in names.sorted() where !name.hasPrefix(".") {
+                let ext = (name as NSString).pathExtension.lowercased()
+                let path = join(d, name)
+                // Names with an image extension are taken as files without a stat (millions of them).
+                if readable.contains(ext) { files.append(path); continue }
+                if unsupported.contains(ext) {
+                    throw DataError("imagefolder: \(path): .\(ext) images are not supported (JPEG and PNG are); convert or remove it")
+                }
+                if isDirectory(path) { pending.append(path) }
+            }
+            groups.append((d, files))
+        }
+        return groups.sorted { $0.0 < $1.0 }.flatMap { $0.1 }
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
+    }
+
+    static func join(_ a: String, _ b: String) -> String { (a as NSString).appendingPathComponent(b) }
+}
+
+/// The files of one image-folder split.
+final class FolderSource: ImageSource, @unchecked Sendable {
+    let listing: ImageFolder.Listing
+    init(_ listing: ImageFolder.Listing) { self.listing = listing }
+    var count: Int { listing.paths.count }
+    func label(_ index: Int) -> Int { Int(listing.labels[index]) }
+    func describe(_ index: Int) -> String { listing.paths[index] }
+    func fetch(_ index: Int, _ ws: Workspace) throws -> SourceImage {
+        let n = try readFile(listing.paths[index], into: ws.file)
+        return .encoded(UnsafeRawBufferPointer(start: ws.file.pointer, count: n))
+    }
+}
+
+/// Reads a whole file into `buf` with one open, fstat and read (files are small; no Foundation objects).
+func readFile(_ path: String, into buf: Scratch<UInt8>) throws -> Int {
+    let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw BadImage(path, "cannot open: \(String(cString: strerror(errno)))") }
+    defer { Glibc.close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw BadImage(path, "cannot stat: \(String(cString: strerror(errno)))") }
+    let size = Int(st.st_size)
+    let p = buf.reserve(size + 1)
+    var done = 0
+    while done < size {
+        let r = Glibc.read(fd, p + done, size - done)
+        if r < 0 && errno == EINTR { continue }
+        guard r > 0 else { throw BadImage(path, r == 0 ? "file shrank while reading" : "read error: \(String(cString: strerror(errno)))") }
+        done += r
+    }
+    guard size > 0 else { throw BadImage(path, "empty file") }
+    return size
+}

@@ -1,0 +1,76 @@
+import Data
+import Distributed
+import Foundation
+import Kernels
+import Models
+import Optim
+
+/// Training throughput on synthetic data through the real step (mixing, forward, backward, gradient
+/// all-reduce, SGD): what `rmtrain bench` reports. Every rank runs the same number of steps.
+public enum TrainingBenchmark {
+    public struct Result {
+        public var imagesPerSecond: Double        // all ranks together
+        public var flopsPerImage: Double
+        public var secondsPerStep: Double
+        public var allReduceWaitFraction: Double  // share of the step spent waiting for gradients
+    }
+
+    public static func run(model variant: ResNet.Variant, batchSize: Int, imageSize: Int, mix: MixMethod,
+                           steps: Int, overlap: Bool = true, comm: Communicator = SingleProcess()) throws -> Result {
+        var config = TrainConfig()
+        config.model = variant
+        config.batchSize = batchSize
+        config.mix = mix
+        config.overlapCommunication = overlap
+        let data = SyntheticImages(size: imageSize, channels: 3, classes: 10, count: batchSize * comm.size * (steps + 2))
+        let model = ResNet(variant, inChannels: 3, numClasses: 10)
+        model.initialize(seed: config.seed)
+        let engine = StepEngine(model: model, numClasses: 10, sampleShape: data.sampleShape, comm: comm, config: config)
+        try Consensus.broadcastModel(model, extra: engine.extraParameters, comm: comm)
+        let sgd = SGD(parameters: engine.trainableParameters, weightDecay: 5e-4)
+        let loader = BatchLoader(dataset: data,
+                                 sampler: DistributedSampler(count: data.count, worldSize: comm.size, rank: comm.rank,
+                                                             shuffle: false, seed: 1),
+                                 batchSize: batchSize, augment: false, seed: 1)
+        engine.startEpoch()
+        var step = 0, wait = 0.0
+        var t0 = Date()
+        try loader.forEachBatch(epoch: 0) { _, batch in
+            if step == 2 { try comm.barrier("benchmark start"); t0 = Date(); wait = 0 }   // two warm-up steps
+            guard step < steps + 2 else { return }
+            let stats = try engine.step(batch, step: step)
+            sgd.step(lr: 0.01)
+            wait += stats.waitSeconds
+            step += 1
+        }
+        let elapsed = Date().timeIntervalSince(t0)
+        var v = [elapsed, wait]
+        try comm.allReduceSum(&v, "benchmark times")
+        let perRank = v[0] / Double(comm.size)
+        return Result(imagesPerSecond: Double(steps * batchSize * comm.size) / perRank,
+                      flopsPerImage: model.lastTrainingStepFlops / Double(batchSize),
+                      secondsPerStep: perRank / Double(steps), allReduceWaitFraction: v[1] / v[0])
+    }
+}
+
+/// Random images, the same for every index (loading costs one copy): data that never bottlenecks.
+final class SyntheticImages: Dataset, @unchecked Sendable {
+    let count: Int
+    let sampleShape: (height: Int, width: Int, channels: Int)
+    let numClasses: Int
+    private let pixels: [Float]
+    init(size: Int, channels: Int, classes: Int, count: Int) {
+        self.count = count
+        sampleShape = (size, size, channels)
+        numClasses = classes
+        var rng = RandomStream(seed: 2)
+        pixels = (0..<(size * size * channels)).map { _ in Float(rng.normal()) }
+    }
+    var name: String { "synthetic" }
+    var normalization: Normalization { Normalization(mean: [0, 0, 0], std: [1, 1, 1]) }
+    var classNames: [String] { (0..<numClasses).map { "class\($0)" } }
+    func label(_ index: Int) -> Int { index % numClasses }
+    func load(_ index: Int, augment: Bool, rng: inout RandomStream, into out: UnsafeMutablePointer<Float>) throws {
+        pixels.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: pixels.count) }
+    }
+}

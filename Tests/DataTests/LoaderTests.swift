@@ -1,0 +1,92 @@
+import Foundation
+import XCTest
+import Kernels
+@testable import Data
+
+/// Prefetching: the same batches whatever the thread count, recycled batch objects, errors and early exits.
+final class LoaderTests: XCTestCase {
+    func imagenette(size: Int = 40, augPlus: Bool = true) throws -> Dataset {
+        var o = DataOptions()
+        o.imageSize = size
+        o.augPlus = augPlus
+        return PrefixDataset(try openData("imagefolder:" + (try TestData.require(TestData.imagenette)), options: o).train, count: 600)
+    }
+
+    func testBatchesDoNotDependOnLoaderThreads() throws {
+        let ds = try imagenette()
+        let sampler = DistributedSampler(count: 70, worldSize: 2, rank: 1, shuffle: true, seed: 4)
+        var reference: [([Int], [Int], [Float])]?
+        for threads in [0, 1, 3] {
+            let loader = BatchLoader(dataset: PrefixDataset(ds, count: 70), sampler: sampler, batchSize: 8, augment: true,
+                                     seed: 11, threads: threads)
+            for epoch in 0..<2 {
+                let batches = try TestData.epoch(loader, epoch)
+                XCTAssertEqual(batches.count, 5)                         // 35 samples: 4 × 8 + 3
+                XCTAssertEqual(batches.last!.0.count, 3)
+                if epoch == 0 {
+                    if let reference {
+                        XCTAssertEqual(batches.map { $0.0 }, reference.map { $0.0 }, "threads \(threads)")
+                        XCTAssertEqual(batches.map { $0.1 }, reference.map { $0.1 })
+                        XCTAssertTrue(zip(batches, reference).allSatisfy { $0.2 == $1.2 }, "pixels differ with \(threads) threads")
+                    } else { reference = batches }
+                }
+            }
+        }
+    }
+
+    func testResumeFromABatchAndRecycledBatchObjects() throws {
+        let ds = PrefixDataset(try imagenette(size: 36, augPlus: false), count: 40)
+        let loader = BatchLoader(dataset: ds, sampler: DistributedSampler(count: 40, shuffle: true, seed: 2),
+                                 batchSize: 4, augment: true, seed: 3, threads: 2)
+        let all = try TestData.epoch(loader, 1)
+        var objects = Set<ObjectIdentifier>()
+        var tail: [([Int], [Float])] = []
+        try loader.forEachBatch(epoch: 1, from: 6) { b, batch in
+            objects.insert(ObjectIdentifier(batch))
+            tail.append((batch.indices, batch.images.array))
+        }
+        XCTAssertEqual(tail.count, 4)
+        XCTAssertTrue(zip(tail, all[6...]).allSatisfy { $0.0 == $1.0 && $0.1 == $1.2 })
+        XCTAssertLessThanOrEqual(objects.count, 3)                     // threads + 1 batches, reused
+    }
+
+    func testStoppingEarlyAndErrorsDoNotHang() throws {
+        let ds = PrefixDataset(try imagenette(size: 36, augPlus: false), count: 64)
+        struct Stop: Error {}
+        for threads in [1, 3] {
+            let loader = BatchLoader(dataset: ds, sampler: DistributedSampler(count: 64, shuffle: true, seed: 2),
+                                     batchSize: 4, augment: true, seed: 3, threads: threads)
+            var seen = 0
+            XCTAssertThrowsError(try loader.forEachBatch(epoch: 0) { b, _ in seen += 1; if b == 2 { throw Stop() } })
+            XCTAssertEqual(seen, 3)
+            // The loader is usable again afterwards.
+            XCTAssertEqual(try TestData.epoch(loader, 0).count, 16)
+        }
+    }
+
+    /// Evaluation over 2 ranks counts each CIFAR-10 test image exactly once (no padding).
+    func testEvaluationOverTwoRanksCoversCIFAR10TestOnce() throws {
+        let val = try openData("imagefolder:" + (try TestData.require(TestData.cifar10))).val
+        XCTAssertEqual(val.count, 10000)
+        var seen = [Int](repeating: 0, count: 10000)
+        var perClass = [Int](repeating: 0, count: 10)
+        var perRank: [Int] = []
+        for rank in 0..<2 {
+            let loader = BatchLoader(dataset: val, sampler: .evaluation(count: val.count, worldSize: 2, rank: rank),
+                                     batchSize: 256, augment: false, seed: 1, threads: 1)
+            XCTAssertEqual(loader.batchesPerEpoch, 20)
+            var n = 0
+            try loader.forEachBatch(epoch: 0) { _, batch in
+                for (i, label) in zip(batch.indices, batch.labels) {
+                    seen[i] += 1; perClass[label] += 1
+                    XCTAssertEqual(label, val.label(i))
+                }
+                n += batch.size
+            }
+            perRank.append(n)
+        }
+        XCTAssertEqual(perRank, [5000, 5000])
+        XCTAssertTrue(seen.allSatisfy { $0 == 1 })
+        XCTAssertEqual(perClass, [Int](repeating: 1000, count: 10))
+    }
+}

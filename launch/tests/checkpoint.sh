@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Checkpoint integration tests: bit-exact resume (1 and 2 ranks, mid-epoch, RecursiveMix), fallback past a
+# damaged checkpoint, refusals, preemption. Prints 'N passed, M failed'.
+set -uo pipefail
+RMTRAIN=${RMTRAIN:?set RMTRAIN to the rmtrain binary}
+WORK=$(mktemp -d /tmp/rmtrain-ckpt.XXXXXX)
+trap 'pkill -9 -f "^$RMTRAIN train .*$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
+passed=0; failed=0
+ok()   { passed=$((passed + 1)); echo "PASS $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1: $2"; }
+MPIRUN=(mpirun --oversubscribe)
+[ "$(id -u)" -eq 0 ] && MPIRUN+=(--allow-run-as-root)
+launch() { local np=$1; shift; if [ "$np" -eq 1 ]; then "$RMTRAIN" "$@"; else "${MPIRUN[@]}" -np "$np" "$RMTRAIN" "$@"; fi; }
+
+# --- 2N straight == N, stop, resume N: bitwise, mid-epoch, with RecursiveMix (1 and 2 ranks)
+for np in 1 2; do
+  Q=(train --mix rm --train-limit 640 --val-limit 128 --batch-size 16 --epochs 3 --quiet --check-every 0)
+  # 640 samples / np ranks / 16 = 40 or 20 steps per epoch: step 25 (np 1) or 30 (np 2) stops mid-epoch.
+  n=$((np == 1 ? 25 : 30)); total=$((2 * n))
+  launch $np "${Q[@]}" --max-steps $total --out "$WORK/straight$np" > "$WORK/s$np.log" 2>&1
+  launch $np "${Q[@]}" --max-steps $n --save-every $n --out "$WORK/resumed$np" > "$WORK/r$np.log" 2>&1
+  launch $np "${Q[@]}" --max-steps $total --resume auto --out "$WORK/resumed$np" >> "$WORK/r$np.log" 2>&1
+  if msg=$("$RMTRAIN" diff "$WORK/straight$np/final.safetensors" "$WORK/resumed$np/final.safetensors" 2>&1); then
+    ok "-np $np: $total steps straight == $n + resume $n, bitwise ($msg)"
+  else
+    fail "-np $np bit-exact resume" "$msg $(tail -n 3 "$WORK/r$np.log")"
+  fi
+done
+
+# --- the newest checkpoint truncated: --resume auto warns, names it, and falls back to the previous one
+Q=(train --train-limit 256 --val-limit 64 --batch-size 32 --epochs 2 --quiet --keep 3)
+"$RMTRAIN" "${Q[@]}" --max-steps 6 --save-every 3 --out "$WORK/fb" > /dev/null 2>&1
+newest=$(ls "$WORK/fb"/ckpt-*.rmck | sort | tail -n 1)
+head -c 5000 "$newest" > "$newest.cut" && mv "$newest.cut" "$newest"
+"$RMTRAIN" "${Q[@]}" --max-steps 8 --resume auto --out "$WORK/fb" > "$WORK/fb.log" 2>&1
+if grep -q "warning: skipping checkpoint $newest" "$WORK/fb.log" && grep -q "resumed from $WORK/fb/ckpt-000000003.rmck" "$WORK/fb.log"; then
+  ok "truncated newest checkpoint: warned and fell back"
+else
+  fail "fallback" "$(head -c 500 "$WORK/fb.log")"
+fi
+
+# --- refusals: an explicitly named damaged file, another model, another world size
+expect_error() {
+  local name=$1 pattern=$2; shift 2
+  if "$@" > "$WORK/e.out" 2> "$WORK/e.err"; then fail "$name" "exit code 0"; return; fi
+  grep -q -- "$pattern" "$WORK/e.err" && ok "$name" || fail "$name" "$(cat "$WORK/e.err")"
+}
+expect_error "--resume of a truncated file names it" "$newest" "$RMTRAIN" "${Q[@]}" --resume "$newest" --out "$WORK/x1"
+good=$(ls "$WORK/fb"/ckpt-*.rmck | sort | head -n 1)
+expect_error "--resume with another model is refused" "model resnet20, this run is --model resnet56" \
+  "$RMTRAIN" "${Q[@]}" --model resnet56 --resume "$good" --out "$WORK/x2"
+expect_error "--resume with another world size is refused" "written by 1 ranks, this run has 2" \
+  "${MPIRUN[@]}" -np 2 "$RMTRAIN" "${Q[@]}" --resume "$good" --out "$WORK/x3"
+if "${MPIRUN[@]}" -np 2 "$RMTRAIN" "${Q[@]}" --max-steps 2 --resume "$good" --resume-weights-only --out "$WORK/x4" > /dev/null 2>&1; then
+  ok "--resume-weights-only loads across world sizes"
+else
+  fail "--resume-weights-only" "run failed"
+fi
+
+# --- an unwritable run directory: the error names the path
+mkdir -p "$WORK/ro" && touch "$WORK/ro/blocker"
+expect_error "unwritable checkpoint directory named" "$WORK/ro/blocker" \
+  "$RMTRAIN" "${Q[@]}" --max-steps 2 --save-every 1 --out "$WORK/ro/blocker/run"
+
+# --- preemption: SIGUSR1 to mpirun -> checkpoint, exit 75; resuming ends where an unbroken run ends
+Q=(train --mix rm --train-limit 3200 --val-limit 64 --batch-size 16 --epochs 2 --quiet --check-every 0)
+( "${MPIRUN[@]}" -np 2 "$RMTRAIN" "${Q[@]}" --out "$WORK/pre" > "$WORK/pre.log" 2>&1; echo "rc=$?" >> "$WORK/pre.log" ) &
+job=$!
+for _ in $(seq 1 100); do grep -q "steps/epoch" "$WORK/pre.log" 2>/dev/null && break; sleep 0.2; done
+sleep 2
+pkill -USR1 -f "^mpirun.*$WORK/pre" ; wait $job
+if grep -q "rc=75" "$WORK/pre.log" && ls "$WORK/pre"/ckpt-*.rmck > /dev/null 2>&1; then
+  ok "SIGUSR1: checkpoint written, exit code 75 ($(grep -o 'checkpoint written to [^;]*' "$WORK/pre.log"))"
+  "${MPIRUN[@]}" -np 2 "$RMTRAIN" "${Q[@]}" --resume auto --out "$WORK/pre" > "$WORK/pre2.log" 2>&1
+  "${MPIRUN[@]}" -np 2 "$RMTRAIN" "${Q[@]}" --out "$WORK/unbroken" > /dev/null 2>&1
+  if msg=$("$RMTRAIN" diff "$WORK/pre/final.safetensors" "$WORK/unbroken/final.safetensors" 2>&1); then
+    ok "preempted + resumed == unbroken, bitwise ($msg)"
+  else
+    fail "preempted + resumed == unbroken" "$msg"
+  fi
+else
+  fail "SIGUSR1 preemption" "$(tail -n 5 "$WORK/pre.log")"
+fi
+
+echo "checkpoint: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
