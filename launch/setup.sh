@@ -15,6 +15,9 @@ PACKAGES=(
   dataset-fashion-mnist
   # tests: pngfix (libpng's own decoder) checks the PNGs we write
   libpng-tools
+  # launch test beds: SLURM on localhost, and network namespaces as "hosts"
+  slurmctld slurmd slurm-client munge
+  iproute2
 )
 
 missing=()
