@@ -22,6 +22,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // C libraries from Debian, reached through module maps. Each shim.h includes the library's header
@@ -36,7 +37,8 @@ let package = Package(
         .target(name: "Layers", dependencies: ["Kernels"], swiftSettings: optimize),
         .target(name: "Models", dependencies: ["Layers", "Kernels"], swiftSettings: optimize),
         .target(name: "Optim", dependencies: ["Layers", "Kernels"], swiftSettings: optimize),
-        .target(name: "Mixing", dependencies: ["Kernels", "Layers", "CZlib"], swiftSettings: optimize),
+        .target(name: "Mixing", dependencies: ["Kernels", "Layers"], swiftSettings: optimize),
+        .target(name: "Imaging", dependencies: ["Kernels", "CZlib"], swiftSettings: optimize),
         .target(name: "Data", dependencies: ["Kernels", "CZlib", "CTurboJPEG"], swiftSettings: optimize),
         .target(name: "Distributed", dependencies: ["Kernels", "CMPI"], swiftSettings: optimize),
         .target(name: "Checkpoint", dependencies: ["Kernels", "CZstd"], swiftSettings: optimize),
@@ -44,8 +46,9 @@ let package = Package(
                                                    "Distributed", "Checkpoint"],
                 swiftSettings: optimize),
         .executableTarget(name: "rmtrain", dependencies: [
-            "Training", "Models", "Optim", "Mixing", "Layers", "Data", "Kernels", "Distributed", "Checkpoint", "CMPI", "CZstd", "CTurboJPEG",
+            "Training", "Models", "Optim", "Mixing", "Imaging", "Layers", "Data", "Kernels", "Distributed", "Checkpoint", "CMPI", "CZstd", "CTurboJPEG",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Yams", package: "Yams"),
         ], swiftSettings: optimize),
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Layers", "Models", "Optim"],
@@ -54,6 +57,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CMPI", "CZstd", "CTurboJPEG", "CZlib", "COpenBLAS"]),
         .testTarget(name: "MixingTests", dependencies: ["Mixing", "Kernels", "Layers"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Kernels", "CZlib"]),
     ],
     swiftLanguageModes: [.v6]
 )

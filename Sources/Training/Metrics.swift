@@ -40,6 +40,74 @@ public final class MetricsLog {
     }
 }
 
+/// The same records as CSV, one row per epoch, header from the first record (for spreadsheets).
+public final class MetricsCSV {
+    public let path: String
+    private let handle: FileHandle
+    private var columns: [String]
+
+    public init(path: String) throws {
+        self.path = path
+        let existing = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        columns = existing.split(separator: "\n").first.map { $0.split(separator: ",").map(String.init) } ?? []
+        if !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else { throw TrainingError("cannot create \(path)") }
+        }
+        guard let h = FileHandle(forWritingAtPath: path) else { throw TrainingError("cannot open \(path) for writing") }
+        handle = h
+        handle.seekToEndOfFile()
+    }
+
+    public func append(_ record: MetricsRecord) throws {
+        var text = ""
+        if columns.isEmpty {
+            columns = record.fields.map(\.0)
+            text += columns.joined(separator: ",") + "\n"
+        }
+        let values = Dictionary(record.fields, uniquingKeysWith: { a, _ in a })
+        text += columns.map { key in
+            let v = values[key] ?? ""
+            return v.hasPrefix("\"") ? String(v.dropFirst().dropLast()) : (v == "null" ? "" : v)
+        }.joined(separator: ",") + "\n"
+        do { try handle.write(contentsOf: Data(text.utf8)) }
+        catch { throw TrainingError("cannot write \(path): \(error.localizedDescription)") }
+    }
+}
+
+/// RUN_DIR/train.log: what rank 0 prints (summaries, warnings, plain progress lines), with timestamps.
+public final class RunLog: @unchecked Sendable {
+    private let handle: FileHandle?
+    private let lock = NSLock()
+    private let clock: DateFormatter = {
+        let f = DateFormatter()
+        f.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        f.timeZone = TimeZone(identifier: "UTC")
+        return f
+    }()
+
+    public init(path: String?) {
+        if let path {
+            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+            handle = FileHandle(forWritingAtPath: path)
+            handle?.seekToEndOfFile()
+        } else {
+            handle = nil
+        }
+    }
+
+    /// Writes the line to the log file only.
+    public func record(_ line: String) {
+        guard let handle else { return }
+        lock.withLock { handle.write(Data("\(clock.string(from: Date())) \(line)\n".utf8)) }
+    }
+
+    /// Prints the line and records it.
+    public func line(_ line: String) {
+        writeLine(line)
+        record(line)
+    }
+}
+
 public struct TrainingError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
@@ -54,10 +122,14 @@ public final class ProgressLine {
         && ProcessInfo.processInfo.environment["PMIX_RANK"] == nil
         && ProcessInfo.processInfo.environment["SLURM_PROCID"] == nil
     private let enabled: Bool
+    private let log: RunLog?
     private var lastLength = 0
     private var lastPrint = Date.distantPast
 
-    public init(enabled: Bool) { self.enabled = enabled }
+    public init(enabled: Bool, log: RunLog? = nil) {
+        self.enabled = enabled
+        self.log = log
+    }
 
     public func update(epoch: Int, epochs: Int, step: Int, steps: Int, loss: Double, imagesPerSec: Double, eta: Double) {
         guard enabled else { return }
@@ -69,9 +141,13 @@ public final class ProgressLine {
             let pad = max(0, lastLength - text.count)
             FileHandle.standardOutput.write(Data(("\r" + text + String(repeating: " ", count: pad)).utf8))
             lastLength = text.count
+            if step % max(1, steps / 10) == 0 { log?.record(text) }
         } else {
             let every = max(1, steps / 10)
-            if step % every == 0 || step == steps { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+            if step % every == 0 || step == steps {
+                FileHandle.standardOutput.write(Data((text + "\n").utf8))
+                log?.record(text)
+            }
         }
     }
 

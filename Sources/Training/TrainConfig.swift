@@ -97,21 +97,54 @@ public struct TrainConfig: Sendable {
     /// Fingerprint lines a resumed run may change without changing the training it continues.
     public static let resumableDifferences: Set<String> = ["max-steps", "check-every"]
 
-    /// The fields that must be equal on every rank, as `name=value` lines (compared at start).
+    /// Every setting under its `rmtrain train` flag name, with the value in flag syntax (booleans are
+    /// flags: `true` means present). This is what RUN_DIR/config.yaml holds and `--config` reads back.
+    public var settings: [(key: String, value: String)] {
+        var s: [(String, String)] = [
+            ("data", data), ("model", model.rawValue), ("epochs", "\(epochs)"), ("batch-size", "\(batchSize)"),
+            ("eval-batch-size", "\(evalBatchSize)"), ("lr", "\(lr)"), ("scale-lr", "\(scaleLR)"),
+            ("wd", "\(weightDecay)"), ("momentum", "\(momentum)"), ("nesterov", "\(nesterov)"),
+            ("no-bn-decay", "\(!decayNormAndBias)"), ("warmup-epochs", "\(warmupEpochs)"),
+            ("lr-schedule", schedule.rawValue), ("milestones", milestones.map(String.init).joined(separator: ",")),
+            ("lr-decay", "\(lrDecay)"), ("seed", "\(seed)"),
+            ("bucket-mb", "\(bucketMB)"), ("no-overlap", "\(!overlapCommunication)"), ("check-every", "\(checkEvery)"),
+            ("freeze-bn", "\(freezeBN)"), ("mix", mix.rawValue), ("rm-alpha", "\(rmAlpha)"), ("rm-omega", "\(rmOmega)"),
+            ("rm-interp", rmInterpolation.rawValue), ("rm-history", rmHistory.rawValue), ("rm-share-head", "\(rmShareHead)"),
+            ("rm-legacy-transposed-roi", "\(rmLegacyTransposedRoI)"), ("rm-box", rmBox.rawValue),
+            ("mixup-alpha", "\(mixupAlpha)"), ("cutmix-alpha", "\(cutmixAlpha)"), ("mix-prob", "\(mixProb)"),
+            ("switch-prob", "\(switchProb)"), ("smoothing", "\(smoothing)"), ("smoothing-style", smoothingStyle.rawValue),
+            ("bad-image", "\(dataOptions.badImage)"), ("aug-plus", "\(dataOptions.augPlus)"),
+            ("drop-last", "\(dataOptions.dropLast)"),
+            ("out", outDir), ("save-every", "\(saveEvery)"), ("keep", "\(keep)"), ("ckpt-level", "\(checkpointLevel)"),
+            ("loader-threads", "\(dataOptions.loaderThreads)"), ("collective-timeout", "\(collectiveTimeout)"),
+            ("skip-nonfinite", "\(skipNonFinite)"),
+        ]
+        let optional: [(String, String?)] = [
+            ("cutmix-minmax", cutmixMinMax.map { "\($0.lowerBound),\($0.upperBound)" }),
+            ("image-size", dataOptions.imageSize.map(String.init)), ("val-split", dataOptions.valSplit),
+            ("max-steps", maxSteps.map(String.init)), ("train-limit", trainLimit.map(String.init)),
+            ("val-limit", valLimit.map(String.init)),
+        ]
+        for case let (k, v?) in optional { s.append((k, v)) }
+        return s
+    }
+
+    /// Settings that belong to one launch, not to the training: they may differ across ranks and resumes.
+    public static let perLaunchSettings: Set<String> = ["out", "save-every", "keep", "ckpt-level", "loader-threads",
+                                                         "collective-timeout", "skip-nonfinite"]
+
+    /// The settings that must be equal on every rank, as `name=value` lines (compared at start and on resume).
     public var fingerprint: [String] {
-        ["data=\(data)", "model=\(model.rawValue)", "epochs=\(epochs)", "batch-size=\(batchSize)",
-         "eval-batch-size=\(evalBatchSize)", "lr=\(lr)", "scale-lr=\(scaleLR)", "wd=\(weightDecay)",
-         "momentum=\(momentum)", "nesterov=\(nesterov)", "bn-decay=\(decayNormAndBias)",
-         "warmup-epochs=\(warmupEpochs)", "lr-schedule=\(schedule.rawValue)", "milestones=\(milestones)",
-         "lr-decay=\(lrDecay)", "seed=\(seed)", "max-steps=\(maxSteps.map(String.init) ?? "none")",
-         "train-limit=\(trainLimit.map(String.init) ?? "none")", "val-limit=\(valLimit.map(String.init) ?? "none")",
-         "bucket-mb=\(bucketMB)", "overlap=\(overlapCommunication)", "check-every=\(checkEvery)",
-         "freeze-bn=\(freezeBN)", "mix=\(mix.rawValue)", "rm-alpha=\(rmAlpha)", "rm-omega=\(rmOmega)",
-         "rm-interp=\(rmInterpolation.rawValue)", "rm-history=\(rmHistory.rawValue)", "rm-share-head=\(rmShareHead)",
-         "rm-legacy-transposed-roi=\(rmLegacyTransposedRoI)", "rm-box=\(rmBox.rawValue)", "mixup-alpha=\(mixupAlpha)",
-         "cutmix-alpha=\(cutmixAlpha)", "cutmix-minmax=\(cutmixMinMax.map { "\($0.lowerBound),\($0.upperBound)" } ?? "none")",
-         "mix-prob=\(mixProb)", "switch-prob=\(switchProb)", "smoothing=\(smoothing)", "smoothing-style=\(smoothingStyle.rawValue)",
-         "image-size=\(dataOptions.imageSize.map(String.init) ?? "auto")", "val-split=\(dataOptions.valSplit ?? "auto")",
-         "bad-image=\(dataOptions.badImage)", "aug-plus=\(dataOptions.augPlus)", "drop-last=\(dataOptions.dropLast)"]
+        settings.filter { !TrainConfig.perLaunchSettings.contains($0.key) }.map { "\($0.key)=\($0.value)" }
+    }
+
+    /// RUN_DIR/config.yaml: every setting, readable by `rmtrain train --config`.
+    public var resolvedYAML: String {
+        var out = "# rmtrain train configuration, resolved (flags over --config over defaults)\n"
+        for (k, v) in settings {
+            let plain = v == "true" || v == "false" || Double(v) != nil
+            out += "\(k): \(plain ? v : "\"" + v.replacingOccurrences(of: "\"", with: "\\\"") + "\"")\n"
+        }
+        return out
     }
 }

@@ -62,23 +62,34 @@ public final class Trainer {
 
     public var globalBatch: Int { config.batchSize * comm.size }
 
+    func file(_ name: String) -> String { (config.outDir as NSString).appendingPathComponent(name) }
+
     /// Runs every epoch (or until `maxSteps`), evaluating after each; rank 0 appends to RUN_DIR/metrics.jsonl.
     /// Resumes from a checkpoint when asked, saves at epoch ends and every `saveEvery` steps, and on
     /// SIGTERM/SIGUSR1 saves and throws `PreemptedError`.
-    public func run(log: (String) -> Void = { writeLine($0) }) throws {
+    public func run(log printLine: ((String) -> Void)? = nil) throws {
         let isRoot = comm.rank == 0
         var metrics: MetricsLog?
+        var csv: MetricsCSV?
         if isRoot {
-            do { try FileManager.default.createDirectory(atPath: config.outDir, withIntermediateDirectories: true) }
-            catch { throw TrainingError("cannot create run directory \(config.outDir): \(error.localizedDescription)") }
-            metrics = try MetricsLog(path: (config.outDir as NSString).appendingPathComponent("metrics.jsonl"))
+            do {
+                try FileManager.default.createDirectory(atPath: config.outDir, withIntermediateDirectories: true)
+                try config.resolvedYAML.write(toFile: file("config.yaml"), atomically: true, encoding: .utf8)
+            } catch { throw TrainingError("cannot write to run directory \(config.outDir): \(error.localizedDescription)") }
+        }
+        let runLog = RunLog(path: isRoot ? file("train.log") : nil)
+        let log = printLine ?? { runLog.line($0) }
+        if isRoot {
+            metrics = try MetricsLog(path: file("metrics.jsonl"))
+            csv = try MetricsCSV(path: file("metrics.csv"))
+            runLog.record("rmtrain train, \(comm.size) rank(s), configuration in \(file("config.yaml"))")
         }
         var position = Position()
         var resumedSums: [Double] = []
         if let (p, sums) = try restore() { position = p; resumedSums = sums }
         step = position.step
         history = []
-        let progress = ProgressLine(enabled: isRoot && !config.quiet)
+        let progress = ProgressLine(enabled: isRoot && !config.quiet, log: isRoot ? runLog : nil)
         let perEpoch = trainLoader.batchesPerEpoch
         let totalSteps = min(perEpoch * config.epochs, config.maxSteps ?? Int.max)
         let runStart = Date()
@@ -163,6 +174,7 @@ public final class Trainer {
                 r.set("effective_classes_1e-4", mix[3] > 0 ? mix[4] / mix[3] : 0)
                 r.set("effective_classes_1e-2", mix[3] > 0 ? mix[5] / mix[3] : 0)
                 try metrics.append(r)
+                try csv?.append(r)
                 log(String(format: "epoch %d/%d  train_loss %.4f  val_top1 %.2f%%  val_top5 %.2f%%  %.0f img/s  %.1fs",
                            epoch + 1, config.epochs, reduced.meanLoss, 100 * eval.top1Accuracy,
                            100 * eval.top5Accuracy, reduced.images / max(trainElapsed, 1e-9), seconds))

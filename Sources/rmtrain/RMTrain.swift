@@ -9,18 +9,19 @@ struct RMTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rmtrain",
         abstract: "Train image classifiers with RecursiveMix on CPUs, one process or many (mpirun).",
-        subcommands: [TrainCommand.self, BenchCommand.self, DiffCommand.self, VisualizeCommand.self, PackCommand.self, BenchDataCommand.self],
+        subcommands: [TrainCommand.self, BenchCommand.self, DiffCommand.self, VisualizeCommand.self, PlotCommand.self, PackCommand.self, BenchDataCommand.self],
         defaultSubcommand: nil)
 
     /// Errors are one line on stderr with a non-zero exit code, never a stack trace or a usage dump.
     static func main() {
         do {
-            var command = try parseAsRoot()
+            let arguments = try ConfigFile.expand(Array(CommandLine.arguments.dropFirst()))
+            var command = try parseAsRoot(arguments)
             try command.run()
         } catch {
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }      // --help, --version
-            let message = describe(error) ?? RMTrain.message(for: error)
+            let message = (error as? ConfigFile.Failure)?.description ?? describe(error) ?? RMTrain.message(for: error)
             // ArgumentParser lists allowed values on extra lines; fold them into the one line.
             let line = message.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
                 .filter { !$0.isEmpty }.joined(separator: " ")

@@ -86,6 +86,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("val-limit"), parsing: .unconditional, help: "Evaluate on the first N samples only (quick runs).")
     var valLimit: Int?
 
+    @Option(help: "A YAML file of train flags (e.g. launch/configs/*.yaml, or a run's config.yaml); flags given here override it.")
+    var config: String?
+
     @Flag(help: "No progress line.")
     var quiet = false
 

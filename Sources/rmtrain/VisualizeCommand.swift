@@ -1,6 +1,7 @@
 import ArgumentParser
 import Data
 import Foundation
+import Imaging
 import Kernels
 import Mixing
 import Training
@@ -69,7 +70,7 @@ struct VisualizeCommand: ParsableCommand {
             for i in 0..<batch.size {
                 let x0 = 6 + i * cellW, iy = y0 + 8
                 canvas.drawImage(batch.images, index: i, x: x0, y: iy, scale: s, mean: norm.mean, std: norm.std)
-                if let box { canvas.drawBox(box, imageX: x0, imageY: iy, scale: s) }
+                if let box { canvas.drawBox(x1: box.x1, y1: box.y1, x2: box.x2, y2: box.y2, imageX: x0, imageY: iy, scale: s) }
                 let row = (0..<k).map { (c: $0, w: targets[i * k + $0]) }.sorted { $0.w > $1.w }.prefix(3)
                 for (j, e) in row.enumerated() where e.w > 0 {
                     let name = ds.classNames[e.c].prefix(11)

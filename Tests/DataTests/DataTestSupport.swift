@@ -18,7 +18,7 @@ enum TestData {
 
     /// Skips the test when the shared data is not there.
     static func require(_ path: String) throws -> String {
-        guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("\(path) not present") }
+        guard FileManager.default.fileExists(atPath: path) else { throw TestSetupError("\(path) not present: tests read ../shared/data") }
         return path
     }
 
@@ -75,4 +75,10 @@ final class LineSink: @unchecked Sendable {
     var lines: [String] { lock.lock(); defer { lock.unlock() }; return stored }
     func add(_ s: String) { lock.lock(); stored.append(s); lock.unlock() }
     func log(limit: Int = 5) -> BadImageLog { BadImageLog(limit: limit) { [self] in add($0) } }
+}
+
+/// A missing test prerequisite is a failure, never a skip.
+struct TestSetupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
 }

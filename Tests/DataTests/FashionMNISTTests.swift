@@ -115,7 +115,7 @@ final class FashionMNISTTests: XCTestCase {
     func testDebianFashionMNISTIsReadable() throws {
         let dir = FashionMNIST.defaultDirectory
         guard FileManager.default.fileExists(atPath: dir) else {
-            throw XCTSkip("dataset-fashion-mnist not installed (launch/setup.sh installs it)")
+            throw TestSetupError("dataset-fashion-mnist not installed: run launch/setup.sh")
         }
         let splits = try openData("fashion-mnist")
         XCTAssertEqual(splits.train.count, 60000)

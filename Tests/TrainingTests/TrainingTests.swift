@@ -59,7 +59,7 @@ import Layers
 final class DeterminismTests: XCTestCase {
     func config(seed: UInt64, out: String) throws -> TrainConfig {
         guard FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist") else {
-            throw XCTSkip("dataset-fashion-mnist not installed (launch/setup.sh installs it)")
+            throw TestSetupError("dataset-fashion-mnist not installed: run launch/setup.sh")
         }
         var c = TrainConfig()
         c.seed = seed
@@ -91,4 +91,10 @@ final class DeterminismTests: XCTestCase {
         XCTAssertEqual(results[0], results[1])
         XCTAssertNotEqual(results[0], results[2])
     }
+}
+
+/// A missing test prerequisite is a failure, never a skip.
+struct TestSetupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
 }

@@ -89,10 +89,26 @@ public struct Canvas: Sendable {
     }
 
     /// Outlines a pixel box of an image drawn at (x, y) with `scale`.
-    public mutating func drawBox(_ box: Box, imageX x: Int, imageY y: Int, scale: Int = 1, color: RGB = .red) {
-        guard box.area > 0 else { return }
-        outline(x: x + box.x1 * scale, y: y + box.y1 * scale, width: box.width * scale,
-                height: box.height * scale, color: color)
+    /// A straight line (Bresenham), `thickness` pixels wide.
+    public mutating func drawLine(x0: Int, y0: Int, x1: Int, y1: Int, color: RGB, thickness: Int = 1) {
+        var x = x0, y = y0
+        let dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1
+        var err = dx + dy
+        let half = thickness / 2
+        while true {
+            fill(x: x - half, y: y - half, width: thickness, height: thickness, color: color)
+            if x == x1 && y == y1 { break }
+            let e2 = 2 * err
+            if e2 >= dy { err += dy; x += sx }
+            if e2 <= dx { err += dx; y += sy }
+        }
+    }
+
+    /// (x1, y1) inclusive, (x2, y2) exclusive, in image pixels.
+    public mutating func drawBox(x1: Int, y1: Int, x2: Int, y2: Int, imageX x: Int, imageY y: Int, scale: Int = 1,
+                                 color: RGB = .red) {
+        guard x2 > x1 && y2 > y1 else { return }
+        outline(x: x + x1 * scale, y: y + y1 * scale, width: (x2 - x1) * scale, height: (y2 - y1) * scale, color: color)
     }
 
     public func writePNG(to path: String) throws {

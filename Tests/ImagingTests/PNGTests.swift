@@ -1,7 +1,8 @@
 import CZlib
 import Foundation
 import XCTest
-@testable import Mixing
+import Kernels
+@testable import Imaging
 
 /// The PNG writer, checked by re-parsing: signature, chunk layout, every CRC (zlib's crc32), IHDR fields,
 /// IDAT inflated with zlib's `uncompress`, filter bytes, pixels; and by libpng's `pngfix` when installed.
@@ -58,6 +59,15 @@ final class PNGTests: XCTestCase {
         return (w, h, channels, pixels)
     }
 
+    /// libpng's pngfix accepts the file. Its absence is a failure: launch/setup.sh installs libpng-tools.
+    static func pngfix(_ path: String) throws -> Bool {
+        guard let ok = pngfixAccepts(path) else {
+            XCTFail("pngfix (Debian's libpng-tools) is missing: run launch/setup.sh")
+            return false
+        }
+        return ok
+    }
+
     static func pngfixAccepts(_ path: String) -> Bool? {
         let tool = "/usr/bin/pngfix"
         guard FileManager.default.isExecutableFile(atPath: tool) else { return nil }
@@ -89,7 +99,7 @@ final class PNGTests: XCTestCase {
             let idats = try Self.chunks(bytes).filter { $0.type == "IDAT" }.count
             // Random bytes do not compress: 360 000 of them need more than one 256 KiB IDAT.
             XCTAssertEqual(idats > 1, w * h * c > PNGImage.idatChunkSize, "\(idats) IDAT chunks")
-            if let ok = Self.pngfixAccepts(path) { XCTAssertTrue(ok, "pngfix rejects \(path)") }
+            try XCTAssertTrue(Self.pngfix(path), "pngfix rejects \(path)")
         }
     }
 
@@ -102,7 +112,7 @@ final class PNGTests: XCTestCase {
         let path = temporaryPath("bad.png")
         defer { try? FileManager.default.removeItem(atPath: path) }
         try Data(bad).write(to: URL(fileURLWithPath: path))
-        if let ok = Self.pngfixAccepts(path) { XCTAssertFalse(ok, "pngfix should reject a damaged file") }
+        try XCTAssertFalse(Self.pngfix(path), "pngfix should reject a damaged file")
         XCTAssertThrowsError(try PNGImage.encode(pixels: [1, 2, 3], width: 2, height: 2, channels: 3))
         XCTAssertThrowsError(try PNGImage.encode(pixels: [1, 2, 3, 4], width: 1, height: 1, channels: 4))
     }
@@ -140,9 +150,11 @@ final class PNGTests: XCTestCase {
         canvas.drawText("0123456789 .,:%-+=_/()'#", x: 2, y: 2)
         canvas.drawText("ABCDEFGHIJKLMNOPQRSTUVWXYZ", x: 2, y: 12)
         canvas.drawText("abcdefghijklmnopqrstuvwxyz", x: 2, y: 22)
-        let img = Support.randomTensor([1, 16, 16, 3], seed: 9, scale: 0.3)
+        let img = Tensor(shape: [1, 16, 16, 3])
+        var rng = RandomStream(seed: 9)
+        for i in 0..<img.count { img[i] = Float(rng.normal() * 0.3) }
         canvas.drawImage(img, index: 0, x: 2, y: 34, scale: 3, mean: [0.5, 0.5, 0.5], std: [1, 1, 1])
-        canvas.drawBox(Box(x1: 3, y1: 4, x2: 11, y2: 12), imageX: 2, imageY: 34, scale: 3)
+        canvas.drawBox(x1: 3, y1: 4, x2: 11, y2: 12, imageX: 2, imageY: 34, scale: 3)
         canvas.drawText("airplane 0.73", x: 56, y: 40, scale: 2, color: .red)
         canvas.drawText("frog 27.0%", x: 56, y: 60, scale: 2, color: .green)
         let dir = ProcessInfo.processInfo.environment["MIXING_PNG_DIR"]
@@ -151,7 +163,7 @@ final class PNGTests: XCTestCase {
         try canvas.writePNG(to: path)
         let d = try Self.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))))
         XCTAssertEqual(d.pixels, canvas.pixels)
-        if let ok = Self.pngfixAccepts(path) { XCTAssertTrue(ok) }
+        try XCTAssertTrue(Self.pngfix(path))
     }
 }
 
