@@ -169,7 +169,11 @@ if [ -n "${MPIRUN_ARGS:-}" ]; then
 fi
 CMD+=("$RMTRAIN" train "$@")
 
-printf -v shown '%q ' "${CMD[@]}"
+# the command as one copy-pasteable line: words quoted only when the shell needs it
+shown=""
+for w in "${CMD[@]}"; do
+  if [[ "$w" =~ ^[A-Za-z0-9_./,:=@%+^-]+$ ]]; then shown+="$w "; else shown+="'${w//\'/\'\\\'\'}' "; fi
+done
 echo "$ME: ${#HOSTS[@]} host(s), $total slot(s), $NP rank(s)"
 echo "$ME: running: ${shown% }"
 [ "$DRY_RUN" = 1 ] && exit 0

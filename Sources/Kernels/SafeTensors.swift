@@ -17,13 +17,26 @@ public enum SafeTensors {
         public let description: String
     }
 
-    public static func encode(_ entries: [Entry], metadata: [String: String] = [:]) -> Data {
+    /// An int64 tensor (for PyTorch's `num_batches_tracked` counters).
+    public struct Int64Entry: Sendable {
+        public let name: String
+        public let shape: [Int]
+        public let values: [Int64]
+        public init(name: String, shape: [Int], values: [Int64]) { self.name = name; self.shape = shape; self.values = values }
+    }
+
+    public static func encode(_ entries: [Entry], int64: [Int64Entry] = [], metadata: [String: String] = [:]) -> Data {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
         for e in entries {
             let bytes = e.values.count * 4
             header[e.name] = ["dtype": "F32", "shape": e.shape, "data_offsets": [offset, offset + bytes]] as [String: Any]
+            offset += bytes
+        }
+        for e in int64 {
+            let bytes = e.values.count * 8
+            header[e.name] = ["dtype": "I64", "shape": e.shape, "data_offsets": [offset, offset + bytes]] as [String: Any]
             offset += bytes
         }
         var json = try! JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
@@ -33,6 +46,7 @@ public enum SafeTensors {
         withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
         out.append(json)
         for e in entries { e.values.withUnsafeBytes { out.append(contentsOf: $0) } }
+        for e in int64 { e.values.withUnsafeBytes { out.append(contentsOf: $0) } }
         return out
     }
 
@@ -50,6 +64,7 @@ public enum SafeTensors {
                   let shape = d["shape"] as? [Int], let offs = d["data_offsets"] as? [Int], offs.count == 2 else {
                 throw FormatError(description: "\(source): bad entry \(name)")
             }
+            if dtype == "I64" { continue }     // counters (num_batches_tracked); not needed as floats
             guard dtype == "F32" else { throw FormatError(description: "\(source): \(name) has dtype \(dtype), expected F32") }
             guard base + offs[1] <= data.count, offs[1] - offs[0] == shape.reduce(1, *) * 4 else {
                 throw FormatError(description: "\(source): \(name) data out of range (truncated file?)")

@@ -1,3 +1,4 @@
+import Checkpoint
 import Data
 import Distributed
 import Kernels
@@ -17,6 +18,24 @@ public struct EvalCounts: Sendable, Equatable {
 }
 
 public enum Evaluator {
+    /// Loads a checkpoint's parameters and (rank-averaged) BN statistics into a model built for `data`.
+    public static func model(from state: CheckpointState, path: String, data: Dataset) throws -> ResNet {
+        guard let variant = ResNet.Variant(rawValue: state.header.model) else {
+            throw TrainingError("\(path): unknown model \(state.header.model)")
+        }
+        let model = ResNet(variant, inChannels: data.sampleShape.channels, numClasses: data.numClasses)
+        let byName = Dictionary(uniqueKeysWithValues: state.tensors.map { ($0.name, $0) })
+        for (name, t) in model.parameters.map({ ($0.name, $0.value) }) + model.buffers.map({ ($0.name, $0.value) }) {
+            guard let e = byName[name] else { throw TrainingError("\(path): no tensor \(name) in the checkpoint") }
+            guard e.shape == t.shape else {
+                throw TrainingError("\(path): \(name) has shape \(e.shape) but \(data.name) needs \(t.shape) "
+                                    + "(\(data.sampleShape.channels) channels, \(data.numClasses) classes)")
+            }
+            e.values.withUnsafeBufferPointer { t.data.update(from: $0.baseAddress!, count: t.count) }
+        }
+        return model
+    }
+
     /// Runs the model in eval mode over every batch of `loader` and counts top-1 / top-5 hits.
     public static func evaluate(_ model: ResNet, loader: BatchLoader, epoch: Int = 0) throws -> EvalCounts {
         var counts = EvalCounts()

@@ -102,6 +102,12 @@ public final class Trainer {
                 guard step < totalSteps else { return }
                 let lr = schedule.lr(at: step)
                 let stats = try engine.step(batch, step: step)
+                if step == 0, let path = config.dumpGradientsPath, isRoot {
+                    let grads = engine.trainableParameters.map {
+                        SafeTensors.Entry(name: $0.name, shape: $0.grad.shape, values: $0.grad.array)
+                    }
+                    try writeTensors(grads, to: path)
+                }
                 guard stats.loss.isFinite || config.skipNonFinite else {
                     comm.abort("loss is \(stats.loss) at epoch \(epoch + 1), step \(step + 1) on rank \(comm.rank): "
                                + "lower --lr, check the data, or pass --skip-nonfinite", code: 5)

@@ -87,5 +87,57 @@ else
   fail "learns" "$(tail -n 3 "$WORK/learn.log")"
 fi
 
+# --- RecursiveMix run: mixing metrics logged; eval of its checkpoint equals the run's own evaluation;
+#     export drops the consistency head and uses torchvision names and layouts
+R="$WORK/rm"
+if "$RMTRAIN" train --mix rm --train-limit 1024 --val-limit 300 --batch-size 32 --epochs 2 --quiet --out "$R" > "$R.log" 2>&1; then
+  area=$(grep -o '"mean_hist_area": [0-9.]*' "$R/metrics.jsonl" | tail -n 1 | awk '{print $2}')
+  if awk -v a="$area" 'BEGIN { exit !(a > 0.12 && a < 0.22) }' && grep -q '"consistency_loss": ' "$R/metrics.jsonl" \
+     && grep -q '"effective_classes_1e-4": ' "$R/metrics.jsonl"; then ok "rm metrics (mean_hist_area $area)"
+  else fail "rm metrics" "$(tail -n 1 "$R/metrics.jsonl")"; fi
+  want=$(grep -o '"val_top1": [0-9.]*' "$R/metrics.jsonl" | tail -n 1 | awk '{print $2}')
+  got=$("$RMTRAIN" eval --checkpoint "$R/best.rmck" --val-limit 300 --json | grep -o '"top1": [0-9.]*' | awk '{print $2}')
+  [ -n "$got" ] && [ "$got" = "$want" ] && ok "eval of best.rmck = run's val_top1 ($got)" || fail "eval" "got '$got', run had '$want'"
+  if "$RMTRAIN" export --checkpoint "$R/best.rmck" --out "$R/model.safetensors" > /dev/null; then
+    hdr=$(head -c 20000 "$R/model.safetensors" | tr -d '\0')
+    if echo "$hdr" | grep -q '"conv1.weight":{"data_offsets":\[[0-9]*,[0-9]*\],"dtype":"F32","shape":\[16,1,3,3\]}' \
+       && echo "$hdr" | grep -q '"layer2.0.downsample.0.weight"' && echo "$hdr" | grep -q '"bn1.num_batches_tracked":{[^}]*"I64"' \
+       && ! echo "$hdr" | grep -q 'fc_roi' && ! echo "$hdr" | grep -q 'momentum'; then ok "export: torchvision names, OIHW, no fc_roi"
+    else fail "export" "$(echo "$hdr" | head -c 300)"; fi
+  else fail "export" "command failed"; fi
+else
+  fail "rm run" "$(tail -n 3 "$R.log")"
+fi
+
+# --- run directory: config.yaml, metrics.csv, train.log; --config with a flag overriding the file
+C="$WORK/cfgrun"
+printf 'model: resnet20\nepochs: 2\nbatch-size: 16\nlr: 0.05\ntrain-limit: 256\nval-limit: 64\nmax-steps: 4\nquiet: true\n' > "$WORK/c.yaml"
+if "$RMTRAIN" train --config "$WORK/c.yaml" --lr 0.02 --out "$C" > /dev/null 2>&1; then
+  if grep -q '^lr: 0.02$' "$C/config.yaml" && grep -q '^batch-size: 16$' "$C/config.yaml" \
+     && [ "$(wc -l < "$C/metrics.csv")" -eq 2 ] && head -n 1 "$C/metrics.csv" | grep -q '^epoch,step,train_loss' \
+     && grep -q "epoch 1/2" "$C/train.log"; then ok "--config + override; config.yaml, metrics.csv, train.log"
+  else fail "run directory" "$(cat "$C/config.yaml" | head -n 5)"; fi
+  # the resolved config.yaml reproduces the run
+  if "$RMTRAIN" train --config "$C/config.yaml" --out "$C/again" > /dev/null 2>&1 && "$RMTRAIN" diff "$C/final.safetensors" "$C/again/final.safetensors" > /dev/null; then
+    ok "config.yaml reproduces the run bitwise"
+  else fail "config.yaml reproduces" "weights differ"; fi
+else
+  fail "--config run" "failed"
+fi
+printf 'bogus-flag: 3\n' > "$WORK/bad.yaml"
+expect_error "--config with an unknown key names the file" "bad.yaml.*bogus-flag" train --config "$WORK/bad.yaml"
+
+# --- pictures: visualize and plot write PNGs that libpng's pngfix accepts, of the size they say, not blank
+png_ok() {  # png_ok FILE MIN_BYTES: valid PNG (pngfix), at least MIN_BYTES (a blank canvas compresses to ~2 KB)
+  [ -f "$1" ] && pngfix --quiet "$1" && [ "$(stat -c %s "$1")" -ge "$2" ]
+}
+png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{ printf "%dx%d", $1*16777216+$2*65536+$3*256+$4, $5*16777216+$6*65536+$7*256+$8 }'; }
+out=$("$RMTRAIN" visualize --steps 3 --images 4 --out "$WORK/mix.png")
+if png_ok "$WORK/mix.png" 6000 && echo "$out" | grep -q "($(png_size "$WORK/mix.png" | sed 's/x/×/'))"; then ok "visualize PNG ($(png_size "$WORK/mix.png"))"
+else fail "visualize" "$out"; fi
+out=$("$RMTRAIN" plot "$R" "$C" --out "$WORK/curves.png")
+if png_ok "$WORK/curves.png" 6000 && echo "$out" | grep -q "($(png_size "$WORK/curves.png" | sed 's/x/×/')), 2 run"; then ok "plot PNG ($(png_size "$WORK/curves.png"))"
+else fail "plot" "$out"; fi
+
 echo "integration: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -14,7 +14,7 @@ MPIRUN=(mpirun --oversubscribe)
 # --- after training, every rank holds bit-identical parameters (2 and 3 ranks); only rank 0 writes metrics
 for np in 2 3; do
   out="$WORK/ident$np"
-  if "${MPIRUN[@]}" -np $np "$RMTRAIN" train --train-limit 768 --val-limit 300 --batch-size 16 --epochs 2 \
+  if "${MPIRUN[@]}" -np $np "$RMTRAIN" train --train-limit 768 --val-limit 301 --batch-size 16 --epochs 2 \
        --max-steps 30 --check-every 5 --quiet --save-all-ranks --out "$out" > "$out.log" 2>&1; then
     same=1
     for r in $(seq 1 $((np - 1))); do
@@ -22,13 +22,11 @@ for np in 2 3; do
     done
     [ $same -eq 1 ] && ok "-np $np: parameters bit-identical on all ranks" || fail "-np $np identical" "ranks differ"
     lines=$(wc -l < "$out/metrics.jsonl")
-    if [ "$lines" -eq 2 ] && grep -q "\"world_size\": $np" "$out/metrics.jsonl" && grep -q '"val_images": 300,' "$out/metrics.jsonl"; then
-      ok "-np $np: rank 0 wrote metrics, val_images 300 exactly"
+    if [ "$lines" -eq 2 ] && grep -q "\"world_size\": $np" "$out/metrics.jsonl" && grep -q '"val_images": 301,' "$out/metrics.jsonl"; then
+      ok "-np $np: rank 0 alone wrote metrics (one line per epoch), val_images 301 exactly"
     else
       fail "-np $np metrics" "$(head -c 400 "$out/metrics.jsonl")"
     fi
-    n=$(ls "$out" | grep -c metrics)
-    [ "$n" -eq 1 ] && ok "-np $np: one metrics file" || fail "-np $np one metrics file" "$n files"
   else
     fail "-np $np run" "$(tail -n 5 "$out.log")"
   fi
@@ -86,6 +84,15 @@ if [ $dt -le 30 ] && grep -q "waited more than 5 s (--collective-timeout)" "$WOR
   ok "stalled rank: watchdog aborted in ${dt}s ($(grep -o "collective '[^']*' at step [0-9]*" "$WORK/stalled.log" | head -n 1))"
 else
   fail "stalled rank" "after ${dt}s: $(tail -n 4 "$WORK/stalled.log")"
+fi
+
+# --- the single-node launcher: 2 ranks, binding and BLAS threads set, the command printed
+if out=$(RMTRAIN="$RMTRAIN" bash "$(dirname "$0")/../local.sh" 2 --train-limit 256 --val-limit 64 --batch-size 16 \
+           --max-steps 4 --epochs 1 --quiet --out "$WORK/local" 2>&1) \
+   && echo "$out" | grep -q "^+ mpirun -np 2 .*OPENBLAS_NUM_THREADS=" && grep -q '"world_size": 2' "$WORK/local/metrics.jsonl"; then
+  ok "launch/local.sh 2 ($(echo "$out" | head -n 1 | cut -c1-90)...)"
+else
+  fail "launch/local.sh" "$(echo "$out" | tail -n 3)"
 fi
 
 echo "mpi: $passed passed, $failed failed"

@@ -1,0 +1,51 @@
+import ArgumentParser
+import Checkpoint
+import Foundation
+import Kernels
+import Training
+
+/// `rmtrain export --checkpoint PATH --out model.safetensors`: the backbone and the main classifier in
+/// torchvision's names and layouts (conv weights OIHW, `num_batches_tracked` as int64), without the
+/// RecursiveMix consistency head — what torchvision, timm or a detection framework loads.
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export", abstract: "Export a checkpoint's backbone and classifier as torchvision-style safetensors.")
+
+    @Option(help: "Checkpoint file (.rmck).") var checkpoint: String
+    @Option(help: "Output .safetensors file.") var out: String
+
+    func run() throws {
+        let state = try CheckpointStore.read(checkpoint)
+        var entries: [SafeTensors.Entry] = []
+        var counters: [SafeTensors.Int64Entry] = []
+        for e in state.tensors where !e.name.hasPrefix("momentum.") && !e.name.hasPrefix("fc_roi.") {
+            if e.shape.count == 4 {
+                entries.append(SafeTensors.Entry(name: e.name, shape: [e.shape[0], e.shape[3], e.shape[1], e.shape[2]],
+                                                 values: ohwiToOIHW(e.values, e.shape)))
+            } else {
+                entries.append(e)
+            }
+            if e.name.hasSuffix(".running_var") {
+                let bn = String(e.name.dropLast(".running_var".count))
+                counters.append(SafeTensors.Int64Entry(name: bn + ".num_batches_tracked", shape: [],
+                                                       values: [Int64(state.header.step)]))
+            }
+        }
+        let blob = SafeTensors.encode(entries, int64: counters,
+                                      metadata: ["model": state.header.model, "source": checkpoint,
+                                                 "step": "\(state.header.step)", "format": "pt", "layout": "torchvision"])
+        do { try blob.write(to: URL(fileURLWithPath: out), options: .atomic) }
+        catch { throw TrainingError("cannot write \(out): \(error.localizedDescription)") }
+        writeLine("rmtrain: exported \(entries.count + counters.count) tensors of \(state.header.model) to \(out)")
+    }
+
+    /// [O, kh, kw, I] → [O, I, kh, kw].
+    func ohwiToOIHW(_ v: [Float], _ s: [Int]) -> [Float] {
+        let (o, kh, kw, i) = (s[0], s[1], s[2], s[3])
+        var r = [Float](repeating: 0, count: v.count)
+        for a in 0..<o { for y in 0..<kh { for x in 0..<kw { for c in 0..<i {
+            r[((a * i + c) * kh + y) * kw + x] = v[((a * kh + y) * kw + x) * i + c]
+        } } } }
+        return r
+    }
+}
