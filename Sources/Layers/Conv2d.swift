@@ -78,14 +78,7 @@ public final class Conv2d: Layer {
         let cout = outChannels, w = weight.value.data, xp = x.data, yp = y.data
         Workspace.forEachChunk(chunks) { chunk, scratch in
             let n0 = chunk * per, images = min(per, n - n0), rows = images * rowsPerImage
-            let a: UnsafePointer<Float>
-            if g.isPointwise {
-                a = UnsafePointer(xp + n0 * inImage)
-            } else {
-                let col = scratch.buffer(rows * g.patch)
-                im2col(xp + n0 * inImage, images: images, g, col: col)
-                a = UnsafePointer(col)
-            }
+            let a = patchMatrix(xp + n0 * inImage, images: images, g, scratch)
             sgemm(transB: true, m: rows, n: cout, k: g.patch, a: a, lda: g.patch,
                   b: w, ldb: g.patch, c: yp + n0 * rowsPerImage * cout, ldc: cout)
         }
@@ -114,14 +107,7 @@ public final class Conv2d: Layer {
             let n0 = chunk * per, images = min(per, n - n0), rows = images * rowsPerImage
             let dyChunk = dyp + n0 * rowsPerImage * cout
             // dW(chunk) = dyᵀ · col
-            let a: UnsafePointer<Float>
-            if g.isPointwise {
-                a = UnsafePointer(xp + n0 * inImage)
-            } else {
-                let col = scratch.buffer(rows * g.patch)
-                im2col(xp + n0 * inImage, images: images, g, col: col)
-                a = UnsafePointer(col)
-            }
+            let a = patchMatrix(xp + n0 * inImage, images: images, g, scratch)
             sgemm(transA: true, m: cout, n: g.patch, k: rows, a: dyChunk, lda: cout,
                   b: a, ldb: g.patch, c: pp + chunk * wsize, ldc: g.patch)
             guard let dxp else { return }
@@ -160,6 +146,16 @@ public final class Conv2d: Layer {
 }
 
 extension Conv2d {
+    /// The GEMM operand of `images` images: the input itself for a pointwise convolution, else its
+    /// im2col patches in `scratch`.
+    fileprivate func patchMatrix(_ x: UnsafeMutablePointer<Float>, images: Int, _ g: ConvGeometry,
+                                 _ scratch: Workspace) -> UnsafePointer<Float> {
+        if g.isPointwise { return UnsafePointer(x) }
+        let col = scratch.buffer(images * g.oh * g.ow * g.patch)
+        im2col(x, images: images, g, col: col)
+        return UnsafePointer(col)
+    }
+
     /// W′[ci, ky, kx, co] = W[co, k−1−ky, k−1−kx, ci]: the kernel of the transposed convolution.
     fileprivate func flipWeights() -> UnsafeMutablePointer<Float> {
         let k = kernel, cin = inChannels, cout = outChannels

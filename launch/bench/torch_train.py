@@ -7,40 +7,7 @@ import argparse, json, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
 
-class Basic(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False); self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False); self.bn2 = nn.BatchNorm2d(cout)
-        self.down = None
-        if stride != 1 or cin != cout:
-            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        s = x if self.down is None else self.down(x)
-        return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))) + s)
-
-
-class Net(nn.Module):
-    def __init__(self, widths, counts, stem):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, stem, 3, 1, 1, bias=False); self.bn1 = nn.BatchNorm2d(stem)
-        layers, c = [], stem
-        for i, (w, n) in enumerate(zip(widths, counts)):
-            for j in range(n):
-                layers.append(Basic(c, w, (1 if i == 0 else 2) if j == 0 else 1)); c = w
-        self.layers = nn.Sequential(*layers)
-        self.fc = nn.Linear(c, 10)
-
-    def forward(self, x):
-        x = self.layers(F.relu(self.bn1(self.conv1(x))))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
-
-
-MODELS = {
-    "resnet20": lambda: Net([16, 32, 64], [3, 3, 3], 16),
-    "cifar-resnet18": lambda: Net([64, 128, 256, 512], [2, 2, 2, 2], 64),
-}
+from torch_models import MODELS
 
 
 def bench(name, threads, channels_last, batch, seconds):

@@ -8,9 +8,12 @@ images. The top-1 and loss must equal what `rmtrain eval` printed for the same c
   rmtrain eval --checkpoint RUN/best.rmck --val-limit 200 --json
   python3 launch/checks/export_torch.py /tmp/m.safetensors 200
 """
-import gzip, json, struct, sys
+import gzip, json, os, struct, sys
 import numpy as np
-import torch, torch.nn as nn, torch.nn.functional as F
+import torch, torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+from torch_models import MODELS  # noqa: E402
 
 DT = {"F32": np.float32, "I64": np.int64}
 
@@ -29,38 +32,6 @@ def load_safetensors(path):
     return out, header.get("__metadata__", {})
 
 
-class Basic(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False); self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False); self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        s = x if self.downsample is None else self.downsample(x)
-        return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))) + s)
-
-
-class ResNet20(nn.Module):
-    def __init__(self, cin, classes):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, 16, 3, 1, 1, bias=False); self.bn1 = nn.BatchNorm2d(16)
-        c = 16
-        for i, w in enumerate([16, 32, 64]):
-            blocks = []
-            for j in range(3):
-                blocks.append(Basic(c, w, (1 if i == 0 else 2) if j == 0 else 1)); c = w
-            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
-        self.fc = nn.Linear(64, classes)
-
-    def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = self.layer3(self.layer2(self.layer1(x)))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
-
-
 def idx(path):
     raw = gzip.open(path).read()
     ndim = raw[3]
@@ -71,8 +42,7 @@ def idx(path):
 if __name__ == "__main__":
     path, n = sys.argv[1], int(sys.argv[2])
     state, meta = load_safetensors(path)
-    assert meta.get("model") == "resnet20", meta
-    model = ResNet20(1, 10)
+    model = MODELS[meta["model"]](1, 10)
     model.load_state_dict(state, strict=True)
     model.eval()
     d = "/usr/share/datasets/fashion-mnist/"

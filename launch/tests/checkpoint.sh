@@ -2,14 +2,7 @@
 # Checkpoint integration tests: bit-exact resume (1 and 2 ranks, mid-epoch, RecursiveMix), fallback past a
 # damaged checkpoint, refusals, preemption. Prints 'N passed, M failed'.
 set -uo pipefail
-RMTRAIN=${RMTRAIN:?set RMTRAIN to the rmtrain binary}
-WORK=$(mktemp -d /tmp/rmtrain-ckpt.XXXXXX)
-trap 'pkill -9 -f "^$RMTRAIN train .*$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
-passed=0; failed=0
-ok()   { passed=$((passed + 1)); echo "PASS $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1: $2"; }
-MPIRUN=(mpirun --oversubscribe)
-[ "$(id -u)" -eq 0 ] && MPIRUN+=(--allow-run-as-root)
+NAME=ckpt source "$(dirname "$0")/lib.sh"
 launch() { local np=$1; shift; if [ "$np" -eq 1 ]; then "$RMTRAIN" "$@"; else "${MPIRUN[@]}" -np "$np" "$RMTRAIN" "$@"; fi; }
 
 # --- 2N straight == N, stop, resume N: bitwise, mid-epoch, with RecursiveMix (1 and 2 ranks)
@@ -82,5 +75,4 @@ else
   fail "SIGUSR1 preemption" "$(tail -n 5 "$WORK/pre.log")"
 fi
 
-echo "checkpoint: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish checkpoint

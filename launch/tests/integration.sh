@@ -2,13 +2,7 @@
 # Integration tests of the rmtrain command, as a user runs it. Prints 'N passed, M failed' and exits
 # non-zero when anything failed.
 set -uo pipefail
-RMTRAIN=${RMTRAIN:?set RMTRAIN to the rmtrain binary}
-WORK=$(mktemp -d /tmp/rmtrain-it.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
-passed=0; failed=0
-
-ok()   { passed=$((passed + 1)); echo "PASS $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1: $2"; }
+NAME=it source "$(dirname "$0")/lib.sh"
 
 # expect_error NAME PATTERN ARGS... : rmtrain must exit non-zero with exactly one stderr line
 # matching PATTERN, and no stack trace.
@@ -139,5 +133,4 @@ out=$("$RMTRAIN" plot "$R" "$C" --out "$WORK/curves.png")
 if png_ok "$WORK/curves.png" 6000 && echo "$out" | grep -q "($(png_size "$WORK/curves.png" | sed 's/x/×/')), 2 run"; then ok "plot PNG ($(png_size "$WORK/curves.png"))"
 else fail "plot" "$out"; fi
 
-echo "integration: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish integration

@@ -1,15 +1,7 @@
 #!/usr/bin/env bash
 # Distributed integration tests: real mpirun runs of the rmtrain binary. Prints 'N passed, M failed'.
 set -uo pipefail
-RMTRAIN=${RMTRAIN:?set RMTRAIN to the rmtrain binary}
-WORK=$(mktemp -d /tmp/rmtrain-mpi.XXXXXX)
-trap 'pkill -9 -f "^$RMTRAIN train .*$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
-passed=0; failed=0
-ok()   { passed=$((passed + 1)); echo "PASS $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1: $2"; }
-
-MPIRUN=(mpirun --oversubscribe)
-[ "$(id -u)" -eq 0 ] && MPIRUN+=(--allow-run-as-root)
+NAME=mpi source "$(dirname "$0")/lib.sh"
 
 # --- after training, every rank holds bit-identical parameters (2 and 3 ranks); only rank 0 writes metrics
 for np in 2 3; do
@@ -95,5 +87,4 @@ else
   fail "launch/local.sh" "$(echo "$out" | tail -n 3)"
 fi
 
-echo "mpi: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish mpi

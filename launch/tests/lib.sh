@@ -1,0 +1,13 @@
+# Shared by the integration test scripts: source it after setting NAME (the work folder's prefix).
+# Gives RMTRAIN (checked), WORK (a fresh folder, removed on exit with any rmtrain left running in it),
+# ok/fail counters and `finish NAME` (prints 'NAME: N passed, M failed', exits non-zero on failures),
+# and MPIRUN (mpirun with --oversubscribe, and --allow-run-as-root when root).
+RMTRAIN=${RMTRAIN:?set RMTRAIN to the rmtrain binary}
+WORK=$(mktemp -d "/tmp/rmtrain-${NAME:-test}.XXXXXX")
+trap 'pkill -9 -f "^$RMTRAIN .*$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
+passed=0; failed=0
+ok()   { passed=$((passed + 1)); echo "PASS $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1: $2"; }
+finish() { echo "$1: $passed passed, $failed failed"; [ "$failed" -eq 0 ]; }
+MPIRUN=(mpirun --oversubscribe)
+[ "$(id -u)" -eq 0 ] && MPIRUN+=(--allow-run-as-root)
