@@ -17,7 +17,7 @@ PACKAGES=(
   libpng-tools
   # launch test beds: SLURM on localhost, and network namespaces as "hosts"
   slurmctld slurmd slurm-client munge
-  iproute2
+  iproute2 procps                     # ip netns; pgrep/pkill in the tests
 )
 
 missing=()
