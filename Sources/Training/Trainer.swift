@@ -114,8 +114,13 @@ public final class Trainer {
                 }
                 if stats.gradientsFinite {
                     optimizer.step(lr: Float(lr))
-                } else {
+                } else if config.skipNonFinite {
                     if isRoot { warn("step \(step + 1): gradients are not finite; step skipped (--skip-nonfinite)") }
+                } else {
+                    // Every rank holds the same averaged gradients, so every rank stops here alike.
+                    throw TrainingError("gradients are not finite at epoch \(epoch + 1), step \(step + 1) (loss on rank "
+                                        + "\(comm.rank): \(stats.loss)); nothing was saved from this step: lower --lr, "
+                                        + "or pass --skip-nonfinite")
                 }
                 step += 1
                 sums.add(stats)

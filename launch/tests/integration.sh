@@ -133,4 +133,14 @@ out=$("$RMTRAIN" plot "$R" "$C" --out "$WORK/curves.png")
 if png_ok "$WORK/curves.png" 6000 && echo "$out" | grep -q "($(png_size "$WORK/curves.png" | sed 's/x/×/')), 2 run"; then ok "plot PNG ($(png_size "$WORK/curves.png"))"
 else fail "plot" "$out"; fi
 
+# --- a diverging run stops at the step that broke, naming it; --skip-nonfinite skips such steps instead
+expect_error "non-finite gradients stop the run" "gradients are not finite at epoch 1, step [0-9]+" \
+  train --lr 1e12 --train-limit 256 --val-limit 64 --batch-size 32 --epochs 1 --quiet --out "$WORK/nan"
+if "$RMTRAIN" train --lr 1e12 --train-limit 256 --val-limit 64 --batch-size 32 --epochs 1 --quiet --skip-nonfinite \
+     --out "$WORK/nan2" > /dev/null 2> "$WORK/nan2.err" && grep -q "step skipped (--skip-nonfinite)" "$WORK/nan2.err"; then
+  ok "--skip-nonfinite skips and warns"
+else
+  fail "--skip-nonfinite" "$(tail -n 2 "$WORK/nan2.err")"
+fi
+
 finish integration
