@@ -3,15 +3,18 @@
 /// added in block order in Double. So a result is the same bit for bit with 1 or 2 threads.
 public enum ChannelReduce {
     public static let blockRows = 256
+    /// Partial sums; `sum` is called from the training thread only (never inside a parallel task).
+    nonisolated(unsafe) private static var scratch: Tensor?
 
     /// Calls `body(rows, partial)` for each block of rows; `partial` points at `width` zeroed floats
     /// the block adds into. Returns the sums over all blocks, in Double.
     public static func sum(rows: Int, width: Int,
                            _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) -> [Double] {
         let blocks = max(1, (rows + blockRows - 1) / blockRows)
-        let partials = UnsafeMutablePointer<Float>.allocate(capacity: blocks * width)
-        defer { partials.deallocate() }
-        partials.initialize(repeating: 0, count: blocks * width)
+        // Reused across calls: a fresh allocation of this size (often > 128 KB) is a fresh mmap,
+        // page faults and kernel zeroing on every batch-norm pass.
+        let partials = ensure(&scratch, [blocks * width]).data
+        partials.update(repeating: 0, count: blocks * width)
         Parallel.ranges(blocks, minPerTask: 1) { blockRange in
             for b in blockRange {
                 let lo = b * blockRows, hi = min(rows, lo + blockRows)

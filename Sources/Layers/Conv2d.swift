@@ -25,7 +25,8 @@ public final class Conv2d: Layer {
     private var output: Tensor?
     private var inputGrad: Tensor?
     private var geometry: ConvGeometry?
-    private var partialWeightGrads: Tensor?
+    /// Shared by all convolutions: only one runs at a time, and its partial sums are dead after backward.
+    nonisolated(unsafe) private static var partialWeightGradients: Tensor?
     private var flippedWeight: Tensor?
 
     /// Stride-1 convolutions take the input gradient as a convolution of dy with the flipped, transposed
@@ -57,13 +58,21 @@ public final class Conv2d: Layer {
         return ConvGeometry(h: s[1], w: s[2], c: s[3], kh: kernel, kw: kernel, stride: stride, pad: padding)
     }
 
-    /// Images per chunk: as many as keep the patch matrix within `Workspace.chunkBudget`, and at most half
-    /// the batch so that two cores have work.
+    /// Images per chunk: as many as keep the patch matrix within `Workspace.chunkBudget` (cache-sized),
+    /// but at least enough for 256 GEMM rows — the weight-gradient GEMM sums over a chunk's rows, and a
+    /// short sum makes it write the whole weight gradient for little work (late layers: 4×4 maps, 4.7 M
+    /// weights) — and at most half the batch so that two cores have work.
     private func imagesPerChunk(_ g: ConvGeometry, batch: Int) -> Int {
         let perImage = max(g.oh * g.ow * max(g.patch, outChannels), g.h * g.w * kernel * kernel * outChannels)
         let fit = max(1, Workspace.chunkBudget / perImage)
-        return max(1, min(fit, (batch + 1) / 2))
+        let forRows = (256 + g.oh * g.ow - 1) / (g.oh * g.ow)
+        return max(1, min(max(fit, forRows), (batch + 1) / 2))
     }
+
+    /// Weight-gradient accumulators: chunks are dealt into at most this many groups, each group summed
+    /// in its own buffer in chunk order, the groups added in group order. Fixed, so that results do not
+    /// depend on the thread count; small, so that memory and the final sum stay small.
+    static let weightGradientGroups = 4
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         let g = geometryFor(x.shape)
@@ -98,19 +107,22 @@ public final class Conv2d: Layer {
         let per = imagesPerChunk(g, batch: n)
         let chunks = (n + per - 1) / per
         let wsize = weight.value.count
-        let partials = ensure(&partialWeightGrads, [chunks, wsize])
+        let groups = min(chunks, Conv2d.weightGradientGroups)
+        let chunksPerGroup = (chunks + groups - 1) / groups
+        let pp = ensure(&Conv2d.partialWeightGradients, [groups * wsize]).data
         let dx: Tensor? = needsInputGradient ? ensure(&inputGrad, x.shape) : nil
-        let cout = outChannels, w = weight.value.data, xp = x.data, dyp = dy.data, pp = partials.data
+        let cout = outChannels, w = weight.value.data, xp = x.data, dyp = dy.data
         let dxp = dx?.data
         let flippedPointer: UnsafePointer<Float>? = (dx != nil && usesTransposedConvolution) ? UnsafePointer(flipWeights()) : nil
-        Workspace.forEachChunk(chunks) { chunk, scratch in
+        Workspace.forEachChunk(groups) { group, scratch in
+          for chunk in (group * chunksPerGroup)..<min(chunks, (group + 1) * chunksPerGroup) {
             let n0 = chunk * per, images = min(per, n - n0), rows = images * rowsPerImage
             let dyChunk = dyp + n0 * rowsPerImage * cout
-            // dW(chunk) = dyᵀ · col
+            // dW(group) += dyᵀ · col
             let a = patchMatrix(xp + n0 * inImage, images: images, g, scratch)
             sgemm(transA: true, m: cout, n: g.patch, k: rows, a: dyChunk, lda: cout,
-                  b: a, ldb: g.patch, c: pp + chunk * wsize, ldc: g.patch)
-            guard let dxp else { return }
+                  b: a, ldb: g.patch, beta: chunk == group * chunksPerGroup ? 0 : 1, c: pp + group * wsize, ldc: g.patch)
+            guard let dxp else { continue }
             let dxChunk = dxp + n0 * inImage
             if let flipped = flippedPointer {
                 let gT = ConvGeometry(h: g.oh, w: g.ow, c: cout, kh: g.kh, kw: g.kw, stride: 1, pad: g.kh - 1 - g.pad)
@@ -126,12 +138,13 @@ public final class Conv2d: Layer {
                 sgemm(m: rows, n: g.patch, k: cout, a: dyChunk, lda: cout, b: w, ldb: g.patch, c: dcol, ldc: g.patch)
                 col2im(dcol, images: images, g, dx: dxChunk)
             }
+          }
         }
-        // Sum the chunks' weight gradients in chunk order (fixed, whatever the thread count).
+        // Add the groups' weight gradients in group order (fixed, whatever the thread count).
         let gw = weight.grad.data
         Parallel.ranges(wsize, minPerTask: 1 << 14) { r in
-            for chunk in 0..<chunks {
-                let p = pp + chunk * wsize
+            for group in 0..<groups {
+                let p = pp + group * wsize
                 for i in r { gw[i] += p[i] }
             }
         }

@@ -46,7 +46,8 @@ final class StepEngine {
 
     /// Parameters beyond the backbone and its classifier (the RecursiveMix consistency head).
     var extraParameters: [Parameter] { mixing.parameters }
-    var trainableParameters: [Parameter] { model.parameters + extraParameters }
+    /// Every parameter the optimizer updates, collected once (the step must not allocate).
+    private(set) lazy var trainableParameters: [Parameter] = model.parameters + extraParameters
 
     func startEpoch() { mixing.startEpoch() }
 
