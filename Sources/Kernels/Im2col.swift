@@ -20,7 +20,6 @@ public struct ConvGeometry: Sendable, Equatable {
 public func im2col(_ x: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, col: UnsafeMutablePointer<Float>) {
     let oh = g.oh, ow = g.ow, c = g.c, patch = g.patch
     let rowsPerImage = oh * ow
-    let bytesPerRun = c
     // Sequential: callers parallelise over chunks of images (see Conv2d).
     do {
         for r in 0..<(images * oh) {
@@ -31,7 +30,7 @@ public func im2col(_ x: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, co
                 for ky in 0..<g.kh {
                     let iy = oy * g.stride - g.pad + ky
                     if iy < 0 || iy >= g.h {
-                        dst.update(repeating: 0, count: g.kw * c)
+                        zeroFloats(dst, g.kw * c)
                         dst += g.kw * c
                         continue
                     }
@@ -39,13 +38,13 @@ public func im2col(_ x: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, co
                     let ix0 = ox * g.stride - g.pad
                     if ix0 >= 0 && ix0 + g.kw <= g.w {
                         // The kw taps of this kernel row are contiguous in NHWC: one copy.
-                        dst.update(from: rowBase + ix0 * c, count: g.kw * bytesPerRun)
+                        copyFloats(dst, rowBase + ix0 * c, g.kw * c)
                         dst += g.kw * c
                     } else {
                         for kx in 0..<g.kw {
                             let ix = ix0 + kx
-                            if ix < 0 || ix >= g.w { dst.update(repeating: 0, count: c) }
-                            else { dst.update(from: rowBase + ix * c, count: c) }
+                            if ix < 0 || ix >= g.w { zeroFloats(dst, c) }
+                            else { copyFloats(dst, rowBase + ix * c, c) }
                             dst += c
                         }
                     }
@@ -81,5 +80,27 @@ public func col2im(_ col: UnsafePointer<Float>, images: Int, _ g: ConvGeometry, 
                 }
             }
         }
+    }
+}
+
+/// Copies of a few channels' worth (48 floats for three taps of 16 channels): inline vector moves,
+/// where a memmove call per run costs more than the copy.
+@inline(__always)
+func copyFloats(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
+    if n % 8 == 0 && n <= 512 {
+        var i = 0
+        while i < n { store8(load8(src + i), dst + i); i += 8 }
+    } else {
+        dst.update(from: src, count: n)
+    }
+}
+
+@inline(__always)
+func zeroFloats(_ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+    if n % 8 == 0 && n <= 512 {
+        var i = 0
+        while i < n { store8(Float8(), dst + i); i += 8 }
+    } else {
+        dst.update(repeating: 0, count: n)
     }
 }
