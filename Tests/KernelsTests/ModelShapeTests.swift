@@ -1,0 +1,55 @@
+import XCTest
+import Kernels
+import Layers
+import Models
+
+/// The architectures: parameter counts equal torchvision's (ImageNet ResNets, 1000 classes) and the
+/// CIFAR ResNets' published sizes, and the feature map before pooling has the documented size.
+final class ModelShapeTests: XCTestCase {
+    func testParameterCountsMatchTorchvision() {
+        XCTAssertEqual(ResNet(.resnet18, inChannels: 3, numClasses: 1000).parameterCount, 11_689_512)
+        XCTAssertEqual(ResNet(.resnet50, inChannels: 3, numClasses: 1000).parameterCount, 25_557_032)
+        XCTAssertEqual(ResNet(.cifarResnet18, inChannels: 3, numClasses: 10).parameterCount, 11_173_962)
+        XCTAssertEqual(ResNet(.cifarResnet34, inChannels: 3, numClasses: 100).parameterCount, 21_328_292)
+        // He et al.'s ResNet-20/56 with projection shortcuts (1×1 conv + BN) where the shape changes.
+        XCTAssertEqual(ResNet(.resnet20, inChannels: 3, numClasses: 10).parameterCount, 272_474)
+        XCTAssertEqual(ResNet(.resnet56, inChannels: 3, numClasses: 10).parameterCount, 855_770)
+    }
+
+    func testFeatureMapSizes() {
+        let cases: [(ResNet.Variant, Int, [Int])] = [
+            (.resnet20, 32, [2, 8, 8, 64]), (.cifarResnet18, 32, [2, 4, 4, 512]),
+            (.resnet18, 64, [2, 2, 2, 512]), (.resnet50, 64, [2, 2, 2, 2048]),
+        ]
+        for (v, size, want) in cases {
+            let m = ResNet(v, inChannels: 3, numClasses: 10)
+            m.initialize(seed: 1)
+            let x = Tensor(shape: [2, size, size, 3])
+            let logits = m.forward(x, training: false)
+            XCTAssertEqual(m.features?.shape, want, "\(v)")
+            XCTAssertEqual(logits.shape, [2, 10])
+            XCTAssertEqual(m.featureChannels, want[3])
+        }
+    }
+
+    /// torchvision's init: conv std √(2/fan_out), BN γ = 1 and β = 0, Linear U(±1/√fan_in).
+    func testInitialisationStatistics() {
+        let m = ResNet(.resnet50, inChannels: 3, numClasses: 1000)
+        m.initialize(seed: 3)
+        for p in m.parameters {
+            let v = p.value.array
+            switch p.kind {
+            case .normScale: XCTAssertTrue(v.allSatisfy { $0 == 1 })
+            case .normShift: XCTAssertTrue(v.allSatisfy { $0 == 0 })
+            case .weight where p.value.shape.count == 4 && v.count >= 20_000:
+                let s = p.value.shape, fanOut = Double(s[0] * s[1] * s[2])
+                let std = (v.reduce(0) { $0 + Double($1) * Double($1) } / Double(v.count)).squareRoot()
+                XCTAssertEqual(std, (2 / fanOut).squareRoot(), accuracy: 0.05 * (2 / fanOut).squareRoot(), p.name)
+            case .weight where p.value.shape.count == 2:
+                let bound = Float(1 / Double(p.value.shape[1]).squareRoot())
+                XCTAssertTrue(v.allSatisfy { abs($0) <= bound }, p.name)
+            default: break
+            }
+        }
+    }
+}
