@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// How the data sets behind `--data` are read and augmented. The command fills it from its data flags;
 /// tests build it directly. `nil` fields mean "the data set's own default".
@@ -83,7 +84,7 @@ public final class BadImageLog: @unchecked Sendable {
         var line: String?
         if logged.count < limit {
             logged.append(bad.path)
-            line = "rmtrain: warning: skipped bad image \(bad.path): \(bad.reason)"
+            line = "\(Diagnostics.rankPrefix)rmtrain: warning: skipped bad image \(bad.path): \(bad.reason)"
             if logged.count == limit { line! += " (further bad images are counted in bad_images, not logged)" }
         }
         lock.unlock()

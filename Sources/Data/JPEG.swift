@@ -5,7 +5,7 @@ import Foundation
 /// CMYK/YCCK through CMYK), DCT-domain downscaling, and encoding for packed shards. One instance per
 /// thread (a TurboJPEG handle is not thread-safe); `ImageDecoder` keeps them in its pool.
 final class JPEGCodec {
-    private let decoder: tjhandle
+    private var decoder: tjhandle
     private var encoder: tjhandle?
 
     init() {
@@ -28,7 +28,11 @@ final class JPEGCodec {
         let r = tjDecompressHeader3(decoder, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self),
                                     UInt(bytes.count), &w, &h, &subsamp, &colorspace)
         // A header cut short can "succeed" with a 0×0 image: treat it as the corruption it is.
-        guard r == 0, w > 0, h > 0 else { throw DecodeFailure("corrupt JPEG header (\(message()))") }
+        guard r == 0, w > 0, h > 0 else {
+            let failure = DecodeFailure("corrupt JPEG header (\(message()))")
+            resetDecoder()
+            throw failure
+        }
         let cmyk = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
         return Header(width: Int(w), height: Int(h), cmyk: cmyk)
     }
@@ -81,7 +85,16 @@ final class JPEGCodec {
         if r == 0 { return }
         let msg = message()
         if tjGetErrorCode(decoder) == Int32(TJERR_WARNING.rawValue) && !msg.contains("remature end") { return }
+        resetDecoder()
         throw DecodeFailure(msg.contains("remature end") ? "truncated JPEG (\(msg))" : "corrupt JPEG (\(msg))")
+    }
+
+    /// A fresh handle after a failure: libjpeg-turbo 2.1 leaves a handle whose header parse failed in a
+    /// state where the next, valid, file fails with the same error (seen: "missing SOS marker").
+    private func resetDecoder() {
+        guard let fresh = tjInitDecompress() else { return }
+        tjDestroy(decoder)
+        decoder = fresh
     }
 
     private func message() -> String { String(cString: tjGetErrorStr2(decoder)) }

@@ -107,8 +107,8 @@ public final class Conv2d: Layer {
         let per = imagesPerChunk(g, batch: n)
         let chunks = (n + per - 1) / per
         let wsize = weight.value.count
-        let groups = min(chunks, Conv2d.weightGradientGroups)
-        let chunksPerGroup = (chunks + groups - 1) / groups
+        let chunksPerGroup = (chunks + Conv2d.weightGradientGroups - 1) / Conv2d.weightGradientGroups
+        let groups = (chunks + chunksPerGroup - 1) / chunksPerGroup     // none of them empty
         let pp = ensure(&Conv2d.partialWeightGradients, [groups * wsize]).data
         let dx: Tensor? = needsInputGradient ? ensure(&inputGrad, x.shape) : nil
         let cout = outChannels, w = weight.value.data, xp = x.data, dyp = dy.data

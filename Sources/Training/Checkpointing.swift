@@ -126,9 +126,7 @@ extension Trainer {
         }
     }
 
-    func warn(_ message: String) {
-        FileHandle.standardError.write(Data("[rank \(comm.rank)] rmtrain: warning: \(message)\n".utf8))
-    }
+    func warn(_ message: String) { Diagnostics.warning(message) }
 }
 
 /// Doubles stored exactly in a float32 tensor (two floats of bits each).

@@ -22,6 +22,7 @@ final class World {
     static func start(collectiveTimeout: Double, threads requested: Int?) throws -> World {
         if Launcher.isUnderMPI {
             let mpi = try MPICommunicator(timeout: collectiveTimeout)
+            Diagnostics.setRank(mpi.rank, of: mpi.size)
             let n = threadsPerRank(localSize: mpi.localSize, requested: requested)
             BLAS.setThreads(n)
             return World(comm: mpi, mpi: mpi, threads: n)

@@ -36,6 +36,19 @@ final class BadImageTests: XCTestCase {
         }
     }
 
+    /// A JPEG cut inside its header fails in header parsing; libjpeg-turbo 2.1 then left the decoder in a
+    /// state where the next, valid, file failed too. Each failure now gets a fresh decoder.
+    func testAHeaderFailureDoesNotSpoilTheNextImage() throws {
+        let cls = try FileManager.default.contentsOfDirectory(atPath: "\(dir!)/train").sorted()[0]
+        let good = try FileManager.default.contentsOfDirectory(atPath: "\(dir!)/train/\(cls)").sorted()[0]
+        let full = try Data(contentsOf: URL(fileURLWithPath: "\(dir!)/train/\(cls)/\(good)"))
+        try full.prefix(300).write(to: URL(fileURLWithPath: truncated))
+        let ds = try open().train
+        let before = try TestData.sample(ds, 0, augment: false)
+        XCTAssertThrowsError(try TestData.sample(ds, 3, augment: false)) { e in XCTAssertTrue(e is BadImage, "\(e)") }
+        XCTAssertEqual(try TestData.sample(ds, 0, augment: false), before, "a good image after a bad header must decode")
+    }
+
     func testSkipReplacesInTrainingAndDropsInEvaluation() throws {
         for threads in [0, 2] {
             let splits = try open()

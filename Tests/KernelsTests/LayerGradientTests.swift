@@ -113,7 +113,10 @@ final class LayerGradientTests: XCTestCase {
         defer { BLAS.setThreads(saved) }
         // (cin, cout, kernel, stride, pad, batch, size): small images (chunks of half the batch), a
         // pointwise layer, and 32×32×32 3×3 images whose patch matrices are large (one image per chunk).
-        let cases = [(6, 5, 3, 1, 1, 5, 9), (6, 5, 1, 1, 0, 5, 9), (4, 6, 3, 2, 1, 4, 9), (32, 8, 3, 1, 1, 3, 32)]
+        // Batches of 5 and 10 one-image chunks exercise the grouping of weight-gradient partial sums (5 chunks
+        // in groups of 2 once left a fourth, empty group whose stale sums were added).
+        let cases = [(6, 5, 3, 1, 1, 5, 9), (6, 5, 1, 1, 0, 5, 9), (4, 6, 3, 2, 1, 4, 9), (32, 8, 3, 1, 1, 3, 32),
+                     (32, 8, 3, 1, 1, 5, 32), (32, 8, 3, 1, 1, 10, 32)]
         for (ci, (cin, cout, k, s, p, n, size)) in cases.enumerated() {
             let tag = "conv\(k)x\(k) s\(s) \(n)x\(size)x\(size)x\(cin)"
             let seed = UInt64(100 + ci)

@@ -87,4 +87,23 @@ else
   fail "launch/local.sh" "$(echo "$out" | tail -n 3)"
 fi
 
+# --- warnings name their rank: a corrupt JPEG in a 2-rank run is skipped, counted once in bad_images,
+#     and reported with the rank that met it
+SHARED="$(cd "$(dirname "$0")/../../.." && pwd)/shared/data/cifar10"
+IMF="$WORK/imf"
+for split in train test; do
+  for cls in airplane cat; do
+    mkdir -p "$IMF/$split/$cls"
+    ls "$SHARED/$split/$cls" | head -n 24 | while read -r f; do cp "$SHARED/$split/$cls/$f" "$IMF/$split/$cls/"; done
+  done
+done
+head -c 300 "$(ls "$IMF"/train/cat/* | head -n 1)" > "$IMF/train/cat/zz-truncated.jpg"
+if "${MPIRUN[@]}" -np 2 "$RMTRAIN" train --data "imagefolder:$IMF" --batch-size 8 --epochs 1 --quiet --out "$WORK/bad" \
+     > "$WORK/bad.log" 2>&1 && grep -qE "^\[rank [01]\] rmtrain: warning: skipped bad image $IMF/train/cat/zz-truncated.jpg" "$WORK/bad.log" \
+     && grep -q '"bad_images": 1,' "$WORK/bad/metrics.jsonl"; then
+  ok "bad image warning carries its rank; bad_images 1 over 2 ranks"
+else
+  fail "rank-prefixed warning" "$(grep -i warning "$WORK/bad.log" | head -n 2) $(grep -o '"bad_images": [0-9]*' "$WORK/bad/metrics.jsonl")"
+fi
+
 finish mpi
