@@ -174,11 +174,13 @@ extension Conv2d {
         let k = kernel, cin = inChannels, cout = outChannels
         let f = ensure(&flippedWeight, [cin, k, k, cout])
         let w = weight.value.data, fp = f.data
-        for co in 0..<cout {
-            for ky in 0..<k {
-                for kx in 0..<k {
-                    let src = w + ((co * k + (k - 1 - ky)) * k + (k - 1 - kx)) * cin
-                    for ci in 0..<cin { fp[((ci * k + ky) * k + kx) * cout + co] = src[ci] }
+        Parallel.ranges(cout, minPerTask: 16) { cos in
+            for co in cos {
+                for ky in 0..<k {
+                    for kx in 0..<k {
+                        let src = w + ((co * k + (k - 1 - ky)) * k + (k - 1 - kx)) * cin
+                        for ci in 0..<cin { fp[((ci * k + ky) * k + kx) * cout + co] = src[ci] }
+                    }
                 }
             }
         }

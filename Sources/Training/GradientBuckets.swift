@@ -52,6 +52,7 @@ final class GradientBuckets {
 
     /// Backward's callback: these parameters' gradients are final.
     func markReady(_ parameters: [Parameter]) throws {
+        guard comm.size > 1 else { return }        // one process: the gradients are already the average
         for p in parameters {
             guard let b = bucketOf[ObjectIdentifier(p)] else { continue }
             buckets[b].ready += 1
@@ -79,6 +80,7 @@ final class GradientBuckets {
 
     /// Starts what is left, waits for every bucket, and writes the averaged gradients back.
     func finish() throws {
+        guard comm.size > 1 else { return }
         while nextToStart < buckets.count { try start(nextToStart); nextToStart += 1 }
         let scale = 1 / Float(comm.size)
         let t0 = DispatchTimeNow()
