@@ -94,9 +94,9 @@ if "$RMTRAIN" train --mix rm --train-limit 1024 --val-limit 300 --batch-size 32 
   [ -n "$got" ] && [ "$got" = "$want" ] && ok "eval of best.rmck = run's val_top1 ($got)" || fail "eval" "got '$got', run had '$want'"
   if "$RMTRAIN" export --checkpoint "$R/best.rmck" --out "$R/model.safetensors" > /dev/null; then
     hdr=$(head -c 20000 "$R/model.safetensors" | tr -d '\0')
-    if echo "$hdr" | grep -q '"conv1.weight":{"data_offsets":\[[0-9]*,[0-9]*\],"dtype":"F32","shape":\[16,1,3,3\]}' \
-       && echo "$hdr" | grep -q '"layer2.0.downsample.0.weight"' && echo "$hdr" | grep -q '"bn1.num_batches_tracked":{[^}]*"I64"' \
-       && ! echo "$hdr" | grep -q 'fc_roi' && ! echo "$hdr" | grep -q 'momentum'; then ok "export: torchvision names, OIHW, no fc_roi"
+    if grep -q '"conv1.weight":{"data_offsets":\[[0-9]*,[0-9]*\],"dtype":"F32","shape":\[16,1,3,3\]}' <<< "$hdr" \
+       && grep -q '"layer2.0.downsample.0.weight"' <<< "$hdr" && grep -q '"bn1.num_batches_tracked":{[^}]*"I64"' <<< "$hdr" \
+       && ! grep -q 'fc_roi' <<< "$hdr" && ! grep -q 'momentum' <<< "$hdr"; then ok "export: torchvision names, OIHW, no fc_roi"
     else fail "export" "$(echo "$hdr" | head -c 300)"; fi
   else fail "export" "command failed"; fi
 else
