@@ -143,4 +143,11 @@ else
   fail "--skip-nonfinite" "$(tail -n 2 "$WORK/nan2.err")"
 fi
 
+# --- every shipped recipe is a valid --config file (keys are train flags, values parse)
+bad=""
+for f in "$(dirname "$0")"/../configs/*.yaml; do
+  "$RMTRAIN" train --config "$f" --help > /dev/null 2> "$WORK/cfg.err" || bad="$bad $(basename "$f"): $(cat "$WORK/cfg.err")"
+done
+[ -z "$bad" ] && ok "launch/configs/*.yaml parse" || fail "launch/configs" "$bad"
+
 finish integration
