@@ -40,12 +40,16 @@ munged -f --key-file="$DIR/munge/munge.key" --socket="$DIR/munge/munge.sock" --p
   --log-file="$DIR/munged.log" --seed-file="$DIR/munge/seed" || die "munged did not start ($(tail -n 2 "$DIR/munged.log" 2>/dev/null))"
 
 cpus=$(nproc)
+# A requeued job may start again cred_expire + 1 s after it was requeued (SLURM's default 120 s keeps the
+# new job step clear of the old one's credential and slurmstepd). 10 s keeps the test short and is still
+# well above the 1-3 s the old step needs to wind down here. CRED_EXPIRE=… overrides it.
+CRED_EXPIRE=${CRED_EXPIRE:-10}
 cat > "$DIR/slurm.conf" <<CONF
 ClusterName=rmtrain-bed
 SlurmctldHost=localhost(127.0.0.1)
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$DIR/munge/munge.sock
+AuthInfo=socket=$DIR/munge/munge.sock,cred_expire=$CRED_EXPIRE
 SlurmUser=root
 SlurmdUser=root
 SlurmctldPort=16917
@@ -66,6 +70,8 @@ JobCompType=jobcomp/none
 MpiDefault=none
 ReturnToService=2
 SchedulerType=sched/builtin
+# Test pending jobs every 2 s (default 60 s), so that a requeued job starts soon after its delay ends.
+SchedulerParameters=sched_interval=2
 KillWait=10
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus Sockets=1 CoresPerSocket=$cpus ThreadsPerCore=1 State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
