@@ -117,16 +117,23 @@ extension Trainer {
     }
 
     private func load(_ byName: [String: SafeTensors.Entry], into targets: [(String, Tensor)], path: String) throws {
-        for (name, t) in targets {
-            guard let e = byName[name] else { throw TrainingError("--resume \(path): no tensor \(name) in the checkpoint") }
-            guard e.shape == t.shape else {
-                throw TrainingError("--resume \(path): \(name) has shape \(e.shape) in the checkpoint, \(t.shape) in this model")
-            }
-            e.values.withUnsafeBufferPointer { t.data.update(from: $0.baseAddress!, count: t.count) }
+        try copyTensors(byName, into: targets, source: "--resume \(path)") { name, saved, wanted in
+            "\(name) has shape \(saved) in the checkpoint, \(wanted) in this model"
         }
     }
 
     func warn(_ message: String) { Diagnostics.warning(message) }
+}
+
+/// Copies each named checkpoint tensor into its target, or throws naming `source` and the tensor that is
+/// missing or of another shape (`shapeMismatch` words the latter).
+func copyTensors(_ byName: [String: SafeTensors.Entry], into targets: [(String, Tensor)], source: String,
+                 shapeMismatch: (String, [Int], [Int]) -> String) throws {
+    for (name, t) in targets {
+        guard let e = byName[name] else { throw TrainingError("\(source): no tensor \(name) in the checkpoint") }
+        guard e.shape == t.shape else { throw TrainingError("\(source): " + shapeMismatch(name, e.shape, t.shape)) }
+        e.values.withUnsafeBufferPointer { t.data.update(from: $0.baseAddress!, count: t.count) }
+    }
 }
 
 /// Doubles stored exactly in a float32 tensor (two floats of bits each).

@@ -25,13 +25,9 @@ public enum Evaluator {
         }
         let model = ResNet(variant, inChannels: data.sampleShape.channels, numClasses: data.numClasses)
         let byName = Dictionary(uniqueKeysWithValues: state.tensors.map { ($0.name, $0) })
-        for (name, t) in model.parameters.map({ ($0.name, $0.value) }) + model.buffers.map({ ($0.name, $0.value) }) {
-            guard let e = byName[name] else { throw TrainingError("\(path): no tensor \(name) in the checkpoint") }
-            guard e.shape == t.shape else {
-                throw TrainingError("\(path): \(name) has shape \(e.shape) but \(data.name) needs \(t.shape) "
-                                    + "(\(data.sampleShape.channels) channels, \(data.numClasses) classes)")
-            }
-            e.values.withUnsafeBufferPointer { t.data.update(from: $0.baseAddress!, count: t.count) }
+        try copyTensors(byName, into: model.parameters.map { ($0.name, $0.value) } + model.buffers.map { ($0.name, $0.value) },
+                        source: path) { name, saved, wanted in
+            "\(name) has shape \(saved) but \(data.name) needs \(wanted) (\(data.sampleShape.channels) channels, \(data.numClasses) classes)"
         }
         return model
     }
