@@ -21,6 +21,16 @@ public final class Batch: @unchecked Sendable {
         errors = .allocate(capacity: capacity)
         errors.initialize(repeating: nil, count: capacity)
     }
+    /// A batch holding a copy of `images` [B, H, W, C] with `labels` (B of them): for replaying recorded
+    /// batches (tests, traces). Its indices are 0..<B.
+    public convenience init(images: Tensor, labels: [Int]) {
+        precondition(images.shape.count == 4 && images.shape[0] == labels.count, "\(labels.count) labels for images \(images.shape)")
+        self.init(capacity: labels.count, shape: (images.shape[1], images.shape[2], images.shape[3]))
+        self.images.copy(from: images)
+        self.labels = labels
+        indices = Array(labels.indices)
+    }
+
     deinit {
         loaded.deallocate()
         errors.deinitialize(count: capacity)

@@ -87,21 +87,62 @@ func splitSpec(_ spec: String) -> (String, String?) {
     return (String(spec[..<colon]), String(spec[spec.index(after: colon)...]))
 }
 
-/// The first `count` samples of another data set (quick runs and tests).
-public final class PrefixDataset: Dataset, @unchecked Sendable {
-    public let base: Dataset
-    public let count: Int
+/// The first `count` samples of another data set (tests of the loader).
+public final class PrefixDataset: SubsetDataset, @unchecked Sendable {
     public init(_ base: Dataset, count: Int) {
-        self.base = base
-        self.count = min(count, base.count)
+        super.init(base, indices: Array(0..<min(count, base.count)), name: base.name + "[:\(min(count, base.count))]")
     }
-    public var name: String { base.name + "[:\(count)]" }
+}
+
+/// Some samples of another data set, by index.
+public class SubsetDataset: Dataset, @unchecked Sendable {
+    public let base: Dataset
+    public let indices: [Int]
+    public let name: String
+    public init(_ base: Dataset, indices: [Int], name: String) {
+        self.base = base
+        self.indices = indices
+        self.name = name
+    }
+    public var count: Int { indices.count }
     public var numClasses: Int { base.numClasses }
     public var classNames: [String] { base.classNames }
     public var sampleShape: (height: Int, width: Int, channels: Int) { base.sampleShape }
     public var normalization: Normalization { base.normalization }
-    public func label(_ index: Int) -> Int { base.label(index) }
+    public func label(_ index: Int) -> Int { base.label(indices[index]) }
     public func load(_ index: Int, augment: Bool, rng: inout RandomStream, into out: UnsafeMutablePointer<Float>) throws {
-        try base.load(index, augment: augment, rng: &rng, into: out)
+        try base.load(indices[index], augment: augment, rng: &rng, into: out)
+    }
+
+    /// `--train-limit N` / `--val-limit N`: N samples that represent the data set, whatever its order
+    /// (an image folder lists class by class, so the first N would hold one or two classes). Each class
+    /// gets ⌊N/K⌋ samples, or all it has if fewer; the remaining places go one each to classes that still
+    /// have samples, in a random order; within a class the samples are a random choice. The draw uses a
+    /// fixed stream (not `--seed`), so runs with different seeds train on the same subset. Indices stay in
+    /// data-set order. Returns the data set itself when N ≥ its size.
+    public static func classBalanced(_ base: Dataset, count n: Int) -> Dataset {
+        guard n < base.count else { return base }
+        var byClass = [[Int]](repeating: [], count: max(base.numClasses, 1))
+        for i in 0..<base.count { byClass[min(max(base.label(i), 0), byClass.count - 1)].append(i) }
+        var rng = RandomStream(seed: 0x5B5E7, stream: UInt64(base.count), UInt64(n))
+        for k in byClass.indices { shuffle(&byClass[k], &rng) }
+        var take = byClass.map { min($0.count, n / byClass.count) }
+        var left = n - take.reduce(0, +)
+        var order = Array(byClass.indices)
+        while left > 0 {
+            shuffle(&order, &rng)
+            var progressed = false
+            for k in order where left > 0 && take[k] < byClass[k].count { take[k] += 1; left -= 1; progressed = true }
+            if !progressed { break }
+        }
+        let chosen = byClass.indices.flatMap { byClass[$0].prefix(take[$0]) }.sorted()
+        let per = take.min() == take.max() ? "\(take[0]) per class" : "\(take.min()!)–\(take.max()!) per class"
+        return SubsetDataset(base, indices: chosen,
+                             name: base.name + " (class-balanced subset of \(chosen.count): \(per), fixed draw)")
+    }
+
+    private static func shuffle(_ a: inout [Int], _ rng: inout RandomStream) {
+        if a.count < 2 { return }
+        for i in stride(from: a.count - 1, to: 0, by: -1) { a.swapAt(i, rng.int(below: i + 1)) }
     }
 }

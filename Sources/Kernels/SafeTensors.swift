@@ -77,6 +77,19 @@ public enum SafeTensors {
         return out
     }
 
+    /// The `__metadata__` strings of a file (empty when it has none).
+    public static func metadata(_ path: String) throws -> [String: String] {
+        guard let data = FileManager.default.contents(atPath: path), data.count >= 8 else {
+            throw FormatError(description: "cannot read \(path)")
+        }
+        let n = data.prefix(8).withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+        guard n > 0, 8 + n <= data.count,
+              let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n))) as? [String: Any] else {
+            throw FormatError(description: "\(path): bad safetensors header")
+        }
+        return header["__metadata__"] as? [String: String] ?? [:]
+    }
+
     public static func read(_ path: String) throws -> [String: Entry] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw FormatError(description: "cannot read \(path)")

@@ -6,7 +6,7 @@ import Layers
 /// (`features`), which the RecursiveMix consistency head pools with RoIAlign.
 public final class ResNet: @unchecked Sendable {
     public enum Variant: String, CaseIterable, Sendable {
-        case resnet20, resnet56                         // CIFAR, 3 stages of 16/32/64 channels
+        case resnet8, resnet20, resnet56                // CIFAR, 3 stages of 16/32/64 channels (n = 1, 3, 9)
         case cifarResnet18 = "cifar-resnet18", cifarResnet34 = "cifar-resnet34"   // 3×3 stem, no max-pool
         case resnet18, resnet50                          // ImageNet, torchvision v1.5 layout
 
@@ -44,8 +44,9 @@ public final class ResNet: @unchecked Sendable {
         }
         let basic: (String, Int, Int, Int) -> ResidualBlock = { BasicBlock($0, $1, $2, stride: $3) }
         switch variant {
-        case .resnet20, .resnet56:
-            let n = variant == .resnet20 ? 3 : 9
+        case .resnet8, .resnet20, .resnet56:
+            // depth 6n + 2 (He et al. 2016, §4.2); ResNet-8 is the tiny one of golden traces and smoke tests.
+            let n = [.resnet8: 1, .resnet20: 3, .resnet56: 9][variant]!
             stem = Conv2d("conv1", inChannels, 16, kernel: 3, padding: 1)
             stemBN = BatchNorm2d("bn1", 16, relu: true)
             maxPool = nil

@@ -9,6 +9,8 @@ import Models
 struct MixInfo {
     /// RecursiveMix: the step pasted history (λ < 1) — the consistency branch runs.
     var rm: RecursiveMixStep?
+    /// Mixup/CutMix: what the batch got (kind, λ, CutMix box).
+    var baseline: MixOutcome?
     /// Weight of the current images (1 when nothing was mixed).
     var lam = 1.0
     var mixed: Bool { lam < 1 }
@@ -95,6 +97,7 @@ final class MixingStage {
         case .mixup, .cutmix, .mixupCutmix:
             let outcome = batchMixer!.apply(images: images, labels: labels, classes: numClasses, targets: targets, rng: &rng)
             info.lam = outcome.lam
+            info.baseline = outcome
         case .rm:
             Targets.oneHot(labels: labels, classes: numClasses, smoothing: config.smoothing, style: config.smoothingStyle, into: targets)
             // A persistent history may hold fewer samples than this batch (after an epoch's short last

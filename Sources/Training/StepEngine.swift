@@ -28,6 +28,8 @@ final class StepEngine {
     private let criterion = SoftTargetCrossEntropy()
     private let targets: Tensor
     private let buckets: GradientBuckets
+    /// `--trace`: records each step's batch, draws and results (nil when not tracing).
+    var tracer: StepTracer?
 
     init(model: ResNet, numClasses: Int, sampleShape: (height: Int, width: Int, channels: Int), comm: Communicator,
          config: TrainConfig) {
@@ -59,15 +61,19 @@ final class StepEngine {
 
     func step(_ batch: Batch, step: Int) throws -> StepStats {
         let x = batch.images
+        tracer?.captureRaw(images: x, labels: batch.labels, indices: batch.indices)
         targets.reshape([batch.size, numClasses])
         let info = mixing.prepare(images: x, labels: batch.labels, targets: targets, step: step)
         for p in trainableParameters { p.grad.zero() }
         let features = model.forwardFeatures(x, training: !config.freezeBN)
         let logits = model.classify(features, training: !config.freezeBN)
         let hits = countTop1(logits, batch.labels)
-        var loss = criterion.forward(logits: logits, targets: targets)
+        let ce = criterion.forward(logits: logits, targets: targets)
+        var loss = ce
         let consistency = mixing.consistencyForward(features: features, imageWidth: x.w, info: info)
         if info.rm?.isMixed == true { loss += config.rmOmega * (1 - info.lam) * consistency }
+        tracer?.captureStep(info: info, mixed: x, targets: targets, logits: logits, ce: ce, consistency: consistency,
+                            loss: loss)
         mixing.remember(images: x, targets: targets, logits: logits)
 
         if let comm = comm as? MPICommunicator { comm.watchdog.step = step }

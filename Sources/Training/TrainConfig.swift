@@ -60,6 +60,10 @@ public struct TrainConfig: Sendable {
     public var dumpGradientsPath: String?
     /// Every rank writes its final weights (final.rank<k>.safetensors) — for verification.
     public var saveAllRanks = false
+    /// `--trace DIR`: rank 0 records every step for an independent replay (see `StepTracer`).
+    public var tracePath: String?
+    /// `--trace-all-ranks`: every rank records, into DIR/rank<k>.
+    public var traceAllRanks = false
 
     // Mixing (RECURSIVEMIX_SPEC §1, §2, §10).
     public var mix: MixMethod = .none

@@ -26,8 +26,12 @@ public final class Trainer {
         self.config = config
         self.comm = comm
         var splits = try openData(config.data, options: config.dataOptions)
-        if let n = config.trainLimit { splits = DataSplits(train: PrefixDataset(splits.train, count: n), val: splits.val, badImages: splits.badImages) }
-        if let n = config.valLimit { splits = DataSplits(train: splits.train, val: PrefixDataset(splits.val, count: n), badImages: splits.badImages) }
+        if let n = config.trainLimit {
+            splits = DataSplits(train: SubsetDataset.classBalanced(splits.train, count: n), val: splits.val, badImages: splits.badImages)
+        }
+        if let n = config.valLimit {
+            splits = DataSplits(train: splits.train, val: SubsetDataset.classBalanced(splits.val, count: n), badImages: splits.badImages)
+        }
         data = splits
         let shape = splits.train.sampleShape
         model = ResNet(config.model, inChannels: shape.channels, numClasses: splits.train.numClasses)
@@ -89,6 +93,8 @@ public final class Trainer {
         if let (p, sums) = try restore() { position = p; resumedSums = sums }
         step = position.step
         history = []
+        let tracer = try startTrace()
+        engine.tracer = tracer
         let progress = ProgressLine(enabled: isRoot && !config.quiet, log: isRoot ? runLog : nil)
         let perEpoch = trainLoader.batchesPerEpoch
         let totalSteps = min(perEpoch * config.epochs, config.maxSteps ?? Int.max)
@@ -114,7 +120,11 @@ public final class Trainer {
                 }
                 if stats.gradientsFinite {
                     optimizer.step(lr: Float(lr))
+                    try tracer?.commit(step: step + 1, epoch: epoch + 1, batch: b, lr: lr, applied: true,
+                                        parameters: engine.trainableParameters, buffers: model.buffers)
                 } else if config.skipNonFinite {
+                    try tracer?.commit(step: step + 1, epoch: epoch + 1, batch: b, lr: lr, applied: false,
+                                        parameters: engine.trainableParameters, buffers: model.buffers)
                     if isRoot { warn("step \(step + 1): gradients are not finite; step skipped (--skip-nonfinite)") }
                 } else {
                     // Every rank holds the same averaged gradients, so every rank stops here alike.
@@ -197,6 +207,10 @@ public final class Trainer {
             }
         }
         try Consensus.averageBuffers(model.buffers, comm: comm)
+        if let tracer {
+            try tracer.writeWeights("weights-final.safetensors", parameters: engine.trainableParameters, buffers: model.buffers)
+            try tracer.finish()
+        }
         if config.saveAllRanks {
             try saveWeights(name: "final.rank\(comm.rank).safetensors")
         }
@@ -207,6 +221,25 @@ public final class Trainer {
                        ProgressLine.duration(Date().timeIntervalSince(runStart)), 100 * (position.valTop1.last ?? 0),
                        100 * (best?.element ?? 0), (best?.offset ?? 0) + 1, metrics?.path ?? ""))
         }
+    }
+
+    /// `--trace`: the tracer of this rank (rank 0, or every rank with `--trace-all-ranks`), its meta.json and
+    /// the weights before the first step written; nil when not tracing.
+    func startTrace() throws -> StepTracer? {
+        guard let dir = config.tracePath, comm.rank == 0 || config.traceAllRanks else { return nil }
+        let shape = data.train.sampleShape
+        let meta: [String: Any] = [
+            "model": config.model.rawValue, "num_classes": data.train.numClasses,
+            "image_shape": [shape.height, shape.width, shape.channels], "rank": comm.rank, "world_size": comm.size,
+            "steps_per_epoch": trainLoader.batchesPerEpoch, "first_step": step + 1,
+            "settings": Dictionary(config.settings.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 }),
+            "parameters": engine.trainableParameters.map { ["name": $0.name, "is_norm_or_bias": $0.isNormOrBias] },
+            "buffers": model.buffers.map(\.name),
+        ]
+        let tracer = try StepTracer(directory: config.traceAllRanks ? (dir as NSString).appendingPathComponent("rank\(comm.rank)") : dir,
+                                    meta: meta)
+        try tracer.writeWeights("weights-initial.safetensors", parameters: engine.trainableParameters, buffers: model.buffers)
+        return tracer
     }
 
     /// Writes the trained parameters and BN buffers to RUN_DIR/final.safetensors (our layout, NHWC/OHWI).

@@ -15,7 +15,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Data set (as for train); its evaluation split is used.") var data = "fashion-mnist"
     @OptionGroup var dataOptions: DataOptions
     @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Batch size per rank.") var batchSize = 256
-    @Option(name: .customLong("val-limit"), parsing: .unconditional, help: "Only the first N images.") var valLimit: Int?
+    @Option(name: .customLong("val-limit"), parsing: .unconditional, help: "Evaluate on N images: a class-balanced subset (fixed draw), the same that train --val-limit N uses.") var valLimit: Int?
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
@@ -26,7 +26,7 @@ struct EvalCommand: ParsableCommand {
             let state = try CheckpointStore.read(checkpoint)
             let splits = try openData(data, options: dataOptions.options)
             var val: Dataset = splits.val
-            if let valLimit { val = PrefixDataset(val, count: valLimit) }
+            if let valLimit { val = SubsetDataset.classBalanced(val, count: valLimit) }
             let model = try Evaluator.model(from: state, path: checkpoint, data: val)
             let loader = BatchLoader(dataset: val,
                                      sampler: .evaluation(count: val.count, worldSize: comm.size, rank: comm.rank),

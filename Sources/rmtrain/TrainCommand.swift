@@ -80,10 +80,10 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("max-steps"), parsing: .unconditional, help: "Stop after this many optimizer steps (quick runs).")
     var maxSteps: Int?
 
-    @Option(name: .customLong("train-limit"), parsing: .unconditional, help: "Train on the first N samples only (quick runs).")
+    @Option(name: .customLong("train-limit"), parsing: .unconditional, help: "Train on N samples: a class-balanced subset (⌊N/K⌋ per class, the rest spread at random; a fixed draw, the same for every --seed).")
     var trainLimit: Int?
 
-    @Option(name: .customLong("val-limit"), parsing: .unconditional, help: "Evaluate on the first N samples only (quick runs).")
+    @Option(name: .customLong("val-limit"), parsing: .unconditional, help: "Evaluate on N samples: a class-balanced subset, drawn as for --train-limit.")
     var valLimit: Int?
 
     @Option(help: "A YAML file of train flags (e.g. launch/configs/*.yaml, or a run's config.yaml); flags given here override it.")
@@ -137,6 +137,12 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .customLong("save-all-ranks"), help: ArgumentHelp("Every rank writes final.rank<k>.safetensors (verification).", visibility: .hidden))
     var saveAllRanks = false
 
+    @Option(help: ArgumentHelp("Record every step (batch as loaded, draws, mixed batch, targets, logits, losses) and the weights before and after, for launch/checks/rm_reference.py; rank 0 only unless --trace-all-ranks. Use with --max-steps.", valueName: "dir"))
+    var trace: String?
+
+    @Flag(help: "With --trace: every rank records, into DIR/rank<k>.")
+    var traceAllRanks = false
+
     func validate() throws {
         if epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
@@ -160,6 +166,7 @@ struct TrainCommand: ParsableCommand {
         if let resume, resume != "auto", !FileManager.default.fileExists(atPath: resume) {
             throw ValidationError("--resume: no checkpoint at \(resume)")
         }
+        if traceAllRanks && trace == nil { throw ValidationError("--trace-all-ranks needs --trace DIR") }
         if checkEvery < 0 { throw ValidationError("--check-every must be ≥ 0, got \(checkEvery)") }
         _ = try parsedMilestones()
     }
@@ -221,6 +228,8 @@ struct TrainCommand: ParsableCommand {
         c.skipNonFinite = skipNonFinite
         c.dumpGradientsPath = dumpGradients
         c.saveAllRanks = saveAllRanks
+        c.tracePath = trace
+        c.traceAllRanks = traceAllRanks
         let trainer = try Trainer(config: c, comm: comm)
         if comm.rank == 0 {
             writeLine("rmtrain: \(model.rawValue) (\(trainer.model.parameterCount) parameters) on \(trainer.data.train.name) "

@@ -43,6 +43,7 @@ class CifarResNet(nn.Module):
 
 
 MODELS = {
+    "resnet8": lambda cin=3, k=10: CifarResNet([16, 32, 64], [1, 1, 1], cin, k),
     "resnet20": lambda cin=3, k=10: CifarResNet([16, 32, 64], [3, 3, 3], cin, k),
     "resnet56": lambda cin=3, k=10: CifarResNet([16, 32, 64], [9, 9, 9], cin, k),
     "cifar-resnet18": lambda cin=3, k=10: CifarResNet([64, 128, 256, 512], [2, 2, 2, 2], cin, k),

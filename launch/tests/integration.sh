@@ -150,4 +150,24 @@ for f in "$(dirname "$0")"/../configs/*.yaml; do
 done
 [ -z "$bad" ] && ok "launch/configs/*.yaml parse" || fail "launch/configs" "$bad"
 
+# --- --trace: a replayable record of every step (launch/checks/rm_reference.py replays it against PyTorch)
+expect_error "trace-all-ranks needs trace" "--trace" train --trace-all-ranks --out "$WORK/x"
+# 40 images, batch 16: 3 steps an epoch (16, 16, 8); 5 steps = epoch 1 and two steps of epoch 2.
+if "$RMTRAIN" train --mix rm --train-limit 40 --val-limit 20 --batch-size 16 --epochs 2 --max-steps 5 --quiet --threads 1 \
+     --trace "$WORK/trace" --out "$WORK/tr" > "$WORK/tr.log" 2>&1; then
+  t="$WORK/trace"
+  steps=$(ls "$t"/step-*.safetensors | wc -l); weights=$(ls "$t"/weights-0*.safetensors | wc -l)
+  kinds=$(for f in "$t"/step-*.safetensors; do grep -ao '"mix_kind":"[a-z]*"' "$f" | cut -d'"' -f4; done | tr '\n' ' ')
+  epochs=$(for f in "$t"/step-*.safetensors; do grep -ao '"epoch":"[0-9]*"' "$f" | cut -d'"' -f4; done | tr '\n' ' ')
+  if [ "$steps" -ne 5 ] || [ "$weights" -ne 5 ] || [ ! -f "$t/weights-initial.safetensors" ] || [ ! -f "$t/weights-final.safetensors" ]; then
+    fail "trace files" "$steps step files, $weights weight files: $(ls "$t" | tr '\n' ' ')"
+  elif ! grep -q '"steps" : 5' "$t/meta.json"; then fail "trace files" "meta.json lacks the step count"
+  elif [ "$kinds" != "none rm rm none rm " ] || [ "$epochs" != "1 1 1 2 2 " ]; then
+    fail "trace files" "mix kinds '$kinds', epochs '$epochs' (history resets at each epoch start)"
+  elif cmp -s "$t/weights-000005.safetensors" "$t/weights-initial.safetensors"; then fail "trace files" "weights did not change"
+  else ok "trace files"; fi
+else
+  fail "trace files" "$(tail -n 3 "$WORK/tr.log")"
+fi
+
 finish integration
