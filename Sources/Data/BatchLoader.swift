@@ -112,8 +112,22 @@ public final class BatchLoader: @unchecked Sendable {
     static let maxReplacements = 64
     private var pool: [Batch] = []
 
+    /// What happens to an epoch's last, partial batch of this rank's samples.
+    public enum LastBatch: Sendable {
+        /// Kept, smaller (evaluation: every image counts).
+        case keep
+        /// Dropped (`--drop-last`, PyTorch DataLoader's drop_last).
+        case drop
+        /// Kept unless it holds a single sample, which is dropped: BatchNorm would take a whole layer's
+        /// batch statistics, and update its running variance, from one image (training without --drop-last).
+        case dropSingle
+    }
+    public let lastBatch: LastBatch
+
     public init(dataset: Dataset, sampler: DistributedSampler, batchSize: Int, augment: Bool, seed: UInt64,
-                threads: Int = 0, badImages: BadImageLog = BadImageLog(), badImagePolicy: BadImagePolicy = .skip) {
+                threads: Int = 0, badImages: BadImageLog = BadImageLog(), badImagePolicy: BadImagePolicy = .skip,
+                lastBatch: LastBatch = .keep) {
+        self.lastBatch = lastBatch
         self.dataset = dataset
         self.sampler = sampler
         self.batchSize = batchSize
@@ -124,7 +138,15 @@ public final class BatchLoader: @unchecked Sendable {
         self.badImagePolicy = badImagePolicy
     }
 
-    public var batchesPerEpoch: Int { (sampler.samplesPerRank + batchSize - 1) / batchSize }
+    /// Batches of this rank per epoch (every rank has the same number: the sampler gives each the same count).
+    public var batchesPerEpoch: Int {
+        let n = sampler.samplesPerRank, full = n / batchSize, rest = n % batchSize
+        switch lastBatch {
+        case .keep: return full + (rest > 0 ? 1 : 0)
+        case .drop: return full
+        case .dropSingle: return full + (rest > 1 || (rest == 1 && full == 0) ? 1 : 0)
+        }
+    }
 
     /// Batches allocated on first use (an unused loader holds no image memory) and kept.
     private func batches(_ n: Int) -> [Batch] {
@@ -137,7 +159,7 @@ public final class BatchLoader: @unchecked Sendable {
     /// evaluation) is not visited.
     public func forEachBatch(epoch: Int, from: Int = 0, _ body: (Int, Batch) throws -> Void) throws {
         let order = sampler.indices(epoch: epoch)
-        let count = (order.count + batchSize - 1) / batchSize
+        let count = batchesPerEpoch
         guard from < count else { return }
         if threads == 0 {
             let batch = batches(1)[0]

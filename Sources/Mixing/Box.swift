@@ -82,9 +82,11 @@ public enum BoxSampler {
     }
 
     /// timm's `rand_bbox_minmax` (§10.2): `cut_h ~ randint(int(H·min), int(H·max))`, then `cut_w` likewise
-    /// (numpy's exclusive upper end), then the top-left corner `yl ~ randint(0, H − cut_h)`, `xl ~ randint(0,
-    /// W − cut_w)`, so the box always lies inside the image. λ is always corrected (timm forces it).
-    /// Like numpy, the ranges must be non-empty: int(H·min) < int(H·max) and cut < H.
+    /// (numpy's exclusive upper end), then the top-left corner `yl` uniform in 0...H − cut_h and `xl` in
+    /// 0...W − cut_w — inclusive, unlike timm's `randint(0, H − cut_h)`, which never lets the box reach the
+    /// last row or column — so the box always lies inside the image and may sit anywhere in it. λ is always
+    /// corrected (timm forces it). The ranges must be non-empty, int(H·min) < int(H·max) and cut < H:
+    /// `rmtrain train` checks that against the image size before it starts.
     public static func cutMixMinMax(width: Int, height: Int, minRatio: Double, maxRatio: Double,
                                     rng: inout RandomStream) -> (box: Box, lam: Double) {
         let hLo = Int(Double(height) * minRatio), hHi = Int(Double(height) * maxRatio)
@@ -93,8 +95,10 @@ public enum BoxSampler {
         let cutH = hLo + rng.int(below: hHi - hLo)
         let cutW = wLo + rng.int(below: wHi - wLo)
         precondition(cutH < height && cutW < width, "cutmix max ratio must be below 1")
-        let yl = rng.int(below: height - cutH)
-        let xl = rng.int(below: width - cutW)
+        // timm draws the corner with numpy's exclusive upper end, randint(0, H − cut_h), so a box never
+        // reaches the last row or column; every position of the box inside the image is drawn here.
+        let yl = rng.int(below: height - cutH + 1)
+        let xl = rng.int(below: width - cutW + 1)
         let box = Box(x1: xl, y1: yl, x2: xl + cutW, y2: yl + cutH)
         return (box, areaLam(box, width: width, height: height))
     }

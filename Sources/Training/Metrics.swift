@@ -34,6 +34,18 @@ public final class MetricsLog {
         handle.seekToEndOfFile()
     }
 
+    /// Removes the rows of epochs after `epoch` (1-based epoch numbers; keeps rows without one).
+    public static func dropEpochs(after epoch: Int, path: String) throws {
+        try rewrite(path) { lines in
+            lines.filter { line in
+                guard let data = line.data(using: .utf8),
+                      let row = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                      let e = row["epoch"] as? Int else { return true }
+                return e <= epoch
+            }
+        }
+    }
+
     public func append(_ record: MetricsRecord) throws {
         do { try handle.write(contentsOf: Data((record.json + "\n").utf8)) }
         catch { throw TrainingError("cannot write \(path): \(error.localizedDescription)") }
@@ -58,6 +70,19 @@ public final class MetricsCSV {
         handle.seekToEndOfFile()
     }
 
+    /// Removes the rows of epochs after `epoch` (the header stays).
+    public static func dropEpochs(after epoch: Int, path: String) throws {
+        try rewrite(path) { lines in
+            guard let header = lines.first, let column = header.split(separator: ",", omittingEmptySubsequences: false)
+                    .firstIndex(of: "epoch") else { return lines }
+            return [header] + lines.dropFirst().filter { line in
+                let cells = line.split(separator: ",", omittingEmptySubsequences: false)
+                guard column < cells.count, let e = Int(cells[column]) else { return true }
+                return e <= epoch
+            }
+        }
+    }
+
     public func append(_ record: MetricsRecord) throws {
         var text = ""
         if columns.isEmpty {
@@ -72,6 +97,16 @@ public final class MetricsCSV {
         do { try handle.write(contentsOf: Data(text.utf8)) }
         catch { throw TrainingError("cannot write \(path): \(error.localizedDescription)") }
     }
+}
+
+/// Rewrites the lines of a text file through `transform`, atomically; a missing file is left missing.
+func rewrite(_ path: String, _ transform: ([String]) -> [String]) throws {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return }
+    let lines = text.split(separator: "\n").map(String.init)
+    let kept = transform(lines)
+    if kept == lines { return }
+    do { try (kept.map { $0 + "\n" }.joined()).write(toFile: path, atomically: true, encoding: .utf8) }
+    catch { throw TrainingError("cannot rewrite \(path): \(error.localizedDescription)") }
 }
 
 /// RUN_DIR/train.log: what rank 0 prints (summaries, warnings, plain progress lines), with timestamps.

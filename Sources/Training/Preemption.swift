@@ -23,6 +23,14 @@ public enum Preemption {
 
 /// Thrown when the run stopped for preemption after writing its checkpoint.
 public struct PreemptedError: Error, CustomStringConvertible {
-    public let checkpoint: String
-    public var description: String { "preempted: checkpoint written to \(checkpoint); resume with --resume auto" }
+    /// The checkpoint written; nil when the signal came before the first step (nothing new to save).
+    public let checkpoint: String?
+    public var step = 0
+    public init(checkpoint: String?, step: Int = 0) { self.checkpoint = checkpoint; self.step = step }
+    public var description: String {
+        if let checkpoint { return "preempted: checkpoint written to \(checkpoint); resume with --resume auto" }
+        return step == 0 ? "preempted before the first step: nothing was trained and nothing saved"
+                         : "preempted before the first step after resuming at step \(step): nothing new to save; "
+                           + "resume with --resume auto"
+    }
 }

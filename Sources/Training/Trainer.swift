@@ -41,13 +41,16 @@ public final class Trainer {
                                                               shuffle: true, seed: config.seed, dropLast: config.dataOptions.dropLast),
                                   batchSize: config.batchSize, augment: true, seed: config.seed,
                                   threads: config.dataOptions.loaderThreads, badImages: splits.badImages,
-                                  badImagePolicy: config.dataOptions.badImage)
+                                  badImagePolicy: config.dataOptions.badImage,
+                                  lastBatch: config.dataOptions.dropLast ? .drop : .dropSingle)
         valLoader = BatchLoader(dataset: splits.val,
                                 sampler: DistributedSampler(count: splits.val.count, worldSize: comm.size, rank: comm.rank,
                                                             shuffle: false, seed: config.seed, pad: false),
                                 batchSize: config.evalBatchSize, augment: false, seed: config.seed,
                                 threads: config.dataOptions.loaderThreads, badImages: splits.badImages,
                                 badImagePolicy: config.dataOptions.badImage)
+        try Trainer.checkCombinations(config, train: splits.train, stepsPerEpoch: trainLoader.batchesPerEpoch,
+                                      worldSize: comm.size)
         let globalBatch = config.batchSize * comm.size
         let baseLR = config.scaleLR ? LRSchedule.scaled(config.lr, globalBatch: globalBatch) : config.lr
         let perEpoch = trainLoader.batchesPerEpoch
@@ -66,6 +69,33 @@ public final class Trainer {
 
     public var globalBatch: Int { config.batchSize * comm.size }
 
+    /// Settings that each look fine but cannot work with this data, refused before the first step with both
+    /// sides named.
+    static func checkCombinations(_ config: TrainConfig, train: Dataset, stepsPerEpoch: Int, worldSize: Int) throws {
+        var classes = Set<Int>()
+        for i in 0..<train.count where classes.count < 2 { classes.insert(train.label(i)) }
+        if classes.count < 2 {
+            throw TrainingError("the training set \(train.name) holds \(train.count) image(s) of a single class: "
+                                + "nothing to learn (check --data, or raise --train-limit)")
+        }
+        if stepsPerEpoch == 0 {
+            throw TrainingError("an epoch has no step: \(train.count) training image(s) over \(worldSize) rank(s) with "
+                                + "--batch-size \(config.batchSize)\(config.dataOptions.dropLast ? " and --drop-last" : "") "
+                                + "(lower --batch-size or the ranks, or drop --drop-last)")
+        }
+        if let mm = config.cutmixMinMax {
+            let shape = train.sampleShape
+            for (side, n) in [("height", shape.height), ("width", shape.width)] {
+                let lo = Int(Double(n) * mm.lowerBound), hi = Int(Double(n) * mm.upperBound)
+                if hi <= lo {
+                    throw TrainingError("--cutmix-minmax \(mm.lowerBound),\(mm.upperBound) on \(shape.height)×\(shape.width) images: "
+                                        + "box \(side)s would be drawn from int(\(n)·\(mm.lowerBound)) = \(lo) up to, not including, "
+                                        + "int(\(n)·\(mm.upperBound)) = \(hi): an empty range (widen --cutmix-minmax or raise --image-size)")
+                }
+            }
+        }
+    }
+
     func file(_ name: String) -> String { (config.outDir as NSString).appendingPathComponent(name) }
 
     /// Runs every epoch (or until `maxSteps`), evaluating after each; rank 0 appends to RUN_DIR/metrics.jsonl.
@@ -83,14 +113,25 @@ public final class Trainer {
         }
         let runLog = RunLog(path: isRoot ? file("train.log") : nil)
         let log = printLine ?? { runLog.line($0) }
+        var position = Position()
+        var resumedSums: [Double] = []
+        if let (p, sums) = try restore() { position = p; resumedSums = sums }
         if isRoot {
+            if config.resume != nil {
+                // Rows of epochs after the checkpoint were written by the run that stopped: the resumed run
+                // writes them again, so the files read as one run.
+                try MetricsLog.dropEpochs(after: position.epoch, path: file("metrics.jsonl"))
+                try MetricsCSV.dropEpochs(after: position.epoch, path: file("metrics.csv"))
+            }
             metrics = try MetricsLog(path: file("metrics.jsonl"))
             csv = try MetricsCSV(path: file("metrics.csv"))
             runLog.record("rmtrain train, \(comm.size) rank(s), configuration in \(file("config.yaml"))")
         }
-        var position = Position()
-        var resumedSums: [Double] = []
-        if let (p, sums) = try restore() { position = p; resumedSums = sums }
+        // A preemption signal that came before the first step (while the data was indexed, say): all ranks
+        // agree, nothing was trained, and the job can be requeued as for any preemption.
+        var early = [Preemption.requested ? 1.0 : 0]
+        try comm.allReduceSum(&early, "agree on an early preemption")
+        if early[0] > 0 { throw PreemptedError(checkpoint: nil, step: position.step) }
         step = position.step
         history = []
         let tracer = try startTrace()

@@ -41,6 +41,12 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object per measurement instead of key=value lines.")
     var json = false
 
+    func validate() throws {
+        try FlagCheck.integer("--batch-size", batchSize, 1...1_000_000)
+        try FlagCheck.integer("--image-size", imageSize, 8...4096)
+        try FlagCheck.integer("--steps", steps, 1...1_000_000)
+    }
+
     func run() throws {
         let world = try World.start(collectiveTimeout: 600, threads: nil)
         defer { world.finish() }

@@ -46,7 +46,7 @@ struct BenchDataCommand: ParsableCommand {
     func validate() throws {
         if data.isEmpty { throw ValidationError("--data: name at least one data set") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        if !(seconds > 0) { throw ValidationError("--seconds must be positive, got \(seconds)") }
+        try FlagCheck.number("--seconds", seconds, "in (0, 3600]") { $0 > 0 && $0 <= 3600 }
         if repeats < 1 { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
         if threadCounts().isEmpty { throw ValidationError("--loader-threads must be a list of counts ≥ 1, got '\(loaderThreads)'") }
         if pillow != nil, !(data.first ?? "").hasPrefix("imagefolder:") {

@@ -23,7 +23,7 @@ struct DataOptions: ParsableArguments {
     @Flag(name: .customLong("aug-plus"), help: "Add ColorJitter(0.4, 0.4, 0.4) in random order and PCA lighting(0.1) (the RecursiveMix ImageNet recipe).")
     var augPlus = false
 
-    @Flag(name: .customLong("drop-last"), help: "Drop the last partial global batch of each epoch instead of padding it with repeated samples.")
+    @Flag(name: .customLong("drop-last"), help: "Drop each epoch's last partial global batch (PyTorch's drop_last). Without it the sampler pads the epoch to a multiple of the ranks with repeated samples and the last batch is smaller, except that a last batch of a single sample per rank is dropped (BatchNorm statistics from one image).")
     var dropLast = false
 
     func validate() throws {

@@ -14,6 +14,8 @@ struct DiffCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Largest allowed max|a−b| / max|b| per tensor; 0 means bitwise equal.")
     var rtol = 0.0
 
+    func validate() throws { try FlagCheck.nonNegative("--rtol", rtol) }
+
     func run() throws {
         let ta = try SafeTensors.read(a), tb = try SafeTensors.read(b)
         guard Set(ta.keys) == Set(tb.keys) else {

@@ -18,6 +18,11 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .customLong("val-limit"), parsing: .unconditional, help: "Evaluate on N images: a class-balanced subset (fixed draw), the same that train --val-limit N uses.") var valLimit: Int?
     @Flag(help: "Print one JSON object.") var json = false
 
+    func validate() throws {
+        try FlagCheck.integer("--batch-size", batchSize, 1...1_000_000)
+        if let valLimit { try FlagCheck.integer("--val-limit", valLimit, 1...Int.max) }
+    }
+
     func run() throws {
         let world = try World.start(collectiveTimeout: 600, threads: nil)
         defer { world.finish() }

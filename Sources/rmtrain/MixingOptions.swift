@@ -57,21 +57,21 @@ struct MixingOptions: ParsableArguments {
     var smoothingStyle: SmoothingStyle = .timm
 
     func validate() throws {
-        if !(rmAlpha > 0 && rmAlpha <= 1) { throw ValidationError("--rm-alpha must be in (0, 1], got \(rmAlpha)") }
-        if !(rmOmega >= 0) { throw ValidationError("--rm-omega must be ≥ 0, got \(rmOmega)") }
-        if !(mixupAlpha > 0) { throw ValidationError("--mixup-alpha must be positive, got \(mixupAlpha)") }
-        if !(cutmixAlpha > 0) { throw ValidationError("--cutmix-alpha must be positive, got \(cutmixAlpha)") }
-        if !(0...1).contains(mixProb) { throw ValidationError("--mix-prob must be in [0, 1], got \(mixProb)") }
-        if !(0...1).contains(switchProb) { throw ValidationError("--switch-prob must be in [0, 1], got \(switchProb)") }
-        if !(smoothing >= 0 && smoothing < 1) { throw ValidationError("--smoothing must be in [0, 1), got \(smoothing)") }
+        try FlagCheck.number("--rm-alpha", rmAlpha, "in (0, 1] (the largest historical area fraction)") { $0 > 0 && $0 <= 1 }
+        try FlagCheck.number("--rm-omega", rmOmega, "in [0, 1000]") { $0 >= 0 && $0 <= 1000 }
+        try FlagCheck.number("--mixup-alpha", mixupAlpha, "in (0, 1000]") { $0 > 0 && $0 <= 1000 }
+        try FlagCheck.number("--cutmix-alpha", cutmixAlpha, "in (0, 1000]") { $0 > 0 && $0 <= 1000 }
+        try FlagCheck.number("--mix-prob", mixProb, "in [0, 1]") { (0...1).contains($0) }
+        try FlagCheck.number("--switch-prob", switchProb, "in [0, 1]") { (0...1).contains($0) }
+        try FlagCheck.number("--smoothing", smoothing, "in [0, 1)") { $0 >= 0 && $0 < 1 }
         _ = try parsedMinMax()
     }
 
     func parsedMinMax() throws -> ClosedRange<Double>? {
         guard let cutmixMinMax else { return nil }
         let parts = cutmixMinMax.split(separator: ",").compactMap { Double($0) }
-        guard parts.count == 2, parts[0] > 0, parts[0] <= parts[1], parts[1] <= 1 else {
-            throw ValidationError("--cutmix-minmax must be MIN,MAX with 0 < MIN ≤ MAX ≤ 1, got '\(cutmixMinMax)'")
+        guard parts.count == 2, parts.allSatisfy(\.isFinite), parts[0] > 0, parts[0] < parts[1], parts[1] < 1 else {
+            throw ValidationError("--cutmix-minmax must be MIN,MAX with 0 < MIN < MAX < 1, got '\(cutmixMinMax)'")
         }
         return parts[0]...parts[1]
     }

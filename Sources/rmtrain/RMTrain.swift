@@ -14,6 +14,9 @@ struct RMTrain: ParsableCommand {
 
     /// Errors are one line on stderr with a non-zero exit code, never a stack trace or a usage dump.
     static func main() {
+        // First of all: a preemption signal that arrives while the run starts (indexing data, building the
+        // model) must not kill it; the trainer acts on it before the first step.
+        if CommandLine.arguments.dropFirst().first == "train" { Preemption.install() }
         do {
             let arguments = try ConfigFile.expand(Array(CommandLine.arguments.dropFirst()))
             var command = try parseAsRoot(arguments)

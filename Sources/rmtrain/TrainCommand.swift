@@ -144,41 +144,50 @@ struct TrainCommand: ParsableCommand {
     var traceAllRanks = false
 
     func validate() throws {
-        if epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
-        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        if evalBatchSize < 1 { throw ValidationError("--eval-batch-size must be at least 1, got \(evalBatchSize)") }
-        if !(lr > 0) || !lr.isFinite { throw ValidationError("--lr must be a positive number, got \(lr)") }
-        if !(wd >= 0) { throw ValidationError("--wd must be ≥ 0, got \(wd)") }
-        if !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be in [0, 1), got \(momentum)") }
-        if !(warmupEpochs >= 0) || warmupEpochs > Double(epochs) {
-            throw ValidationError("--warmup-epochs must be in [0, --epochs], got \(warmupEpochs)")
-        }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
-        if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1, got \(maxSteps)") }
-        if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1, got \(trainLimit)") }
-        if let valLimit, valLimit < 1 { throw ValidationError("--val-limit must be at least 1, got \(valLimit)") }
-        if !(bucketMB > 0) { throw ValidationError("--bucket-mb must be positive, got \(bucketMB)") }
-        if !(collectiveTimeout > 0) { throw ValidationError("--collective-timeout must be positive, got \(collectiveTimeout)") }
-        if saveEvery < 0 { throw ValidationError("--save-every must be ≥ 0, got \(saveEvery)") }
-        if keep < 1 { throw ValidationError("--keep must be at least 1, got \(keep)") }
-        if !(1...19).contains(ckptLevel) { throw ValidationError("--ckpt-level must be in 1...19, got \(ckptLevel)") }
+        try FlagCheck.integer("--epochs", epochs, 1...1_000_000)
+        try FlagCheck.integer("--batch-size", batchSize, 1...1_000_000)
+        try FlagCheck.integer("--eval-batch-size", evalBatchSize, 1...1_000_000)
+        try FlagCheck.positive("--lr", lr)
+        try FlagCheck.number("--wd", wd, "in [0, 1)") { $0 >= 0 && $0 < 1 }
+        try FlagCheck.number("--momentum", momentum, "in [0, 1)") { $0 >= 0 && $0 < 1 }
+        try FlagCheck.number("--warmup-epochs", warmupEpochs, "in [0, --epochs \(epochs)]") { $0 >= 0 && $0 <= Double(epochs) }
+        try FlagCheck.number("--lr-decay", lrDecay, "in (0, 1] (a factor that lowers the lr)") { $0 > 0 && $0 <= 1 }
+        if let threads { try FlagCheck.integer("--threads", threads, 1...1024) }
+        if let maxSteps { try FlagCheck.integer("--max-steps", maxSteps, 1...Int.max) }
+        if let trainLimit { try FlagCheck.integer("--train-limit", trainLimit, 1...Int.max) }
+        if let valLimit { try FlagCheck.integer("--val-limit", valLimit, 1...Int.max) }
+        try FlagCheck.number("--bucket-mb", bucketMB, "in (0, 4096]") { $0 > 0 && $0 <= 4096 }
+        try FlagCheck.number("--collective-timeout", collectiveTimeout, "in (0, 86400] seconds") { $0 > 0 && $0 <= 86_400 }
+        try FlagCheck.integer("--save-every", saveEvery, 0...Int.max)
+        try FlagCheck.integer("--keep", keep, 1...1_000_000)
+        try FlagCheck.integer("--ckpt-level", ckptLevel, 1...19)
+        try FlagCheck.integer("--check-every", checkEvery, 0...Int.max)
         if resumeWeightsOnly && resume == nil { throw ValidationError("--resume-weights-only needs --resume") }
         if let resume, resume != "auto", !FileManager.default.fileExists(atPath: resume) {
             throw ValidationError("--resume: no checkpoint at \(resume)")
         }
         if traceAllRanks && trace == nil { throw ValidationError("--trace-all-ranks needs --trace DIR") }
-        if checkEvery < 0 { throw ValidationError("--check-every must be ≥ 0, got \(checkEvery)") }
-        _ = try parsedMilestones()
+        let m = try parsedMilestones()
+        if lrSchedule == .cosine && !m.isEmpty {
+            throw ValidationError("--milestones \(milestones) needs --lr-schedule step (the schedule is cosine)")
+        }
+        if mixing.cutmixMinMax != nil && ![.cutmix, .mixupCutmix].contains(mixing.mix) {
+            throw ValidationError("--cutmix-minmax needs --mix cutmix or mixup+cutmix (the mix is \(mixing.mix.rawValue))")
+        }
     }
 
     func parsedMilestones() throws -> [Int] {
         if milestones.isEmpty { return [] }
-        return try milestones.split(separator: ",").map {
-            guard let m = Int($0.trimmingCharacters(in: .whitespaces)), m >= 1 else {
-                throw ValidationError("--milestones must be comma-separated epoch numbers, got '\(milestones)'")
+        let m = try milestones.split(separator: ",").map {
+            guard let m = Int($0.trimmingCharacters(in: .whitespaces)), m >= 1, m <= epochs else {
+                throw ValidationError("--milestones must be comma-separated epoch numbers in 1...--epochs \(epochs), got '\(milestones)'")
             }
             return m
         }
+        guard zip(m, m.dropFirst()).allSatisfy({ $0 < $1 }) else {
+            throw ValidationError("--milestones must increase, got '\(milestones)'")
+        }
+        return m
     }
 
     func run() throws {
@@ -233,7 +242,7 @@ struct TrainCommand: ParsableCommand {
         let trainer = try Trainer(config: c, comm: comm)
         if comm.rank == 0 {
             writeLine("rmtrain: \(model.rawValue) (\(trainer.model.parameterCount) parameters) on \(trainer.data.train.name) "
-                      + "(\(trainer.data.train.count) train / \(trainer.data.val.count) eval), "
+                      + "(\(trainer.data.train.count) images), evaluated on \(trainer.data.val.name) (\(trainer.data.val.count) images), "
                       + "\(comm.size) rank\(comm.size == 1 ? "" : "s") × batch \(batchSize) = global batch \(trainer.globalBatch), "
                       + "\(trainer.trainLoader.batchesPerEpoch) steps/epoch, \(world.threads) threads per rank, out \(out)")
         }

@@ -96,6 +96,25 @@ final class SamplerTests: XCTestCase {
         XCTAssertEqual(sides, Set(6..<25))
     }
 
+    /// With a 16-px side on 32 px the corner takes each of 0...16 about equally often (timm's exclusive
+    /// draw never gives 16, so no box would touch the last row or column), in both directions.
+    func testCutMixMinMaxCornerDistribution() {
+        var rng = RandomStream(seed: 13)
+        var xs = [Int](repeating: 0, count: 17), ys = [Int](repeating: 0, count: 17)
+        let n = 17_000
+        for _ in 0..<n {
+            let (box, _) = BoxSampler.cutMixMinMax(width: 32, height: 32, minRatio: 0.5, maxRatio: 0.54, rng: &rng)
+            XCTAssertEqual(box.width, 16)
+            XCTAssertEqual(box.height, 16)
+            xs[box.x1] += 1
+            ys[box.y1] += 1
+        }
+        for counts in [xs, ys] {
+            // Each of 17 positions expects 1000 draws (sd ≈ 31): a missing or doubled position fails.
+            XCTAssertTrue(counts.allSatisfy { (850...1150).contains($0) }, "\(counts)")
+        }
+    }
+
     /// Beta(α, α): mean 1/2, variance 1/(4(2α+1)); values in [0, 1]; deterministic given the stream.
     func testBetaMoments() {
         for alpha in [0.2, 0.4, 1.0, 2.0, 5.0] {

@@ -75,4 +75,25 @@ else
   fail "SIGUSR1 preemption" "$(tail -n 5 "$WORK/pre.log")"
 fi
 
+# --- a resume rewrites the epochs after its checkpoint: metrics.jsonl/.csv read as one run (also after a
+#     fallback past a damaged newest checkpoint)
+Q=(train --train-limit 256 --val-limit 64 --batch-size 32 --epochs 3 --quiet --keep 5)
+"$RMTRAIN" "${Q[@]}" --out "$WORK/log" > /dev/null 2>&1
+rm -f "$WORK/log/best.rmck"; newest=$(ls "$WORK/log"/ckpt-*.rmck | sort | tail -n 1)
+head -c 3000 "$newest" > "$newest.cut" && mv "$newest.cut" "$newest"     # falls back to the end of epoch 2
+"$RMTRAIN" "${Q[@]}" --resume auto --out "$WORK/log" > "$WORK/log.out" 2>&1
+epochs=$(grep -o '"epoch": [0-9]*' "$WORK/log/metrics.jsonl" | awk '{print $2}' | tr '\n' ' ')
+csv=$(tail -n +2 "$WORK/log/metrics.csv" | cut -d, -f1 | tr '\n' ' ')
+if [ "$epochs" = "1 2 3 " ] && [ "$csv" = "1 2 3 " ] && grep -q "skipping checkpoint" "$WORK/log.out"; then
+  ok "metrics after a resume: epochs $epochs(no duplicates, jsonl and csv)"
+else fail "metrics after a resume" "jsonl epochs '$epochs', csv '$csv'"; fi
+
+# --- a preemption signal before the first step: exit 75 with a line saying nothing was trained
+for sig in USR1 TERM; do
+  "$RMTRAIN" train --train-limit 256 --val-limit 64 --batch-size 32 --epochs 1 --quiet --out "$WORK/early$sig" > "$WORK/early.log" 2>&1 &
+  pid=$!; sleep 0.05; kill -$sig $pid; wait $pid; rc=$?
+  if [ $rc -eq 75 ] && grep -q "preempted before the first step: nothing was trained" "$WORK/early.log"; then ok "SIG$sig at start: exit 75, said"
+  else fail "SIG$sig at start" "exit $rc: $(tail -n 2 "$WORK/early.log")"; fi
+done
+
 finish checkpoint

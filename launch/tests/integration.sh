@@ -30,6 +30,59 @@ expect_error "negative lr" "--lr" train --lr -0.1 --out "$WORK/x"
 expect_error "zero batch size" "--batch-size" train --batch-size 0 --out "$WORK/x"
 expect_error "unknown data set" "--data" train --data imagenet-nope --out "$WORK/x"
 
+# --- every numeric flag: NaN, infinities and out-of-range values stop the run before any data is read,
+#     with exit 64 and one line naming the flag, the value and the range
+expect_usage() {  # expect_usage PATTERN ARGS...: exit 64, one stderr line matching PATTERN, no run directory
+  local pattern=$1; shift
+  local err="$WORK/usage.txt" name="refused: $*"
+  rm -rf "$WORK/u"
+  "$RMTRAIN" train "$@" --out "$WORK/u" >/dev/null 2>"$err"; local rc=$?
+  if [ $rc -ne 64 ]; then fail "$name" "exit $rc: $(head -c 300 "$err")"
+  elif [ "$(wc -l < "$err")" -ne 1 ] || ! grep -qE -- "$pattern" "$err"; then fail "$name" "message: $(cat "$err")"
+  elif [ -e "$WORK/u" ]; then fail "$name" "the run directory was created"
+  else ok "$name"; fi
+}
+expect_usage "--lr-decay must be in \(0, 1\].*got -1" --lr-schedule step --milestones 1 --lr-decay -1 --epochs 2
+expect_usage "--wd must be in \[0, 1\), got inf" --wd inf
+expect_usage "--rm-omega must be in \[0, 1000\], got inf" --mix rm --rm-omega inf
+expect_usage "--lr must be a finite number > 0, got nan" --lr nan
+expect_usage "--momentum must be in \[0, 1\), got nan" --momentum nan
+expect_usage "--smoothing must be in \[0, 1\), got 1" --smoothing 1
+expect_usage "--rm-alpha must be in \(0, 1\].*got -inf" --rm-alpha -inf
+expect_usage "--mixup-alpha must be in \(0, 1000\], got nan" --mixup-alpha nan
+expect_usage "--warmup-epochs must be in \[0, --epochs 3\], got 4" --warmup-epochs 4 --epochs 3
+expect_usage "--bucket-mb must be in \(0, 4096\], got inf" --bucket-mb inf
+expect_usage "--collective-timeout must be in \(0, 86400\] seconds, got nan" --collective-timeout nan
+expect_usage "--cutmix-minmax must be MIN,MAX with 0 < MIN < MAX < 1" --mix cutmix --cutmix-minmax 0.5,0.5
+expect_usage "--milestones .* needs --lr-schedule step" --milestones 2
+expect_usage "--milestones must increase" --lr-schedule step --milestones 3,2 --epochs 4
+expect_usage "--cutmix-minmax needs --mix cutmix" --cutmix-minmax 0.2,0.8
+
+# --- combinations that cannot work with the data: refused before the first step, both sides named
+expect_error "cutmix box range empty on 28-px images" "--cutmix-minmax 0.5,0.51 on 28×28 images.*empty range" \
+  train --mix cutmix --cutmix-minmax 0.5,0.51 --train-limit 64 --val-limit 8 --out "$WORK/x"
+expect_error "a single-class training set is refused" "single class: nothing to learn" \
+  train --train-limit 1 --val-limit 8 --batch-size 1 --out "$WORK/x"
+expect_error "an epoch without a step is refused" "an epoch has no step: 3 training image.*--batch-size 4 and --drop-last" \
+  train --train-limit 3 --val-limit 8 --batch-size 4 --drop-last --out "$WORK/x"
+
+# --- --drop-last drops the last partial batch; without it a last batch of one image is dropped, others kept
+steps_of() { grep -o '"step": [0-9]*' "$1/metrics.jsonl" | tail -n 1 | awk '{print $2}'; }
+for case in "3 2 --drop-last:1" "5 2 :2" "6 4 :2" "7 4 --drop-last:1"; do
+  IFS=: read -r spec want <<< "$case"; read -r n b flag <<< "$spec"
+  rm -rf "$WORK/dl"
+  if "$RMTRAIN" train --train-limit "$n" --val-limit 4 --batch-size "$b" $flag --epochs 1 --quiet --threads 1 --out "$WORK/dl" > /dev/null 2>&1 \
+     && [ "$(steps_of "$WORK/dl")" = "$want" ]; then ok "$n images, batch $b ${flag:-(no --drop-last)}: $want step(s)"
+  else fail "last batch: $n images, batch $b $flag" "$(steps_of "$WORK/dl" 2>/dev/null) steps, want $want"; fi
+done
+
+# --- --train-limit draws a class-balanced subset and says so (an image folder lists class by class)
+if "$RMTRAIN" train --data imagefolder:"$(dirname "$0")/../../../shared/data/cifar10" --train-limit 100 --val-limit 50 \
+     --batch-size 50 --max-steps 1 --epochs 1 --quiet --threads 1 --out "$WORK/bal" > "$WORK/bal.log" 2>&1 \
+   && grep -q "class-balanced subset of 100: 10 per class" "$WORK/bal.log" && grep -q "class-balanced subset of 50: 5 per class" "$WORK/bal.log"; then
+  ok "--train-limit/--val-limit: class-balanced, logged"
+else fail "class-balanced subset" "$(head -c 400 "$WORK/bal.log")"; fi
+
 # --- a short run writes metrics.jsonl with the promised fields
 if "$RMTRAIN" train "${QUICK[@]}" --epochs 2 --out "$WORK/run" > "$WORK/run.log" 2>&1; then
   m="$WORK/run/metrics.jsonl"

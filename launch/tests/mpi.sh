@@ -45,6 +45,15 @@ else
   fail "mismatched --model" "rc=$rc $(head -c 300 "$WORK/mm.log")"
 fi
 
+# --- an epoch without a step on 2 ranks (3 images, --drop-last: 1 per rank, batch 2): refused at start,
+#     nothing written as if trained
+timeout 120 "${MPIRUN[@]}" -np 2 "$RMTRAIN" train --train-limit 3 --val-limit 2 --batch-size 2 --drop-last --epochs 1 \
+  --quiet --out "$WORK/zero" > "$WORK/zero.log" 2>&1
+rc=$?
+if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "an epoch has no step: 3 training image(s) over 2 rank(s)" "$WORK/zero.log" \
+   && [ ! -f "$WORK/zero/final.safetensors" ]; then ok "zero-step epoch on 2 ranks refused"
+else fail "zero-step epoch" "rc=$rc $(head -c 300 "$WORK/zero.log")"; fi
+
 # start_job NAME TIMEOUT: a long 2-rank run in the background; sets JOB_PID and waits until both ranks train
 start_job() {
   local name=$1 timeout=$2
