@@ -66,11 +66,7 @@ public struct CheckpointHeader: Codable, Equatable, Sendable {
 public enum CheckpointFile {
     static let magic: [UInt8] = Array("RMCKPT".utf8) + [0, 0]
 
-    public static func fnv1a(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return h
-    }
+    public static func fnv1a(_ bytes: UnsafeRawBufferPointer) -> UInt64 { FNV1a.hash(bytes) }
 
     /// The file's bytes.
     public static func encode(_ state: CheckpointState, level: Int32) throws -> [UInt8] {

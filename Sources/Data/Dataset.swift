@@ -13,7 +13,14 @@ public protocol Dataset: AnyObject, Sendable {
     /// The mean/std its loader normalises with (to draw samples back as pixels).
     var normalization: Normalization { get }
     func label(_ index: Int) -> Int
+    /// What names sample `index` within its split (an image folder's relative path), for the data
+    /// fingerprint; "" where the position alone names it (fixed files such as CIFAR's or Fashion-MNIST's).
+    func sampleKey(_ index: Int) -> String
     func load(_ index: Int, augment: Bool, rng: inout RandomStream, into out: UnsafeMutablePointer<Float>) throws
+}
+
+extension Dataset {
+    public func sampleKey(_ index: Int) -> String { "" }
 }
 
 /// Errors that name the file or flag at fault, printed as one line by the command.
@@ -110,6 +117,7 @@ public class SubsetDataset: Dataset, @unchecked Sendable {
     public var sampleShape: (height: Int, width: Int, channels: Int) { base.sampleShape }
     public var normalization: Normalization { base.normalization }
     public func label(_ index: Int) -> Int { base.label(indices[index]) }
+    public func sampleKey(_ index: Int) -> String { base.sampleKey(indices[index]) }
     public func load(_ index: Int, augment: Bool, rng: inout RandomStream, into out: UnsafeMutablePointer<Float>) throws {
         try base.load(indices[index], augment: augment, rng: &rng, into: out)
     }

@@ -16,6 +16,12 @@ protocol ImageSource: AnyObject, Sendable {
     /// The file (or shard record) behind a sample, for messages.
     func describe(_ index: Int) -> String
     func fetch(_ index: Int, _ ws: Workspace) throws -> SourceImage
+    /// The sample's name within the split, for the data fingerprint.
+    func key(_ index: Int) -> String
+}
+
+extension ImageSource {
+    func key(_ index: Int) -> String { "" }
 }
 
 /// Per-thread decoding state: a TurboJPEG handle and the buffers of every stage, grown as needed and
@@ -89,6 +95,7 @@ public final class ImageDataset: Dataset, @unchecked Sendable {
     public func label(_ index: Int) -> Int { source.label(index) }
     /// The file or shard record behind sample `index`.
     public func path(_ index: Int) -> String { source.describe(index) }
+    public func sampleKey(_ index: Int) -> String { source.key(index) }
 
     public func load(_ index: Int, augment: Bool, rng: inout RandomStream, into out: UnsafeMutablePointer<Float>) throws {
         try workspaces.with { ws in

@@ -107,6 +107,10 @@ final class FolderSource: ImageSource, @unchecked Sendable {
     var count: Int { listing.paths.count }
     func label(_ index: Int) -> Int { Int(listing.labels[index]) }
     func describe(_ index: Int) -> String { listing.paths[index] }
+    func key(_ index: Int) -> String {
+        let p = listing.paths[index], d = listing.directory
+        return p.hasPrefix(d + "/") ? String(p.dropFirst(d.count + 1)) : p
+    }
     func fetch(_ index: Int, _ ws: Workspace) throws -> SourceImage {
         let n = try readFile(listing.paths[index], into: ws.file)
         return .encoded(UnsafeRawBufferPointer(start: ws.file.pointer, count: n))

@@ -1,3 +1,4 @@
+import Kernels
 import CZlib
 import Foundation
 
@@ -89,12 +90,9 @@ enum ShardFormat {
     /// FNV-1a over the inputs of a shard (relative paths, labels, packing settings): a completed shard
     /// is reused by a re-run only when it was made from the same inputs.
     static func digest(_ parts: [String]) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for part in parts {
-            for b in part.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-            h = (h ^ 0xFF) &* 0x100_0000_01b3
-        }
-        return h
+        var h = FNV1a()
+        for part in parts { h.add(part.utf8); h.add(CollectionOfOne(0xFF)) }
+        return h.value
     }
 
     /// Reads and checks the footer and table of a shard file (not the payloads).

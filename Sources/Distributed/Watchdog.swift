@@ -10,7 +10,7 @@ public final class CollectiveWatchdog: @unchecked Sendable {
     private let lock = NSLock()
     private var current: (op: String, since: Date)?
     private var stopped = false
-    /// The training step, for the message.
+    /// The training step (1-based, as every other message numbers steps), for the message.
     public var step: Int {
         get { lock.withLock { _step } }
         set { lock.withLock { _step = newValue } }
@@ -40,7 +40,8 @@ public final class CollectiveWatchdog: @unchecked Sendable {
             if stop { return }
             if let op, let since, Date().timeIntervalSince(since) > timeout {
                 let msg = "[rank \(rank)] rmtrain: error: collective '\(op)' at step \(step) waited more than "
-                    + "\(Int(timeout)) s (--collective-timeout): another rank died or stalled; aborting the job\n"
+                    + "\(Int(timeout)) s (--collective-timeout): another rank died, stalled, or is in another "
+                    + "collective (ranks that disagree on the number of steps); aborting the job\n"
                 FileHandle.standardError.write(Data(msg.utf8))
                 abort(3)
                 exit(3)

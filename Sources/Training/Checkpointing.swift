@@ -43,8 +43,8 @@ extension Trainer {
         let header = CheckpointHeader(
             model: config.model.rawValue,
             shapes: Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.value.shape) }),
-            configuration: config.fingerprint,
-            configurationHash: String(Consensus.fnv1a(Array(config.fingerprint.joined(separator: "\n").utf8)), radix: 16),
+            configuration: config.fingerprint + dataFingerprint,
+            configurationHash: String(FNV1a.hash((config.fingerprint + dataFingerprint).joined(separator: "\n").utf8), radix: 16),
             worldSize: comm.size, epoch: position.epoch, batchInEpoch: position.batch, step: position.step,
             valTop1History: position.valTop1)
         let bytes = try CheckpointFile.encode(CheckpointState(header: header, tensors: tensors, ranks: ranks),
@@ -86,18 +86,30 @@ extension Trainer {
             throw TrainingError("--resume \(path): checkpoint was written by \(h.worldSize) ranks, this run has \(comm.size) "
                                 + "(use --resume-weights-only to load its weights alone)")
         }
-        let ours = Set(config.fingerprint), theirs = Set(h.configuration)
+        // Checkpoints keep the configuration and the data fingerprint (older ones the configuration only).
+        let current = config.fingerprint + dataFingerprint
+        let ours = Set(current), theirs = Set(h.configuration)
         let differs = theirs.subtracting(ours).filter { line in
             !TrainConfig.resumableDifferences.contains(String(line.split(separator: "=").first ?? ""))
         }
-        if !differs.isEmpty {
-            let detail = differs.sorted().map { line -> String in
+        func detail(_ lines: Set<String>) -> String {
+            lines.sorted().map { line -> String in
                 let key = String(line.split(separator: "=").first ?? "")
-                let now = config.fingerprint.first { $0.hasPrefix(key + "=") } ?? "\(key)=?"
+                let now = current.first { $0.hasPrefix(key + "=") } ?? "\(key)=?"
                 return "checkpoint has \(line), this run \(now)"
-            }
-            throw TrainingError("--resume \(path): configuration differs: " + detail.joined(separator: "; ")
+            }.joined(separator: "; ")
+        }
+        let dataDiffers = differs.filter { $0.hasPrefix("data-") }, configDiffers = differs.filter { !$0.hasPrefix("data-") }
+        if !configDiffers.isEmpty {
+            throw TrainingError("--resume \(path): configuration differs: " + detail(configDiffers)
                                 + " (use --resume-weights-only to load its weights alone)")
+        }
+        if !dataDiffers.isEmpty {
+            guard config.allowDataChange else {
+                throw TrainingError("--resume \(path): the data differs from the checkpoint's: " + detail(dataDiffers)
+                                    + " (a missing or changed file? --allow-data-change resumes anyway)")
+            }
+            resumeNotes.append("resuming on other data than the checkpoint's (--allow-data-change): " + detail(dataDiffers))
         }
         try load(byName, into: zip(optimizer.parameters, optimizer.velocity).map { ("momentum." + $0.0.name, $0.1) },
                  path: path)

@@ -7,23 +7,27 @@ import Models
 /// The agreements ranks make outside the gradient all-reduce: same configuration, same starting
 /// weights, averaged BN statistics, and no silent drift of the parameters.
 enum Consensus {
-    /// FNV-1a over bytes: a stable 64-bit hash (Swift's `Hasher` is seeded per process).
-    static func fnv1a<S: Sequence>(_ bytes: S, _ h0: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 where S.Element == UInt8 {
-        var h = h0
-        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return h
-    }
-
     /// Stops the job at start when the ranks were given different configurations, naming the difference.
     static func checkSameConfiguration(_ fingerprint: [String], comm: Communicator) throws {
+        try checkSame(fingerprint, what: "configuration", comm: comm)
+    }
+
+    /// Stops the job at start when the ranks see different data (counts, classes, file lists).
+    static func checkSameData(_ fingerprint: [String], comm: Communicator) throws {
+        try checkSame(fingerprint, what: "data", comm: comm)
+    }
+
+    /// Compares `name=value` lines across ranks; on a difference rank 0 stops the job with one line naming
+    /// each rank and line that differ from its own.
+    static func checkSame(_ fingerprint: [String], what: String, comm: Communicator) throws {
         guard comm.size > 1 else { return }
         let text = fingerprint.joined(separator: "\n")
-        let h = Int64(bitPattern: fnv1a(Array(text.utf8)))
+        let h = Int64(bitPattern: FNV1a.hash(text.utf8))
         var v: [Int64] = [h, h == Int64.min ? Int64.max : -h]
-        try comm.allReduceMax(&v, "compare configurations")
+        try comm.allReduceMax(&v, "compare \(what) fingerprints")
         let same = v[0] == h && v[1] == (h == Int64.min ? Int64.max : -h)
         if same { return }
-        let all = try comm.gather(bytes: Array(text.utf8), root: 0, "gather configurations")
+        let all = try comm.gather(bytes: Array(text.utf8), root: 0, "gather \(what) fingerprints")
         if comm.rank == 0 {
             let mine = Set(fingerprint)
             var differences: [String] = []
@@ -35,11 +39,11 @@ enum Consensus {
                     differences.append("rank \(r) has \(line), rank 0 has \(ours)")
                 }
             }
-            comm.abort("configuration differs across ranks: " + differences.joined(separator: "; "), code: 2)
+            comm.abort("\(what) differs across ranks: " + differences.joined(separator: "; "), code: 2)
         }
         // The other ranks wait here until rank 0's abort ends the job.
-        try comm.barrier("configuration mismatch: waiting for rank 0 to abort")
-        throw TrainingError("configuration differs across ranks")
+        try comm.barrier("\(what) mismatch: waiting for rank 0 to abort")
+        throw TrainingError("\(what) differs across ranks")
     }
 
     /// Rank 0's parameters and BN buffers to every rank.
@@ -69,12 +73,9 @@ enum Consensus {
     /// A checksum of every parameter's bits, compared across ranks; divergence stops the job loudly.
     static func checkParametersAgree(_ parameters: [Parameter], step: Int, comm: Communicator) throws {
         guard comm.size > 1 else { return }
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for p in parameters {
-            let raw = UnsafeRawBufferPointer(start: p.value.data, count: p.value.count * 4)
-            h = fnv1a(raw, h)
-        }
-        let mine = Int64(bitPattern: h)
+        var hash = FNV1a()
+        for p in parameters { hash.add(UnsafeRawBufferPointer(start: p.value.data, count: p.value.count * 4)) }
+        let h = hash.value, mine = Int64(bitPattern: h)
         var v: [Int64] = [mine, mine == Int64.min ? Int64.max : -mine]
         try comm.allReduceMax(&v, "compare parameter checksums")
         if v[0] != mine || v[1] != (mine == Int64.min ? Int64.max : -mine) {

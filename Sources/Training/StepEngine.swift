@@ -76,7 +76,7 @@ final class StepEngine {
                             loss: loss)
         mixing.remember(images: x, targets: targets, logits: logits)
 
-        if let comm = comm as? MPICommunicator { comm.watchdog.step = step }
+        if let comm = comm as? MPICommunicator { comm.watchdog.step = step + 1 }
         buckets.reset()
         buckets.resetWaitTime()
         let featureGradient = mixing.consistencyBackward(info: info)

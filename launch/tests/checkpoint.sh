@@ -88,6 +88,25 @@ if [ "$epochs" = "1 2 3 " ] && [ "$csv" = "1 2 3 " ] && grep -q "skipping checkp
   ok "metrics after a resume: epochs $epochs(no duplicates, jsonl and csv)"
 else fail "metrics after a resume" "jsonl epochs '$epochs', csv '$csv'"; fi
 
+# --- a training image deleted before --resume auto: refused with the difference named; --allow-data-change
+#     resumes and the run log records it
+CIFAR="$(cd "$(dirname "$0")/../../.." && pwd)/shared/data/cifar10"
+for cls in airplane automobile; do
+  mkdir -p "$WORK/dc/train/$cls" "$WORK/dc/val/$cls"
+  ls "$CIFAR/train/$cls" | head -n 24 | while read -r f; do ln -s "$CIFAR/train/$cls/$f" "$WORK/dc/train/$cls/$f"; done
+  ls "$CIFAR/test/$cls" | head -n 5 | while read -r f; do ln -s "$CIFAR/test/$cls/$f" "$WORK/dc/val/$cls/$f"; done
+done
+Q=(train --data "imagefolder:$WORK/dc" --batch-size 8 --epochs 2 --quiet --out "$WORK/dcrun")
+"$RMTRAIN" "${Q[@]}" --max-steps 6 > /dev/null 2>&1
+rm "$WORK/dc/train/airplane/$(ls "$WORK/dc/train/airplane" | head -n 1)"
+expect_error "resume after a training image was deleted is refused" \
+  "the data differs from the checkpoint's: checkpoint has data-train-images=48, this run data-train-images=47" \
+  "$RMTRAIN" "${Q[@]}" --resume auto
+if "$RMTRAIN" "${Q[@]}" --resume auto --allow-data-change > /dev/null 2>&1 \
+   && grep -q "warning: resuming on other data than the checkpoint's (--allow-data-change)" "$WORK/dcrun/train.log"; then
+  ok "--allow-data-change resumes on other data, logged"
+else fail "--allow-data-change" "$(tail -n 2 "$WORK/dcrun/train.log")"; fi
+
 # --- a preemption signal before the first step: exit 75 with a line saying nothing was trained
 for sig in USR1 TERM; do
   "$RMTRAIN" train --train-limit 256 --val-limit 64 --batch-size 32 --epochs 1 --quiet --out "$WORK/early$sig" > "$WORK/early.log" 2>&1 &

@@ -54,6 +54,31 @@ if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "an epoch has no step: 3 training
    && [ ! -f "$WORK/zero/final.safetensors" ]; then ok "zero-step epoch on 2 ranks refused"
 else fail "zero-step epoch" "rc=$rc $(head -c 300 "$WORK/zero.log")"; fi
 
+# --- ranks that see different data (a per-node copy, same path, other content): stopped at start within
+#     seconds, one line naming the rank and the difference. Each rank runs in its own folder holding "data".
+CIFAR="$(cd "$(dirname "$0")/../../.." && pwd)/shared/data/cifar10"
+mkdata() {  # mkdata ROOT IMAGES_PER_CLASS CLASS...: an image folder of symbolic links to CIFAR-10 images
+  local root=$1 n=$2; shift 2
+  for cls in "$@"; do
+    mkdir -p "$root/data/train/$cls" "$root/data/val/$cls"
+    ls "$CIFAR/train/$cls" | head -n "$n" | while read -r f; do ln -s "$CIFAR/train/$cls/$f" "$root/data/train/$cls/$f"; done
+    ls "$CIFAR/test/$cls" | head -n 5 | while read -r f; do ln -s "$CIFAR/test/$cls/$f" "$root/data/val/$cls/$f"; done
+  done
+}
+mkdata "$WORK/d48" 24 airplane automobile; mkdata "$WORK/d30" 15 airplane automobile
+mkdata "$WORK/d44" 22 airplane automobile; mkdata "$WORK/d3c" 16 airplane automobile bird
+for case in "d30:data-train-images=30, rank 0 has data-train-images=48" "d44:data-train-images=44, rank 0 has data-train-images=48" \
+            "d3c:data-classes=3 (airplane,automobile,bird"; do
+  other=${case%%:*}; want=${case#*:}
+  start=$(date +%s)
+  timeout 120 "${MPIRUN[@]}" -np 1 --wdir "$WORK/d48" "$RMTRAIN" train --data imagefolder:data --batch-size 8 --epochs 1 --quiet --out run : \
+    -np 1 --wdir "$WORK/$other" "$RMTRAIN" train --data imagefolder:data --batch-size 8 --epochs 1 --quiet --out run > "$WORK/dd.log" 2>&1
+  rc=$?; took=$(( $(date +%s) - start ))
+  if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $took -le 30 ] && grep -qF "data differs across ranks: rank 1 has $want" "$WORK/dd.log"; then
+    ok "other data on rank 1 ($other) stopped in ${took} s, named"
+  else fail "other data on rank 1 ($other)" "rc=$rc, ${took} s: $(grep -m1 error "$WORK/dd.log")"; fi
+done
+
 # start_job NAME TIMEOUT: a long 2-rank run in the background; sets JOB_PID and waits until both ranks train
 start_job() {
   local name=$1 timeout=$2
