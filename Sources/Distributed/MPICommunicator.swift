@@ -129,20 +129,38 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         if requests.allSatisfy({ $0 == nil || $0 == rm_mpi_request_null() }) { requests.removeAll(keepingCapacity: true) }
     }
 
+    /// Any size: per-rank byte counts travel as Int64 and the bytes point-to-point in slices (MPI counts
+    /// and displacements are Int32; a gather of more than 2 GiB in all would wrap them).
     public func gather(bytes: [UInt8], root: Int, _ op: String) throws -> [[UInt8]] {
-        var mine = Int32(bytes.count)
-        var counts = [Int32](repeating: 0, count: size)
-        try check(guarded(op) { MPI_Gather(&mine, 1, rm_mpi_int32(), &counts, 1, rm_mpi_int32(), Int32(root), comm) }, op)
-        var displs = [Int32](repeating: 0, count: size)
-        var total: Int32 = 0
-        for i in 0..<size { displs[i] = total; total += counts[i] }
-        var all = [UInt8](repeating: 0, count: rank == root ? Int(total) : 0)
-        var send = bytes
-        try check(guarded(op) {
-            MPI_Gatherv(&send, mine, rm_mpi_byte(), &all, &counts, &displs, rm_mpi_byte(), Int32(root), comm)
-        }, op)
-        guard rank == root else { return [] }
-        return (0..<size).map { Array(all[Int(displs[$0])..<Int(displs[$0] + counts[$0])]) }
+        var mine = Int64(bytes.count)
+        var counts = [Int64](repeating: 0, count: size)
+        try check(guarded(op) { MPI_Gather(&mine, 1, rm_mpi_int64(), &counts, 1, rm_mpi_int64(), Int32(root), comm) }, op)
+        let tag: Int32 = 0x4761
+        if rank != root {
+            try bytes.withUnsafeBytes { raw in
+                try forEachSlice(bytes.count, limit: MPICommunicator.sliceBytes) { off, n in
+                    try check(guarded(op) {
+                        MPI_Send(raw.baseAddress.map { $0 + off }, Int32(n), rm_mpi_byte(), Int32(root), tag, comm)
+                    }, op)
+                }
+            }
+            return []
+        }
+        var all: [[UInt8]] = []
+        for r in 0..<size {
+            if r == rank { all.append(bytes); continue }
+            var buffer = [UInt8](repeating: 0, count: Int(counts[r]))
+            try buffer.withUnsafeMutableBytes { raw in
+                try forEachSlice(raw.count, limit: MPICommunicator.sliceBytes) { off, n in
+                    try check(guarded(op) {
+                        MPI_Recv(raw.baseAddress.map { $0 + off }, Int32(n), rm_mpi_byte(), Int32(r), tag, comm,
+                                 rm_mpi_status_ignore())
+                    }, op)
+                }
+            }
+            all.append(buffer)
+        }
+        return all
     }
 
     public func abort(_ message: String, code: Int32) -> Never {
@@ -151,9 +169,16 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         exit(code)
     }
 
-    /// MPI counts are Int32: large buffers go in slices.
-    private func forEachSlice(_ count: Int, _ body: (Int, Int) throws -> Void) throws {
-        let maxSlice = 1 << 30
+    /// Largest message of one MPI call, in elements (bytes for byte buffers): 2³⁰, below Int32's limit.
+    /// RMTRAIN_MPI_SLICE lowers it, so that tests exercise the slicing with small buffers.
+    static let sliceBytes: Int = {
+        if let v = ProcessInfo.processInfo.environment["RMTRAIN_MPI_SLICE"].flatMap(Int.init), v > 0 { return min(v, 1 << 30) }
+        return 1 << 30
+    }()
+
+    /// MPI counts are Int32: large buffers go in slices (at least one call, of 0 elements for an empty buffer).
+    private func forEachSlice(_ count: Int, limit: Int = MPICommunicator.sliceBytes, _ body: (Int, Int) throws -> Void) throws {
+        let maxSlice = limit
         var off = 0
         repeat {
             let n = min(maxSlice, count - off)

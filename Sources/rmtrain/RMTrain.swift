@@ -9,7 +9,7 @@ struct RMTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rmtrain",
         abstract: "Train image classifiers with RecursiveMix on CPUs, one process or many (mpirun).",
-        subcommands: [TrainCommand.self, BenchCommand.self, DiffCommand.self, VisualizeCommand.self, PlotCommand.self, EvalCommand.self, ExportCommand.self, PackCommand.self, BenchDataCommand.self],
+        subcommands: [TrainCommand.self, BenchCommand.self, DiffCommand.self, VisualizeCommand.self, PlotCommand.self, EvalCommand.self, ExportCommand.self, PackCommand.self, BenchDataCommand.self, CheckCollectivesCommand.self],
         defaultSubcommand: nil)
 
     /// Errors are one line on stderr with a non-zero exit code, never a stack trace or a usage dump.

@@ -79,6 +79,15 @@ for case in "d30:data-train-images=30, rank 0 has data-train-images=48" "d44:dat
   else fail "other data on rank 1 ($other)" "rc=$rc, ${took} s: $(grep -m1 error "$WORK/dd.log")"; fi
 done
 
+# --- collectives of any size: the checkpoint gather and broadcast in slices (a test-only slice of 1000
+#     bytes over 3 ranks), and one real gather past 2 GiB per rank (MPI's Int32 counts wrapped there)
+if out=$(RMTRAIN_MPI_SLICE=1000 timeout 120 "${MPIRUN[@]}" -x RMTRAIN_MPI_SLICE -np 3 "$RMTRAIN" check-collectives --mib 3 2>&1) \
+   && grep -q "every byte equal" <<< "$out"; then ok "gather/broadcast in 1000-byte slices, 3 ranks"
+else fail "sliced collectives" "$(head -c 300 <<< "$out")"; fi
+if out=$(timeout 300 "${MPIRUN[@]}" -np 2 "$RMTRAIN" check-collectives --mib 2100 2>&1) && grep -q "every byte equal" <<< "$out"; then
+  ok "gather and broadcast of 2100 MiB per rank (past 2 GiB)"
+else fail "collectives past 2 GiB" "$(head -c 300 <<< "$out")"; fi
+
 # start_job NAME TIMEOUT: a long 2-rank run in the background; sets JOB_PID and waits until both ranks train
 start_job() {
   local name=$1 timeout=$2
