@@ -75,6 +75,19 @@ else
   fail "SIGUSR1 preemption" "$(tail -n 5 "$WORK/pre.log")"
 fi
 
+# --- SIGTERM to launch/local.sh while steps take seconds (CIFAR ResNet-18, 2 ranks × 1 thread): the script
+#     turns it into SIGUSR1 for mpirun, so the ranks save and exit 75 instead of being killed by mpirun ~1 s
+#     after a forwarded TERM
+( RMTRAIN="$RMTRAIN" bash "$(dirname "$0")/../local.sh" 2 --model cifar-resnet18 --batch-size 64 --train-limit 2000 \
+    --val-limit 64 --epochs 1 --quiet --check-every 0 --out "$WORK/slow" > "$WORK/slow.log" 2>&1; echo "rc=$?" >> "$WORK/slow.log" ) &
+job=$!
+for _ in $(seq 1 150); do grep -q "steps/epoch" "$WORK/slow.log" 2>/dev/null && break; sleep 0.2; done
+sleep 3
+pkill -TERM -f "local.sh 2 --model cifar-resnet18 .*$WORK/slow"; wait $job
+if grep -q "rc=75" "$WORK/slow.log" && ls "$WORK/slow"/ckpt-*.rmck > /dev/null 2>&1 && grep -q "TERM received" "$WORK/slow.log"; then
+  ok "SIGTERM to launch/local.sh with multi-second steps: checkpoint, exit 75"
+else fail "SIGTERM to local.sh" "$(grep -v '^[-]' "$WORK/slow.log" | tail -n 4)"; fi
+
 # --- a resume rewrites the epochs after its checkpoint: metrics.jsonl/.csv read as one run (also after a
 #     fallback past a damaged newest checkpoint)
 Q=(train --train-limit 256 --val-limit 64 --batch-size 32 --epochs 3 --quiet --keep 5)
