@@ -57,6 +57,7 @@ public final class Batch: @unchecked Sendable {
                 do {
                     try dataset.load(index, augment: l.augment, rng: &rng, into: out + k * per)
                     loaded[k] = index
+                    l.badImages.noteRead()
                     return
                 } catch let bad as BadImage {
                     if l.badImagePolicy == .fail {
@@ -71,7 +72,10 @@ public final class Batch: @unchecked Sendable {
                     return
                 }
             }
-            errors[k] = DataError("\(BatchLoader.maxReplacements) bad images in a row after \(idx[first + k]) in \(dataset.name)")
+            let firstBad = l.badImages.first.map { "; the first: \($0.path): \($0.reason)" } ?? ""
+            errors[k] = l.badImages.anyImageRead
+                ? DataError("\(BatchLoader.maxReplacements) bad images in a row in \(dataset.name)\(firstBad)")
+                : DataError("no image of \(dataset.name) could be read\(firstBad)")
         }
         if parallel { Parallel.forEach(n, body) } else { for k in 0..<n { body(k) } }
         indices.removeAll(keepingCapacity: true)

@@ -60,8 +60,10 @@ public final class BadImageLog: @unchecked Sendable {
     public let limit: Int
     private let lock = NSLock()
     private let sink: @Sendable (String) -> Void
-    private var total = 0
+    private var seen = Set<String>()
     private var logged: [String] = []
+    private var firstBad: BadImage?
+    private var anyRead = false
 
     /// `sink` receives one line per logged path (stderr by default).
     public init(limit: Int = 5, sink: @escaping @Sendable (String) -> Void = BadImageLog.standardError) {
@@ -73,16 +75,25 @@ public final class BadImageLog: @unchecked Sendable {
         FileHandle.standardError.write(Foundation.Data((line + "\n").utf8))
     }
 
-    /// Images skipped so far.
-    public var count: Int { lock.lock(); defer { lock.unlock() }; return total }
-    /// Paths logged so far (at most `limit`).
+    /// Distinct bad images met so far (a file met again in a later epoch counts once).
+    public var count: Int { lock.lock(); defer { lock.unlock() }; return seen.count }
+    /// Paths logged so far (at most `limit`, each once).
     public var loggedPaths: [String] { lock.lock(); defer { lock.unlock() }; return logged }
+    /// The first bad image met, for the message when nothing can be read.
+    public var first: BadImage? { lock.lock(); defer { lock.unlock() }; return firstBad }
+    /// Whether any image was read at all.
+    public var anyImageRead: Bool { lock.lock(); defer { lock.unlock() }; return anyRead }
+
+    /// Called for every image read (a lock per image: nothing beside a decode).
+    func noteRead() {
+        lock.lock(); anyRead = true; lock.unlock()
+    }
 
     public func record(_ bad: BadImage) {
         lock.lock()
-        total += 1
+        if firstBad == nil { firstBad = bad }
         var line: String?
-        if logged.count < limit {
+        if seen.insert(bad.path).inserted, logged.count < limit {
             logged.append(bad.path)
             line = "\(Diagnostics.rankPrefix)rmtrain: warning: skipped bad image \(bad.path): \(bad.reason)"
             if logged.count == limit { line! += " (further bad images are counted in bad_images, not logged)" }

@@ -203,6 +203,20 @@ for f in "$(dirname "$0")"/../configs/*.yaml; do
 done
 [ -z "$bad" ] && ok "launch/configs/*.yaml parse" || fail "launch/configs" "$bad"
 
+# --- every training image unreadable: one error saying no image could be read, with the first reason;
+#     each bad path logged once
+for c in a b; do
+  mkdir -p "$WORK/allbad/train/$c" "$WORK/allbad/val/$c"
+  for i in $(seq 1 20); do echo garbage > "$WORK/allbad/train/$c/$i.jpg"; done
+  cp "$(ls -d "$(dirname "$0")"/../../../shared/data/cifar10/test/airplane/* | head -n 1)" "$WORK/allbad/val/$c/x.jpg"
+done
+"$RMTRAIN" train --data "imagefolder:$WORK/allbad" --batch-size 8 --epochs 2 --quiet --out "$WORK/ab" > /dev/null 2> "$WORK/ab.err"; rc=$?
+dups=$(grep -o "skipped bad image [^:]*" "$WORK/ab.err" | sort | uniq -d | wc -l)
+if [ $rc -ne 0 ] && [ "$(grep -c "error:" "$WORK/ab.err")" -eq 1 ] && [ "$dups" -eq 0 ] \
+   && grep -q "error: no image of imagefolder:.*allbad/train could be read; the first: .*\.jpg: not a JPEG or PNG file" "$WORK/ab.err"; then
+  ok "no readable image: said once, with the first reason; paths logged once"
+else fail "no readable image" "rc=$rc dups=$dups $(tail -n 2 "$WORK/ab.err")"; fi
+
 # --- --trace: a replayable record of every step (launch/checks/rm_reference.py replays it against PyTorch)
 expect_error "trace-all-ranks needs trace" "--trace" train --trace-all-ranks --out "$WORK/x"
 # 40 images, batch 16: 3 steps an epoch (16, 16, 8); 5 steps = epoch 1 and two steps of epoch 2.
