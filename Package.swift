@@ -32,6 +32,7 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
 
         .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: optimize),
         .target(name: "Layers", dependencies: ["Kernels"], swiftSettings: optimize),
@@ -39,7 +40,7 @@ let package = Package(
         .target(name: "Optim", dependencies: ["Layers", "Kernels"], swiftSettings: optimize),
         .target(name: "Mixing", dependencies: ["Kernels", "Layers"], swiftSettings: optimize),
         .target(name: "Imaging", dependencies: ["Kernels", "CZlib"], swiftSettings: optimize),
-        .target(name: "Data", dependencies: ["Kernels", "CZlib", "CTurboJPEG"], swiftSettings: optimize),
+        .target(name: "Data", dependencies: ["Kernels", "CZlib", "CTurboJPEG", "CPNG"], swiftSettings: optimize),
         .target(name: "Distributed", dependencies: ["Kernels", "CMPI"], swiftSettings: optimize),
         .target(name: "Checkpoint", dependencies: ["Kernels", "CZstd"], swiftSettings: optimize),
         .target(name: "Training", dependencies: ["Models", "Optim", "Mixing", "Data", "Layers", "Kernels",

@@ -10,6 +10,7 @@ PACKAGES=(
   libzstd-dev                         # checkpoint compression
   libturbojpeg0-dev                   # JPEG decode for image folders
   zlib1g-dev                          # .gz data files, PNG writer
+  libpng-dev                          # PNG images in image folders (libpng decodes them)
   pkg-config
   # data: the embedded default data set (Fashion-MNIST, IDX .gz files)
   dataset-fashion-mnist

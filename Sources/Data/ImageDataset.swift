@@ -31,7 +31,6 @@ final class Workspace {
     let file = Scratch<UInt8>(1 << 16)
     let rgb = Scratch<UInt8>(1 << 16)
     let cmyk = Scratch<UInt8>()
-    let png = Scratch<UInt8>()
     let tables = (AxisTable(), AxisTable())
     let tmp = Scratch<Float>(1 << 16)
     let base = Scratch<Float>()
@@ -65,7 +64,7 @@ enum ImageDecoder {
             }
             if PNGDecoder.isPNG(bytes) {
                 let h = try PNGDecoder.header(bytes)
-                let p = try PNGDecoder.decode(bytes, header: h, into: ws.rgb, work: ws.png)
+                let p = try PNGDecoder.decode(bytes, header: h, into: ws.rgb)
                 return Decoded(pixels: p, width: h.width, height: h.height)
             }
             throw DecodeFailure("not a JPEG or PNG file")

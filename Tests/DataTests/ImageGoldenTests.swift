@@ -55,6 +55,21 @@ final class ImageGoldenTests: XCTestCase {
         }
     }
 
+    /// PNG is lossless: libpng's pixels equal Pillow's exactly, for every colour type, 1- to 16-bit samples,
+    /// palettes and Adam7-interlaced files (make_png_golden.py).
+    func testPNGsDecodeExactlyLikePillow() throws {
+        let pngs = try manifest().filter { $0.op == "decode" && $0.name.hasPrefix("png_") }
+        XCTAssertGreaterThanOrEqual(pngs.count, 14)
+        for c in pngs {
+            let (p, w, h, ws) = try decode(try sourcePath(c))
+            XCTAssertEqual([w, h], [c.width, c.height], c.name)
+            let want = try expected(c)
+            let differing = (0..<(w * h * 3)).filter { p[$0] != want[$0] }.count
+            XCTAssertEqual(differing, 0, "\(c.name): \(differing) bytes differ from Pillow's")
+            withExtendedLifetime(ws) {}
+        }
+    }
+
     func testGreyscaleBecomesRGB() throws {
         let c = try manifest().first { $0.name == "decode_grey" }!
         let (p, w, h, ws) = try decode(try sourcePath(c))
