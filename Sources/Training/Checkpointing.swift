@@ -27,7 +27,7 @@ extension Trainer {
             throw TrainingError("parameter \(p.name) is not finite at step \(position.step); not writing a checkpoint")
         }
         var mine = engine.rankState()
-        mine.append(SafeTensors.Entry(name: "epoch_sums", shape: [8], values: packDoubles(sums.local)))
+        mine.append(SafeTensors.Entry(name: "epoch_sums", shape: [2 * sums.local.count], values: packDoubles(sums.local)))
         mine += entries(model.buffers.map { ("rank_buffer." + $0.name, $0.value) })
         let averaged = model.buffers.map { Buffer($0.name, shape: $0.value.shape, fill: 0) }
         for (a, b) in zip(averaged, model.buffers) { a.value.copy(from: b.value) }

@@ -34,11 +34,21 @@ public enum Evaluator {
 
     /// Runs the model in eval mode over every batch of `loader` and counts top-1 / top-5 hits.
     public static func evaluate(_ model: ResNet, loader: BatchLoader, epoch: Int = 0) throws -> EvalCounts {
+        try evaluate(model, loader: loader, epoch: epoch, shouldStop: { false })!
+    }
+
+    /// As above, asking `shouldStop` before each batch: nil when it said yes (a preemption request).
+    public static func evaluate(_ model: ResNet, loader: BatchLoader, epoch: Int = 0,
+                                shouldStop: () -> Bool) throws -> EvalCounts? {
+        struct Stopped: Error {}
         var counts = EvalCounts()
-        try loader.forEachBatch(epoch: epoch) { _, batch in
-            let logits = model.forward(batch.images, training: false)
-            counts.add(logits: logits, labels: batch.labels)
-        }
+        do {
+            try loader.forEachBatch(epoch: epoch) { _, batch in
+                if shouldStop() { throw Stopped() }
+                let logits = model.forward(batch.images, training: false)
+                counts.add(logits: logits, labels: batch.labels)
+            }
+        } catch is Stopped { return nil }
         return counts
     }
 }

@@ -21,6 +21,7 @@ public final class Trainer {
     let engine: StepEngine
     public private(set) var step = 0
     public private(set) var history: [EvalCounts] = []
+    func record(_ eval: EvalCounts) { history.append(eval) }
     /// Counts, classes and file-list hashes of both splits (`DataFingerprint`): compared across ranks at
     /// start and kept in checkpoints.
     public let dataFingerprint: [String]
@@ -148,6 +149,17 @@ public final class Trainer {
         let perEpoch = trainLoader.batchesPerEpoch
         let totalSteps = min(perEpoch * config.epochs, config.maxSteps ?? Int.max)
         let runStart = Date()
+        let report = { (r: MetricsRecord, line: String) throws in
+            try metrics?.append(r)
+            try csv?.append(r)
+            if isRoot { log(line) }
+        }
+        // A run preempted while it evaluated saved the finished epoch without its evaluation: do it first.
+        if position.batch == 0 && position.epoch > 0 && position.valTop1.count < position.epoch {
+            var sums = EpochSums()
+            sums.local = resumedSums
+            try endEpoch(position.epoch - 1, sums: sums, at: position, saveAtEnd: true, position: &position, report: report)
+        }
         for epoch in position.epoch..<config.epochs where step < totalSteps {
             let epochStart = Date()
             let firstBatch = epoch == position.epoch ? position.batch : 0
@@ -193,13 +205,15 @@ public final class Trainer {
                     try Consensus.checkParametersAgree(engine.trainableParameters, step: step, comm: comm)
                 }
                 let here = Position(epoch: epoch, batch: b + 1, step: step, valTop1: position.valTop1)
+                var saved = sums
+                saved.trainSeconds += Date().timeIntervalSince(epochStart)
                 if g[2] > 0 {
                     progress.finishLine()
-                    let path = try saveCheckpoint(here, sums: sums)
+                    let path = try saveCheckpoint(here, sums: saved)
                     throw PreemptedError(checkpoint: path)
                 }
                 if config.saveEvery > 0 && step % config.saveEvery == 0 {
-                    try saveCheckpoint(here, sums: sums)
+                    try saveCheckpoint(here, sums: saved)
                 }
                 let elapsed = Date().timeIntervalSince(epochStart)
                 progress.update(epoch: epoch + 1, epochs: config.epochs, step: b + 1, steps: perEpoch,
@@ -207,53 +221,11 @@ public final class Trainer {
                                 eta: Double(totalSteps - step) * elapsed / Double(b + 1 - firstBatch))
             }
             progress.finishLine()
-            let trainElapsed = Date().timeIntervalSince(epochStart)
-            let reduced = try sums.reduced(comm)
-            var mix = engine.mixing.sums.array + [Double(data.badImages.count)]
-            try comm.allReduceSum(&mix, "reduce mixing statistics and bad-image counts")
-            try Consensus.averageBuffers(model.buffers, comm: comm)
-            var eval = try Evaluator.evaluate(model, loader: valLoader)
-            try eval.reduce(comm)
-            history.append(eval)
-            position.valTop1.append(eval.top1Accuracy)
-            let seconds = Date().timeIntervalSince(epochStart)
-            if let metrics {
-                var r = MetricsRecord()
-                r.set("epoch", epoch + 1)
-                r.set("step", step)
-                r.set("train_loss", reduced.meanLoss)
-                r.set("train_top1", reduced.top1)
-                r.set("val_loss", eval.meanLoss)
-                r.set("val_top1", eval.top1Accuracy)
-                r.set("val_top5", eval.top5Accuracy)
-                r.set("val_images", eval.images)
-                r.set("best_val_top1", position.valTop1.max() ?? 0)
-                r.set("lr", schedule.lr(at: max(step - 1, 0)))
-                r.set("images_per_sec", reduced.images / max(trainElapsed, 1e-9))
-                r.set("seconds", seconds)
-                r.set("world_size", comm.size)
-                r.set("bad_images", Int(mix[6]))
-                r.set("global_batch", globalBatch)
-                r.set("allreduce_wait_seconds", reduced.waitSeconds)
-                if config.mix != .none {
-                    r.set("mix", config.mix.rawValue)
-                    r.set("mixed_steps", mix[0] / Double(comm.size))
-                    r.set("mean_hist_area", mix[0] > 0 ? mix[1] / mix[0] : 0)
-                    if config.mix == .rm { r.set("consistency_loss", mix[0] > 0 ? mix[2] / mix[0] : 0) }
-                }
-                r.set("effective_classes_1e-4", mix[3] > 0 ? mix[4] / mix[3] : 0)
-                r.set("effective_classes_1e-2", mix[3] > 0 ? mix[5] / mix[3] : 0)
-                try metrics.append(r)
-                try csv?.append(r)
-                log(String(format: "epoch %d/%d  train_loss %.4f  val_top1 %.2f%%  val_top5 %.2f%%  %.0f img/s  %.1fs",
-                           epoch + 1, config.epochs, reduced.meanLoss, 100 * eval.top1Accuracy,
-                           100 * eval.top5Accuracy, reduced.images / max(trainElapsed, 1e-9), seconds))
-            }
+            sums.trainSeconds += Date().timeIntervalSince(epochStart)
             let finished = step >= perEpoch * (epoch + 1)
-            if finished {
-                try saveCheckpoint(Position(epoch: epoch + 1, batch: 0, step: step, valTop1: position.valTop1),
-                                   sums: EpochSums())
-            }
+            let lastPosition = Position(epoch: finished ? epoch + 1 : epoch, batch: finished ? 0 : min(perEpoch, step - epoch * perEpoch),
+                                        step: step, valTop1: position.valTop1)
+            try endEpoch(epoch, sums: sums, at: lastPosition, saveAtEnd: finished, position: &position, report: report)
         }
         try Consensus.averageBuffers(model.buffers, comm: comm)
         if let tracer {
@@ -310,12 +282,19 @@ public final class Trainer {
 /// Per-epoch sums on one rank, and their reduction over all ranks.
 struct EpochSums {
     var lossSum = 0.0, seen = 0.0, hits = 0.0, waitSeconds = 0.0
+    /// Seconds spent training this epoch (on this rank), across resumes.
+    var trainSeconds = 0.0
     var globalLoss = 0.0, globalSeen = 0.0
 
     /// What a checkpoint keeps of them (this rank's part; the global ones only feed the progress line).
+    /// Checkpoints before `trainSeconds` hold four values.
     var local: [Double] {
-        get { [lossSum, seen, hits, waitSeconds] }
-        set { if newValue.count == 4 { lossSum = newValue[0]; seen = newValue[1]; hits = newValue[2]; waitSeconds = newValue[3] } }
+        get { [lossSum, seen, hits, waitSeconds, trainSeconds] }
+        set {
+            guard newValue.count >= 4 else { return }
+            lossSum = newValue[0]; seen = newValue[1]; hits = newValue[2]; waitSeconds = newValue[3]
+            trainSeconds = newValue.count > 4 ? newValue[4] : 0
+        }
     }
 
     mutating func add(_ s: StepStats) {

@@ -88,6 +88,24 @@ if grep -q "rc=75" "$WORK/slow.log" && ls "$WORK/slow"/ckpt-*.rmck > /dev/null 2
   ok "SIGTERM to launch/local.sh with multi-second steps: checkpoint, exit 75"
 else fail "SIGTERM to local.sh" "$(grep -v '^[-]' "$WORK/slow.log" | tail -n 4)"; fi
 
+# --- SIGUSR1 during evaluation: acted on within one evaluation batch (a checkpoint of the finished epoch,
+#     exit 75, no metrics row yet); the resumed run evaluates that epoch first and ends bitwise where an
+#     unbroken run ends
+Q=(train --train-limit 64 --val-limit 5000 --batch-size 32 --epochs 2 --threads 2)
+"$RMTRAIN" "${Q[@]}" --quiet --out "$WORK/ev-unbroken" > /dev/null 2>&1
+( "$RMTRAIN" "${Q[@]}" --out "$WORK/ev" > "$WORK/ev.log" 2>&1; echo "rc=$?" >> "$WORK/ev.log" ) &
+job=$!
+for _ in $(seq 1 300); do grep -q "step 2/2" "$WORK/ev.log" 2>/dev/null && break; sleep 0.05; done
+sleep 0.3
+pkill -USR1 -f "^$RMTRAIN train .*$WORK/ev\$"; wait $job
+"$RMTRAIN" "${Q[@]}" --quiet --resume auto --out "$WORK/ev" > "$WORK/ev2.log" 2>&1
+rows=$(grep -o '"epoch": [0-9]*' "$WORK/ev/metrics.jsonl" | awk '{print $2}' | tr '\n' ' ')
+if grep -q "rc=75" "$WORK/ev.log" && ! grep -q "train_loss.*val_top1" "$WORK/ev.log" \
+   && grep -q "resumed from .*: epoch 2, batch 0, step 2" "$WORK/ev2.log" && [ "$rows" = "1 2 " ] \
+   && msg=$("$RMTRAIN" diff "$WORK/ev/final.safetensors" "$WORK/ev-unbroken/final.safetensors" 2>&1); then
+  ok "SIGUSR1 during evaluation: saved within a batch, exit 75; resumed run evaluates epoch 1 first, bitwise end"
+else fail "SIGUSR1 during evaluation" "rows '$rows'; $(grep -v '^epoch' "$WORK/ev.log" | tail -n 2); $(head -n 2 "$WORK/ev2.log")"; fi
+
 # --- a resume rewrites the epochs after its checkpoint: metrics.jsonl/.csv read as one run (also after a
 #     fallback past a damaged newest checkpoint)
 Q=(train --train-limit 256 --val-limit 64 --batch-size 32 --epochs 3 --quiet --keep 5)

@@ -1,0 +1,76 @@
+import Distributed
+import Foundation
+import Kernels
+
+/// The end of an epoch, as its own phase: reduce the epoch's sums, average BN statistics, save the epoch's
+/// checkpoint, evaluate, report one metrics row. A preemption request is acted on within one evaluation
+/// batch and right after the save, never a step later.
+extension Trainer {
+    /// `at` is where a resumed run would continue (the next epoch's start when `saveAtEnd`). Throws
+    /// `PreemptedError` when a preemption signal arrived during the save or the evaluation; a checkpoint saved
+    /// before an evaluation that was cut short keeps the epoch's sums, and the resumed run evaluates first.
+    func endEpoch(_ epoch: Int, sums: EpochSums, at next: Position, saveAtEnd: Bool, position: inout Position,
+                  report: (MetricsRecord, String) throws -> Void) throws {
+        let reduced = try sums.reduced(comm)
+        var mix = engine.mixing.sums.array + [Double(data.badImages.count)]
+        try comm.allReduceSum(&mix, "reduce mixing statistics and bad-image counts")
+        try Consensus.averageBuffers(model.buffers, comm: comm)
+
+        let started = Date()
+        let local = try Evaluator.evaluate(model, loader: valLoader, shouldStop: { Preemption.requested })
+        var stopped = [local == nil ? 1.0 : 0]
+        try comm.allReduceSum(&stopped, "agree on a preemption during evaluation")
+        guard stopped[0] == 0, var eval = local else {
+            // The epoch trained, its evaluation did not finish: save with the sums that its row needs.
+            let path = try saveCheckpoint(next, sums: sums)
+            throw PreemptedError(checkpoint: path)
+        }
+        try eval.reduce(comm)
+        record(eval)
+        position.valTop1.append(eval.top1Accuracy)
+        let seconds = sums.trainSeconds + Date().timeIntervalSince(started)
+        try report(epochRecord(epoch, reduced: reduced, mix: mix, eval: eval, best: position.valTop1.max() ?? 0,
+                               seconds: seconds, trainSeconds: sums.trainSeconds),
+                   String(format: "epoch %d/%d  train_loss %.4f  val_top1 %.2f%%  val_top5 %.2f%%  %.0f img/s  %.1fs",
+                          epoch + 1, config.epochs, reduced.meanLoss, 100 * eval.top1Accuracy, 100 * eval.top5Accuracy,
+                          reduced.images / max(sums.trainSeconds, 1e-9), seconds))
+        guard saveAtEnd else { return }
+        var at = next
+        at.valTop1 = position.valTop1
+        let path = try saveCheckpoint(at, sums: EpochSums())
+        var late = [Preemption.requested ? 1.0 : 0]
+        try comm.allReduceSum(&late, "agree on a preemption during the epoch's save")
+        if late[0] > 0 { throw PreemptedError(checkpoint: path) }
+    }
+
+    /// One metrics.jsonl / metrics.csv row.
+    func epochRecord(_ epoch: Int, reduced: EpochSums.Reduced, mix: [Double], eval: EvalCounts, best: Double,
+                     seconds: Double, trainSeconds: Double) -> MetricsRecord {
+        var r = MetricsRecord()
+        r.set("epoch", epoch + 1)
+        r.set("step", step)
+        r.set("train_loss", reduced.meanLoss)
+        r.set("train_top1", reduced.top1)
+        r.set("val_loss", eval.meanLoss)
+        r.set("val_top1", eval.top1Accuracy)
+        r.set("val_top5", eval.top5Accuracy)
+        r.set("val_images", eval.images)
+        r.set("best_val_top1", best)
+        r.set("lr", schedule.lr(at: max(step - 1, 0)))
+        r.set("images_per_sec", reduced.images / max(trainSeconds, 1e-9))
+        r.set("seconds", seconds)
+        r.set("world_size", comm.size)
+        r.set("bad_images", Int(mix[6]))
+        r.set("global_batch", globalBatch)
+        r.set("allreduce_wait_seconds", reduced.waitSeconds)
+        if config.mix != .none {
+            r.set("mix", config.mix.rawValue)
+            r.set("mixed_steps", mix[0] / Double(comm.size))
+            r.set("mean_hist_area", mix[0] > 0 ? mix[1] / mix[0] : 0)
+            if config.mix == .rm { r.set("consistency_loss", mix[0] > 0 ? mix[2] / mix[0] : 0) }
+        }
+        r.set("effective_classes_1e-4", mix[3] > 0 ? mix[4] / mix[3] : 0)
+        r.set("effective_classes_1e-2", mix[3] > 0 ? mix[5] / mix[3] : 0)
+        return r
+    }
+}
