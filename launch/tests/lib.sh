@@ -11,3 +11,15 @@ fail() { failed=$((failed + 1)); echo "FAIL $1: $2"; }
 finish() { echo "$1: $passed passed, $failed failed"; [ "$failed" -eq 0 ]; }
 MPIRUN=(mpirun --oversubscribe)
 [ "$(id -u)" -eq 0 ] && MPIRUN+=(--allow-run-as-root)
+
+# expect_error NAME PATTERN ARGS... : rmtrain must exit non-zero with exactly one stderr line
+# matching PATTERN, and no stack trace.
+expect_error() {
+  local name=$1 pattern=$2; shift 2
+  local err="$WORK/err.txt"
+  if "$RMTRAIN" "$@" >/dev/null 2>"$err"; then fail "$name" "exit code 0"; return; fi
+  local lines; lines=$(wc -l < "$err")
+  if [ "$lines" -ne 1 ]; then fail "$name" "expected one stderr line, got $lines: $(head -c 400 "$err")"; return; fi
+  if ! grep -qE -- "$pattern" "$err"; then fail "$name" "message '$(cat "$err")' lacks /$pattern/"; return; fi
+  ok "$name"
+}
