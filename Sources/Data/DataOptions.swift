@@ -26,8 +26,17 @@ public struct DataOptions: Sendable {
     /// sequential reads, checksum verified at open); larger sets are read record by record. Default: a
     /// quarter of physical memory.
     public var shardMemoryBudget: Int?
+    /// Asked while an image folder is listed (millions of files can take minutes): true stops the listing
+    /// with `DataInterrupted` (a preemption request).
+    public var shouldStop: (@Sendable () -> Bool)?
 
     public init() {}
+}
+
+/// Opening the data stopped because `DataOptions.shouldStop` said so.
+public struct DataInterrupted: Error, CustomStringConvertible {
+    public init() {}
+    public var description: String { "interrupted while listing the data" }
 }
 
 /// `DataOptions` under a second name, for code that defines its own `DataOptions` (the command's flags).

@@ -34,7 +34,8 @@ public enum ImageFolder {
     }
 
     /// Lists `directory/<class>/…`. With `classes` given (the train split's), folders must be among them.
-    public static func list(_ directory: String, classes given: [String]? = nil) throws -> Listing {
+    public static func list(_ directory: String, classes given: [String]? = nil,
+                            shouldStop: (@Sendable () -> Bool)? = nil) throws -> Listing {
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: directory) }
         catch { throw DataError("imagefolder: cannot list \(directory): \(error.localizedDescription)") }
@@ -47,7 +48,8 @@ public enum ImageFolder {
             guard let label = index[folder] else {
                 throw DataError("imagefolder: \(join(directory, folder)) is not one of the \(classes.count) training classes")
             }
-            for file in try walk(join(directory, folder)) {
+            if shouldStop?() == true { throw DataInterrupted() }
+            for file in try walk(join(directory, folder), shouldStop: shouldStop) {
                 paths.append(file)
                 labels.append(Int32(label))
             }
@@ -59,8 +61,8 @@ public enum ImageFolder {
     /// Opens both splits as `ImageDataset`s.
     public static func open(_ root: String, options: DataOptions) throws -> (train: ImageDataset, val: ImageDataset) {
         let dirs = try splitDirectories(root, valSplit: options.valSplit)
-        let train = try list(dirs.train)
-        let val = try list(dirs.val, classes: train.classes)
+        let train = try list(dirs.train, shouldStop: options.shouldStop)
+        let val = try list(dirs.val, classes: train.classes, shouldStop: options.shouldStop)
         let trainSource = FolderSource(train), valSource = FolderSource(val)
         let size = options.imageSize ?? ImageDataset.defaultSize(trainSource)
         let t = ImageTransform(size: size, augPlus: options.augPlus, dctScaling: options.dctScaling)
@@ -69,10 +71,11 @@ public enum ImageFolder {
     }
 
     /// Image files under `dir`, in the order of torchvision's `sorted(os.walk(dir))` with sorted names.
-    static func walk(_ dir: String) throws -> [String] {
+    static func walk(_ dir: String, shouldStop: (@Sendable () -> Bool)? = nil) throws -> [String] {
         var groups: [(String, [String])] = []
         var pending = [dir]
         while let d = pending.popLast() {
+            if shouldStop?() == true { throw DataInterrupted() }
             let names: [String]
             do { names = try FileManager.default.contentsOfDirectory(atPath: d) }
             catch { throw DataError("imagefolder: cannot list \(d): \(error.localizedDescription)") }

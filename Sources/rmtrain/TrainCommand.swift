@@ -206,6 +206,7 @@ struct TrainCommand: ParsableCommand {
         var c = TrainConfig()
         c.data = data
         c.dataOptions = dataOptions.options
+        c.dataOptions.shouldStop = { Preemption.requested }
         c.model = model
         c.epochs = epochs
         c.batchSize = batchSize
@@ -243,7 +244,15 @@ struct TrainCommand: ParsableCommand {
         c.saveAllRanks = saveAllRanks
         c.tracePath = trace
         c.traceAllRanks = traceAllRanks
-        let trainer = try Trainer(config: c, comm: comm)
+        let trainer: Trainer
+        do { trainer = try Trainer(config: c, comm: comm) }
+        catch is DataInterrupted {
+            // A preemption signal while an image folder was listed: every rank received it (mpirun forwards
+            // it), none has trained; the job can be requeued as for any preemption.
+            writeLine("rmtrain: \(PreemptedError(checkpoint: nil, step: 0).description) (while listing the data)")
+            world.finish()
+            Foundation.exit(Preemption.exitCode)
+        }
         if comm.rank == 0 {
             writeLine("rmtrain: \(model.rawValue) (\(trainer.model.parameterCount) parameters) on \(trainer.data.train.name) "
                       + "(\(trainer.data.train.count) images), evaluated on \(trainer.data.val.name) (\(trainer.data.val.count) images), "
