@@ -93,7 +93,7 @@ final class PixelSource: ImageSource, @unchecked Sendable {
     var count: Int { labels.count }
     func label(_ index: Int) -> Int { Int(labels[index]) }
     func describe(_ index: Int) -> String { describeFn(index) }
-    func fetch(_ index: Int, _ ws: Workspace) throws -> SourceImage {
+    func fetch(_ index: Int, _ ws: DecodeWorkspace) throws -> SourceImage {
         .pixels(pixels + index * width * height * 3, width: width, height: height)
     }
 }

@@ -15,7 +15,7 @@ protocol ImageSource: AnyObject, Sendable {
     func label(_ index: Int) -> Int
     /// The file (or shard record) behind a sample, for messages.
     func describe(_ index: Int) -> String
-    func fetch(_ index: Int, _ ws: Workspace) throws -> SourceImage
+    func fetch(_ index: Int, _ ws: DecodeWorkspace) throws -> SourceImage
     /// The sample's name within the split, for the data fingerprint.
     func key(_ index: Int) -> String
 }
@@ -26,7 +26,7 @@ extension ImageSource {
 
 /// Per-thread decoding state: a TurboJPEG handle and the buffers of every stage, grown as needed and
 /// reused, so a loader thread allocates nothing per sample in the steady state.
-final class Workspace {
+final class DecodeWorkspace {
     let jpeg = JPEGCodec()
     let file = Scratch<UInt8>(1 << 16)
     let rgb = Scratch<UInt8>(1 << 16)
@@ -41,7 +41,7 @@ enum ImageDecoder {
     struct Decoded { var pixels: UnsafePointer<UInt8>; var width: Int; var height: Int }
 
     /// The full-resolution size of an image, from its header only.
-    static func size(_ image: SourceImage, _ ws: Workspace) throws -> (width: Int, height: Int) {
+    static func size(_ image: SourceImage, _ ws: DecodeWorkspace) throws -> (width: Int, height: Int) {
         switch image {
         case .pixels(_, let w, let h): return (w, h)
         case .encoded(let bytes):
@@ -52,7 +52,7 @@ enum ImageDecoder {
     }
 
     /// Decodes at the smallest available size that is at least `minimum` (width, height) pixels.
-    static func decode(_ image: SourceImage, minimum: (Double, Double)?, _ ws: Workspace) throws -> Decoded {
+    static func decode(_ image: SourceImage, minimum: (Double, Double)?, _ ws: DecodeWorkspace) throws -> Decoded {
         switch image {
         case .pixels(let p, let w, let h): return Decoded(pixels: p, width: w, height: h)
         case .encoded(let bytes):
@@ -78,7 +78,7 @@ public final class ImageDataset: Dataset, @unchecked Sendable {
     public let classNames: [String]
     public let transform: ImageTransform
     let source: ImageSource
-    private let workspaces = Pool { Workspace() }
+    private let workspaces = Pool { DecodeWorkspace() }
 
     init(name: String, source: ImageSource, classNames: [String], transform: ImageTransform) {
         self.name = name
@@ -128,7 +128,7 @@ public final class ImageDataset: Dataset, @unchecked Sendable {
     /// The default output size of a source: 32 when its first readable image is at most 32×32 (CIFAR-like),
     /// else 224.
     static func defaultSize(_ source: ImageSource) -> Int {
-        let ws = Workspace()
+        let ws = DecodeWorkspace()
         for i in 0..<min(source.count, 16) {
             if let image = try? source.fetch(i, ws), let (w, h) = try? ImageDecoder.size(image, ws) {
                 return w <= 32 && h <= 32 ? 32 : 224

@@ -114,7 +114,7 @@ final class FolderSource: ImageSource, @unchecked Sendable {
         let p = listing.paths[index], d = listing.directory
         return p.hasPrefix(d + "/") ? String(p.dropFirst(d.count + 1)) : p
     }
-    func fetch(_ index: Int, _ ws: Workspace) throws -> SourceImage {
+    func fetch(_ index: Int, _ ws: DecodeWorkspace) throws -> SourceImage {
         let n = try readFile(listing.paths[index], into: ws.file)
         return .encoded(UnsafeRawBufferPointer(start: ws.file.pointer, count: n))
     }

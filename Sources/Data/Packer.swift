@@ -70,7 +70,7 @@ public final class Packer: @unchecked Sendable {
         let workers = max(1, min(options.threads, shards))
         // Workers take whole shards; each has its own decoder workspace.
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            let ws = Workspace()
+            let ws = DecodeWorkspace()
             while let k = state.take() {
                 let range = (k * n / shards)..<((k + 1) * n / shards)
                 do {
@@ -94,7 +94,7 @@ public final class Packer: @unchecked Sendable {
 
     /// Writes (or verifies and keeps) one shard. Returns its index entry, its bad records, whether it was kept.
     private func packShard(_ split: String, _ k: Int, of total: Int, _ listing: ImageFolder.Listing, _ range: Range<Int>,
-                           _ ws: Workspace, _ advance: (Int) -> Void) throws -> (ShardIndex.Shard, Int, Bool) {
+                           _ ws: DecodeWorkspace, _ advance: (Int) -> Void) throws -> (ShardIndex.Shard, Int, Bool) {
         let name = ShardFormat.fileName(split: split, shard: k, of: total)
         let path = (out as NSString).appendingPathComponent(name)
         let base = listing.directory
@@ -160,7 +160,7 @@ public final class Packer: @unchecked Sendable {
     }
 
     /// One image as stored: the original JPEG bytes when they can be kept, else re-encoded or raw RGB.
-    private func encode(_ path: String, _ ws: Workspace) throws -> ([UInt8], ShardFormat.Kind, Int, Int) {
+    private func encode(_ path: String, _ ws: DecodeWorkspace) throws -> ([UInt8], ShardFormat.Kind, Int, Int) {
         let n = try readFile(path, into: ws.file)
         let image = SourceImage.encoded(UnsafeRawBufferPointer(start: ws.file.pointer, count: n))
         do {
@@ -191,7 +191,7 @@ public final class Packer: @unchecked Sendable {
         }
     }
 
-    private func resize(_ d: ImageDecoder.Decoded, to t: (Int, Int), _ ws: Workspace) -> [UInt8] {
+    private func resize(_ d: ImageDecoder.Decoded, to t: (Int, Int), _ ws: DecodeWorkspace) -> [UInt8] {
         let (xt, yt) = ws.tables
         xt.compute(lo: 0, hi: d.width, in0: 0, in1: Double(d.width), outSize: t.0, first: 0, count: t.0)
         yt.compute(lo: 0, hi: d.height, in0: 0, in1: Double(d.height), outSize: t.1, first: 0, count: t.1)

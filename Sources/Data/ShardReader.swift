@@ -102,7 +102,7 @@ final class ShardSource: ImageSource, @unchecked Sendable {
         return "\(shards[s].path) record \(index - firstOf[s])"
     }
 
-    func fetch(_ index: Int, _ ws: Workspace) throws -> SourceImage {
+    func fetch(_ index: Int, _ ws: DecodeWorkspace) throws -> SourceImage {
         let r = records[index]
         let shard = shards[Int(shardOf[index])]
         if r.kind == .bad { throw BadImage(describe(index), "the source image was unreadable when packed") }

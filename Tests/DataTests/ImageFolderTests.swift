@@ -126,7 +126,7 @@ final class ImageFolderTests: XCTestCase {
         // A large JPEG: an imagenette photo resized to 896×672 and encoded by turbojpeg.
         let src = try openData("imagefolder:" + (try TestData.require(TestData.imagenette))).train as! ImageDataset
         let (rgb, w, h) = try src.decodeRGB(5)
-        let ws = Workspace()
+        let ws = DecodeWorkspace()
         let (xt, yt) = ws.tables
         let (bw, bh) = (896, 672)
         xt.compute(lo: 0, hi: w, in0: 0, in1: Double(w), outSize: bw, first: 0, count: bw)

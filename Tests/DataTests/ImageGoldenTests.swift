@@ -27,8 +27,8 @@ final class ImageGoldenTests: XCTestCase {
     }
 
     /// Full-size decode of a file to RGB.
-    func decode(_ path: String) throws -> (UnsafePointer<UInt8>, Int, Int, Workspace) {
-        let ws = Workspace()
+    func decode(_ path: String) throws -> (UnsafePointer<UInt8>, Int, Int, DecodeWorkspace) {
+        let ws = DecodeWorkspace()
         let n = try readFile(path, into: ws.file)
         let d = try ImageDecoder.decode(.encoded(UnsafeRawBufferPointer(start: ws.file.pointer, count: n)), minimum: nil, ws)
         return (d.pixels, d.width, d.height, ws)
