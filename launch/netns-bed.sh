@@ -50,10 +50,19 @@ down() {
   # the launcher (mpirun) of a run that crashed, by the pid `run` recorded, if it is still that process
   pid=$(cat "$DIR/launcher.pid" 2>/dev/null || true)
   if [ -n "$pid" ] && tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline" | grep -qF "$DIR/hostfile"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && { kill -KILL "$pid" 2>/dev/null || true; }
-    removed+=("launcher (mpirun) $pid")
+    # hostfile.sh runs mpirun as its child (it turns TERM into a checkpoint request): end both.
+    local kids; kids=$(pgrep -P "$pid" 2>/dev/null | tr '\n' ' ' || true)
+    # shellcheck disable=SC2086
+    kill -TERM $kids "$pid" 2>/dev/null || true
+    for _ in $(seq 1 30); do
+      local alive=0 p
+      for p in "$pid" $kids; do kill -0 "$p" 2>/dev/null && alive=1; done
+      [ "$alive" -eq 0 ] && break
+      sleep 0.1
+    done
+    # shellcheck disable=SC2086
+    for p in "$pid" $kids; do kill -0 "$p" 2>/dev/null && { kill -KILL "$p" 2>/dev/null || true; }; done
+    removed+=("launcher (hostfile.sh $pid, mpirun ${kids:-gone})")
   fi
   for k in $(seq 1 9); do
     ns=$(node "$k")
@@ -206,7 +215,7 @@ case "$cmd" in
     . "$DIR/env"
     rc=0
     bash "$REPO/launch/hostfile.sh" "$DIR/hostfile" "$@" 9>&- &
-    echo $! > "$DIR/launcher.pid"       # hostfile.sh execs mpirun: same pid; `down` ends it if we crash
+    echo $! > "$DIR/launcher.pid"       # hostfile.sh and its mpirun child: `down` ends both if we crash
     wait $! || rc=$?
     traffic
     sed "s/^/$ME: agent: /" "$DIR/agent.log" 2>/dev/null | cut -c1-150 || true
