@@ -89,11 +89,11 @@ public enum BoxSampler {
     /// `rmtrain train` checks that against the image size before it starts.
     public static func cutMixMinMax(width: Int, height: Int, minRatio: Double, maxRatio: Double,
                                     rng: inout RandomStream) -> (box: Box, lam: Double) {
-        let hLo = Int(Double(height) * minRatio), hHi = Int(Double(height) * maxRatio)
-        let wLo = Int(Double(width) * minRatio), wHi = Int(Double(width) * maxRatio)
-        precondition(hHi > hLo && wHi > wLo, "cutmix min/max (\(minRatio), \(maxRatio)) gives an empty side range")
-        let cutH = hLo + rng.int(below: hHi - hLo)
-        let cutW = wLo + rng.int(below: wHi - wLo)
+        let hs = minMaxSides(height, minRatio: minRatio, maxRatio: maxRatio)
+        let ws = minMaxSides(width, minRatio: minRatio, maxRatio: maxRatio)
+        precondition(!hs.isEmpty && !ws.isEmpty, "cutmix min/max (\(minRatio), \(maxRatio)) gives an empty side range")
+        let cutH = hs.lowerBound + rng.int(below: hs.count)
+        let cutW = ws.lowerBound + rng.int(below: ws.count)
         precondition(cutH < height && cutW < width, "cutmix max ratio must be below 1")
         // timm draws the corner with numpy's exclusive upper end, randint(0, H − cut_h), so a box never
         // reaches the last row or column; every position of the box inside the image is drawn here.
@@ -101,6 +101,13 @@ public enum BoxSampler {
         let xl = rng.int(below: width - cutW + 1)
         let box = Box(x1: xl, y1: yl, x2: xl + cutW, y2: yl + cutH)
         return (box, areaLam(box, width: width, height: height))
+    }
+
+    /// The box sides `cutMixMinMax` draws for an image side of `n` pixels: int(n·min) ..< int(n·max), as
+    /// numpy's `randint`. Empty when the ratios are too close for the size (the trainer refuses that).
+    public static func minMaxSides(_ n: Int, minRatio: Double, maxRatio: Double) -> Range<Int> {
+        let lo = Int(Double(n) * minRatio), hi = Int(Double(n) * maxRatio)
+        return lo..<max(lo, hi)
     }
 
     /// λ ~ Beta(α, α) as X/(X+Y) with X, Y ~ Gamma(α) (numpy's `beta` uses the same construction for

@@ -18,9 +18,8 @@ extension Trainer {
 
         let started = Date()
         let local = try Evaluator.evaluate(model, loader: valLoader, shouldStop: { Preemption.requested })
-        var stopped = [local == nil ? 1.0 : 0]
-        try comm.allReduceSum(&stopped, "agree on a preemption during evaluation")
-        guard stopped[0] == 0, var eval = local else {
+        let stopped = try anyRank(local == nil, "agree on a preemption during evaluation")
+        guard !stopped, var eval = local else {
             // The epoch trained, its evaluation did not finish: save with the sums that its row needs.
             let path = try saveCheckpoint(next, sums: sums)
             throw PreemptedError(checkpoint: path)
@@ -38,9 +37,9 @@ extension Trainer {
         var at = next
         at.valTop1 = position.valTop1
         let path = try saveCheckpoint(at, sums: EpochSums())
-        var late = [Preemption.requested ? 1.0 : 0]
-        try comm.allReduceSum(&late, "agree on a preemption during the epoch's save")
-        if late[0] > 0 { throw PreemptedError(checkpoint: path) }
+        if try anyRank(Preemption.requested, "agree on a preemption during the epoch's save") {
+            throw PreemptedError(checkpoint: path)
+        }
     }
 
     /// One metrics.jsonl / metrics.csv row.

@@ -4,6 +4,7 @@ import Distributed
 import Foundation
 import Kernels
 import Layers
+import Mixing
 import Models
 import Optim
 
@@ -77,6 +78,13 @@ public final class Trainer {
 
     public var globalBatch: Int { config.batchSize * comm.size }
 
+    /// Whether `flag` holds on any rank: one tiny all-reduce, so that every rank decides alike.
+    func anyRank(_ flag: Bool, _ op: String) throws -> Bool {
+        var v = [flag ? 1.0 : 0]
+        try comm.allReduceSum(&v, op)
+        return v[0] > 0
+    }
+
     /// Settings that each look fine but cannot work with this data, refused before the first step with both
     /// sides named.
     static func checkCombinations(_ config: TrainConfig, train: Dataset, stepsPerEpoch: Int, worldSize: Int) throws {
@@ -94,10 +102,11 @@ public final class Trainer {
         if let mm = config.cutmixMinMax {
             let shape = train.sampleShape
             for (side, n) in [("height", shape.height), ("width", shape.width)] {
-                let lo = Int(Double(n) * mm.lowerBound), hi = Int(Double(n) * mm.upperBound)
-                if hi <= lo {
+                let sides = BoxSampler.minMaxSides(n, minRatio: mm.lowerBound, maxRatio: mm.upperBound)
+                if sides.isEmpty {
+                    let hi = Int(Double(n) * mm.upperBound)
                     throw TrainingError("--cutmix-minmax \(mm.lowerBound),\(mm.upperBound) on \(shape.height)×\(shape.width) images: "
-                                        + "box \(side)s would be drawn from int(\(n)·\(mm.lowerBound)) = \(lo) up to, not including, "
+                                        + "box \(side)s would be drawn from int(\(n)·\(mm.lowerBound)) = \(sides.lowerBound) up to, not including, "
                                         + "int(\(n)·\(mm.upperBound)) = \(hi): an empty range (widen --cutmix-minmax or raise --image-size)")
                 }
             }
@@ -138,9 +147,9 @@ public final class Trainer {
         }
         // A preemption signal that came before the first step (while the data was indexed, say): all ranks
         // agree, nothing was trained, and the job can be requeued as for any preemption.
-        var early = [Preemption.requested ? 1.0 : 0]
-        try comm.allReduceSum(&early, "agree on an early preemption")
-        if early[0] > 0 { throw PreemptedError(checkpoint: nil, step: position.step) }
+        if try anyRank(Preemption.requested, "agree on an early preemption") {
+            throw PreemptedError(checkpoint: nil, step: position.step)
+        }
         step = position.step
         history = []
         let tracer = try startTrace()
