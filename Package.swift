@@ -67,6 +67,7 @@ let package = Package(
         .testTarget(name: "SystemLibraryTests", dependencies: ["CMPI", "CZstd", "CTurboJPEG", "CZlib", "COpenBLAS"]),
         .testTarget(name: "MixingTests", dependencies: ["Mixing", "Kernels", "Layers"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Kernels", "CZlib"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -18,4 +18,5 @@ static inline MPI_Op rm_mpi_min(void) { return MPI_MIN; }
 static inline void *rm_mpi_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Status *rm_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 static inline MPI_Request rm_mpi_request_null(void) { return MPI_REQUEST_NULL; }
+static inline int rm_mpi_any_source(void) { return MPI_ANY_SOURCE; }
 #endif

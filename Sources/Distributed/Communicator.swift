@@ -30,6 +30,8 @@ public protocol Communicator: AnyObject {
 public final class PendingReduce {
     public let op: String
     public var handle: Int = -1
+    /// The watchdog's number for this collective (see `CollectiveState.sequence`).
+    public var sequence = 0
     public var done = false
     public init(op: String) { self.op = op }
 }

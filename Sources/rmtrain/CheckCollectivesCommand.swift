@@ -5,23 +5,39 @@ import Training
 
 /// `rmtrain check-collectives --mib N` (hidden; tests): under mpirun, gathers N MiB of patterned bytes from
 /// every rank to rank 0 and broadcasts N MiB from rank 0, checking every byte — the collectives a
-/// checkpoint uses, at sizes past MPI's Int32 counts when N > 2048.
+/// checkpoint uses, at sizes past MPI's Int32 counts when N > 2048. `--extra-on-rank R` and
+/// `--stall-on-rank R` instead make rank R issue one collective more than the others, or compute (sleep)
+/// instead of joining one, so that tests see the watchdog name each cause.
 struct CheckCollectivesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-collectives", abstract: "Check gather and broadcast of large messages (tests).",
         shouldDisplay: false)
 
     @Option(parsing: .unconditional, help: "Bytes per rank, in MiB.") var mib = 16
+    @Option(help: "This rank issues one all-reduce more than the others.") var extraOnRank: Int?
+    @Option(help: "This rank sleeps instead of joining the first all-reduce.") var stallOnRank: Int?
+    @Option(help: "The watchdog's limit, in seconds.") var collectiveTimeout = 600.0
 
-    func validate() throws { try FlagCheck.integer("--mib", mib, 1...65_536) }
+    func validate() throws {
+        try FlagCheck.integer("--mib", mib, 1...65_536)
+        try FlagCheck.number("--collective-timeout", collectiveTimeout, "in (0, 86400] seconds") { $0 > 0 && $0 <= 86_400 }
+    }
 
     static func pattern(rank: Int, _ i: Int) -> UInt8 { UInt8(truncatingIfNeeded: i &* 31 &+ rank &* 7 &+ i >> 20) }
 
     func run() throws {
-        let world = try World.start(collectiveTimeout: 600, threads: 1)
+        let world = try World.start(collectiveTimeout: collectiveTimeout, threads: 1)
         defer { world.finish() }
         try world.reportingErrors {
-            let comm = world.comm, n = mib << 20
+            let comm = world.comm
+            if extraOnRank != nil || stallOnRank != nil {
+                var x = [1.0]
+                if comm.rank == stallOnRank { Thread.sleep(forTimeInterval: collectiveTimeout * 10) }
+                try comm.allReduceSum(&x, "check sum")
+                if comm.rank == extraOnRank { try comm.allReduceSum(&x, "check extra sum") }
+                return
+            }
+            let n = mib << 20
             let mine = (0..<n).map { CheckCollectivesCommand.pattern(rank: comm.rank, $0) }
             let all = try comm.gather(bytes: mine, root: 0, "check gather")
             if comm.rank == 0 {

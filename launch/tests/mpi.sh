@@ -115,11 +115,24 @@ fi
 start_job stalled 5
 t0=$(date +%s); kill -STOP "$(rank_pid stalled 2)"; wait $JOB_PID; dt=$(( $(date +%s) - t0 ))
 pkill -9 -f "^$RMTRAIN train .*$WORK/stalled" 2>/dev/null
-if [ $dt -le 30 ] && grep -q "waited more than 5 s (--collective-timeout)" "$WORK/stalled.log"; then
-  ok "stalled rank: watchdog aborted in ${dt}s ($(grep -o "collective '[^']*' at step [0-9]*" "$WORK/stalled.log" | head -n 1))"
+if [ $dt -le 30 ] && grep -q "waited more than 5 s (--collective-timeout): rank [01] did not answer (dead, or stopped whole)" "$WORK/stalled.log"; then
+  ok "stopped rank: watchdog aborted in ${dt}s ($(grep -o "collective #[0-9]* '[^']*' at step [0-9]*" "$WORK/stalled.log" | head -n 1)), naming the stopped rank"
 else
-  fail "stalled rank" "after ${dt}s: $(tail -n 4 "$WORK/stalled.log")"
+  fail "stopped rank" "after ${dt}s: $(tail -n 4 "$WORK/stalled.log")"
 fi
+
+# --- the watchdog names the cause: a rank that issues one collective more, a rank that computes instead
+#     of joining (each rank's watchdog thread answers the one that timed out)
+out=$(timeout 60 "${MPIRUN[@]}" -np 2 "$RMTRAIN" check-collectives --extra-on-rank 1 --collective-timeout 3 2>&1)
+if grep -q "ranks disagree on the collectives.*rank [01] waits in collective #2 '[a-z ]*', rank [01] in collective #2 '[a-z ]*'" <<< "$out" \
+   && grep "disagree" <<< "$out" | grep -q "'end of run'.*'check extra sum'\|'check extra sum'.*'end of run'"; then
+  ok "a rank with one collective more: the watchdog says the ranks disagree"
+else fail "collective mismatch" "$(grep rmtrain <<< "$out" | head -c 400)"; fi
+out=$(timeout 60 "${MPIRUN[@]}" -np 3 "$RMTRAIN" check-collectives --stall-on-rank 2 --collective-timeout 3 2>&1)
+if grep -q "rank 2 is not in a collective: it has computed for [0-9]* s since it started (stalled)" <<< "$out" \
+   && ! grep -q "rank 1 did not answer\|disagree" <<< "$out"; then
+  ok "a rank that computes instead of joining: the watchdog names it as stalled"
+else fail "stalled rank" "$(grep rmtrain <<< "$out" | head -c 400)"; fi
 
 # --- the single-node launcher: 2 ranks, binding and BLAS threads set, the command printed
 if out=$(RMTRAIN="$RMTRAIN" bash "$(dirname "$0")/../local.sh" 2 --train-limit 256 --val-limit 64 --batch-size 16 \
