@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Bad input, as a user gives it: every numeric flag's NaN, infinities and out-of-range values, impossible
 # combinations, missing or corrupt data, unreadable images. Each must stop with one line naming the flag,
-# file or rank, before any training. test.sh runs this against the release build and against a build with
-# every check on (RMTRAIN_CHECKED=1): a check that user input reaches must survive -Ounchecked.
+# file or rank, before any training. test.sh runs this against the release build, as users run it (built
+# with -O: every check stays; Package.swift says why not -Ounchecked).
 # Prints 'N passed, M failed'.
 set -uo pipefail
 NAME=bad source "$(dirname "$0")/lib.sh"
