@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// What the training loop needs from the other ranks. Every rank must issue the same collectives in
 /// the same order; each call names its operation (`op`) so that a stalled one can be reported.
@@ -38,6 +39,15 @@ public final class PendingReduce {
 
 public extension Communicator {
     var isRoot: Bool { rank == 0 }
+
+    /// Every rank's counters summed, field by field (one all-reduce of Doubles).
+    func allReduceSum<S: NamedSums>(_ sums: S, _ op: String) throws -> S {
+        var v = sums.values
+        try allReduceSum(&v, op)
+        var s = sums
+        s.values = v
+        return s
+    }
 }
 
 /// The world of one process, used when the program is not started by an MPI launcher.

@@ -146,3 +146,28 @@ public final class BatchMixer {
         return outcome
     }
 }
+
+/// Mixup, CutMix, or timm's switch between them, as a `MixingMethod`: no parameters, no memory between
+/// steps; the same draws on every rank (timm's batch mode on each rank's batch).
+public final class BatchMixMethod: MixingMethod {
+    public let name: String
+    public let mixer: BatchMixer
+    public var statistics = MixStatistics()
+    private let classes: Int, seed: UInt64
+
+    /// `name` is the `--mix` value it stands for.
+    public init(name: String, policy: MixPolicy, classes: Int, seed: UInt64) {
+        (self.name, self.classes, self.seed) = (name, classes, seed)
+        mixer = BatchMixer(policy: policy)
+    }
+
+    public func startEpoch() { statistics = MixStatistics() }
+
+    public func mix(images: Tensor, labels: [Int], targets: Tensor, step: Int) -> MixRecord {
+        var rng = stepStream(seed: seed, step: step)
+        let o = mixer.apply(images: images, labels: labels, classes: classes, targets: targets, rng: &rng)
+        let record = MixRecord(kind: o.kind.rawValue, lam: o.lam, box: o.box)
+        statistics.count(targets: targets, rows: labels.count, classes: classes, record: record)
+        return record
+    }
+}

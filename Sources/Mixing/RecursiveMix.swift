@@ -1,4 +1,5 @@
 import Kernels
+import Layers
 
 /// The RecursiveMix settings of §1 and §8, with the reference code's defaults.
 public struct RecursiveMixConfig: Equatable, Sendable {
@@ -58,4 +59,128 @@ public final class RecursiveMixer {
         Targets.mix(y, with: history.labels, lam: lam)
         return RecursiveMixStep(pasteBox: pasteBox, roiBox: box, lam: lam)
     }
+}
+
+/// `--rm-history`: RecursiveMix's history is reset at every epoch start (the authors' code:
+/// `old_inputs = None`, `main.py:195`) or kept across epochs (and restored on resume).
+public enum HistoryMode: String, Sendable, CaseIterable { case perEpoch = "per-epoch", persistent }
+
+/// RecursiveMix as a `MixingMethod` (§1): the per-rank history (x̃, ỹ, logits) of the previous step, pasted
+/// into this batch by `RecursiveMixer`; the consistency head H′ (RoIAlign 1×1 on the feature map over the
+/// RoI box, a linear head, soft-target CE against the softmax of the historical logits, weighted ω·(1−λ),
+/// `main.py:213-220`); the history stored after the forward pass (`main.py:221-223`).
+public final class RecursiveMixMethod: MixingMethod {
+    public let name = "rm"
+    public let history: HistoryBuffer
+    /// H′: its own Linear, or the classifier itself (`--rm-share-head`); nil where no model is trained
+    /// (`visualize`), which then has no consistency term.
+    public let head: Linear?
+    public var statistics = MixStatistics()
+    private let mixer: RecursiveMixer
+    private let ownsHead: Bool
+    private let omega: Double
+    private let classes: Int, smoothing: Double, style: SmoothingStyle
+    private let seed: UInt64, rank: Int?
+    private let lifetime: HistoryMode
+    private let roiAlign = RoIAlign1x1()
+    private let consistencyLoss = SoftTargetCrossEntropy()
+    private let teacher: Tensor
+
+    /// `batch` and `sample` size the history; `head` is H′ and `ownsHead` says whether its parameters are
+    /// this method's (false when it is the shared classifier). `rank` non-nil draws boxes per rank
+    /// (`--rm-box per-rank`); nil draws the same box on every rank.
+    public init(config: RecursiveMixConfig, omega: Double, batch: Int, sample: (height: Int, width: Int, channels: Int),
+                classes: Int, smoothing: Double, style: SmoothingStyle, lifetime: HistoryMode,
+                head: Linear?, ownsHead: Bool, seed: UInt64, rank: Int?) {
+        mixer = RecursiveMixer(config: config)
+        history = HistoryBuffer(batch: batch, height: sample.height, width: sample.width, channels: sample.channels,
+                                classes: classes)
+        (self.omega, self.classes, self.smoothing, self.style, self.lifetime) = (omega, classes, smoothing, style, lifetime)
+        (self.head, self.ownsHead, self.seed, self.rank) = (head, ownsHead, seed, rank)
+        teacher = Tensor(shape: [batch, classes])
+    }
+
+    /// H′'s own parameters (none when it shares the classifier): in the gradient buckets every step, with
+    /// zero gradients on unmixed steps, so all ranks reduce the same buffers.
+    public var parameters: [Parameter] { ownsHead ? head?.parameters ?? [] : [] }
+
+    /// Initialises H′ like PyTorch's Linear default, from its own random stream.
+    public func initialize(seed: UInt64) {
+        guard ownsHead, let head else { return }
+        var rng = RandomStream(seed: seed, stream: 0xF0C)
+        let bound = 1 / Double(head.inFeatures).squareRoot()
+        for p in head.parameters { for i in 0..<p.value.count { p.value[i] = Float(rng.uniform(-bound, bound)) } }
+    }
+
+    public func startEpoch() {
+        statistics = MixStatistics()
+        if lifetime == .perEpoch { history.clear() }
+    }
+
+    /// A persistent history may hold fewer samples than this batch (after an epoch's short last batch):
+    /// that step trains plain, and refills the history.
+    public func mix(images: Tensor, labels: [Int], targets: Tensor, step: Int) -> MixRecord {
+        var rng = rank.map { RandomStream(seed: seed, stream: 0x4D49, UInt64(step), UInt64($0)) } ?? stepStream(seed: seed, step: step)
+        Targets.oneHot(labels: labels, classes: classes, smoothing: smoothing, style: style, into: targets)
+        var record = MixRecord()
+        if history.count >= labels.count, let s = mixer.apply(images: images, targets: targets, history: history, rng: &rng) {
+            record = MixRecord(kind: "rm", lam: s.lam, box: s.roiBox, pasteBox: s.pasteBox)
+        }
+        statistics.count(targets: targets, rows: labels.count, classes: classes, record: record)
+        return record
+    }
+
+    /// The consistency term on a mixed step; its unweighted value is also summed for the statistics.
+    public func auxiliaryLoss(features: Tensor, imageWidth: Int, record: MixRecord) -> AuxiliaryLoss? {
+        guard record.mixed, let box = record.box, let head else { return nil }
+        let pooled = roiAlign.forward(features: features, box: box, spatialScale: Double(features.w) / Double(imageWidth))
+        let logits = head.forward(pooled, training: true)
+        Targets.softmax(logits: history.logits, rows: features.n, into: teacher)
+        let value = consistencyLoss.forward(logits: logits, targets: teacher)
+        statistics.consistency += value
+        return AuxiliaryLoss(value: value, weight: omega * (1 - record.lam))
+    }
+
+    public func auxiliaryBackward(record: MixRecord) -> Tensor? {
+        guard record.mixed, record.box != nil, let head else { return nil }
+        let dPooled = head.backward(consistencyLoss.backward(scale: Float(omega * (1 - record.lam))))!
+        return roiAlign.backward(dPooled)
+    }
+
+    public func remember(images: Tensor, targets: Tensor, logits: Tensor) {
+        history.store(images: images, labels: targets, logits: logits)
+    }
+
+    public func report(_ s: MixStatistics, worldSize: Int) -> [(key: String, value: Double)] {
+        [("mixed_steps", s.mixedSteps / Double(worldSize)), ("mean_hist_area", s.mixedSteps > 0 ? s.mixedArea / s.mixedSteps : 0),
+         ("consistency_loss", s.mixedSteps > 0 ? s.consistency / s.mixedSteps : 0)] + s.effectiveClasses
+    }
+
+    /// The history of this rank (empty tensors of shape [0] when there is none) and the statistics.
+    public func state() -> [SafeTensors.Entry] {
+        let n = history.count
+        func e(_ name: String, _ t: Tensor) -> SafeTensors.Entry {
+            SafeTensors.Entry(name: name, shape: n == 0 ? [0] : t.shape, values: n == 0 ? [] : t.array)
+        }
+        return [e("history.images", history.images), e("history.labels", history.labels), e("history.logits", history.logits),
+                SafeTensors.Entry(name: "history.count", shape: [1], values: [Float(n)])]
+            + statistics.entries(prefix: MixStatistics.checkpointPrefix)
+    }
+
+    public func restore(_ entries: [String: SafeTensors.Entry], source: String) throws {
+        restoreStatistics(entries)
+        guard let n = entries["history.count"]?.values.first, let images = entries["history.images"],
+              let labels = entries["history.labels"], let logits = entries["history.logits"] else {
+            throw MixingError("\(source): no RecursiveMix history in the checkpoint")
+        }
+        if n == 0 { history.clear(); return }
+        history.store(images: Tensor(shape: images.shape, values: images.values),
+                      labels: Tensor(shape: labels.shape, values: labels.values),
+                      logits: Tensor(shape: logits.shape, values: logits.values))
+    }
+}
+
+public struct MixingError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -27,7 +27,7 @@ extension Trainer {
             throw TrainingError("parameter \(p.name) is not finite at step \(position.step); not writing a checkpoint")
         }
         var mine = engine.rankState()
-        mine.append(SafeTensors.Entry(name: "epoch_sums", shape: [2 * sums.local.count], values: packDoubles(sums.local)))
+        mine += sums.entries(prefix: EpochSums.checkpointPrefix)
         mine += entries(model.buffers.map { ("rank_buffer." + $0.name, $0.value) })
         let averaged = model.buffers.map { Buffer($0.name, shape: $0.value.shape, fill: 0) }
         for (a, b) in zip(averaged, model.buffers) { a.value.copy(from: b.value) }
@@ -60,7 +60,7 @@ extension Trainer {
 
     /// Loads the checkpoint named by `config.resume` into this trainer (all ranks read the file).
     /// Returns the position to continue from and this rank's epoch sums.
-    func restore() throws -> (Position, [Double])? {
+    func restore() throws -> (Position, EpochSums)? {
         guard let resume = config.resume else { return nil }
         let state: CheckpointState
         let path: String
@@ -117,7 +117,7 @@ extension Trainer {
         try load(rankEntries, into: model.buffers.map { ("rank_buffer." + $0.name, $0.value) },
                  path: "\(path) rank \(comm.rank)")
         try engine.restoreRankState(rankEntries, source: "\(path) rank \(comm.rank)")
-        let sums = rankEntries["epoch_sums"].map { unpackDoubles($0.values) } ?? []
+        let sums = EpochSums(entries: rankEntries, prefix: EpochSums.checkpointPrefix, legacy: EpochSums.legacy)
         if comm.rank == 0 {
             writeLine("rmtrain: resumed from \(path): epoch \(h.epoch + 1), batch \(h.batchInEpoch), step \(h.step)")
         }
@@ -145,20 +145,6 @@ func copyTensors(_ byName: [String: SafeTensors.Entry], into targets: [(String, 
         guard let e = byName[name] else { throw TrainingError("\(source): no tensor \(name) in the checkpoint") }
         guard e.shape == t.shape else { throw TrainingError("\(source): " + shapeMismatch(name, e.shape, t.shape)) }
         e.values.withUnsafeBufferPointer { t.data.update(from: $0.baseAddress!, count: t.count) }
-    }
-}
-
-/// Doubles stored exactly in a float32 tensor (two floats of bits each).
-func packDoubles(_ v: [Double]) -> [Float] {
-    v.flatMap { d -> [Float] in
-        let b = d.bitPattern
-        return [Float(bitPattern: UInt32(truncatingIfNeeded: b)), Float(bitPattern: UInt32(truncatingIfNeeded: b >> 32))]
-    }
-}
-
-func unpackDoubles(_ f: [Float]) -> [Double] {
-    stride(from: 0, to: f.count - 1, by: 2).map {
-        Double(bitPattern: UInt64(f[$0].bitPattern) | UInt64(f[$0 + 1].bitPattern) << 32)
     }
 }
 

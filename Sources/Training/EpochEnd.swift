@@ -1,6 +1,7 @@
 import Distributed
 import Foundation
 import Kernels
+import Mixing
 
 /// The end of an epoch, as its own phase: reduce the epoch's sums, average BN statistics, save the epoch's
 /// checkpoint, evaluate, report one metrics row. A preemption request is acted on within one evaluation
@@ -11,9 +12,8 @@ extension Trainer {
     /// before an evaluation that was cut short keeps the epoch's sums, and the resumed run evaluates first.
     func endEpoch(_ epoch: Int, sums: EpochSums, at next: Position, saveAtEnd: Bool, position: inout Position,
                   report: (MetricsRecord, String) throws -> Void) throws {
-        let reduced = try sums.reduced(comm)
-        var mix = engine.mixing.sums.array + [Double(data.badImages.count)]
-        try comm.allReduceSum(&mix, "reduce mixing statistics and bad-image counts")
+        let reduced = try sums.reduced(comm, badImages: data.badImages.count)
+        let mix = try comm.allReduceSum(engine.mixing.statistics, "reduce mixing statistics")
         try Consensus.averageBuffers(model.buffers, comm: comm)
 
         let started = Date()
@@ -43,7 +43,7 @@ extension Trainer {
     }
 
     /// One metrics.jsonl / metrics.csv row.
-    func epochRecord(_ epoch: Int, reduced: EpochSums.Reduced, mix: [Double], eval: EvalCounts, best: Double,
+    func epochRecord(_ epoch: Int, reduced: EpochSums.Reduced, mix: MixStatistics, eval: EvalCounts, best: Double,
                      seconds: Double, trainSeconds: Double) -> MetricsRecord {
         var r = MetricsRecord()
         r.set("epoch", epoch + 1)
@@ -59,17 +59,11 @@ extension Trainer {
         r.set("images_per_sec", reduced.images / max(trainSeconds, 1e-9))
         r.set("seconds", seconds)
         r.set("world_size", comm.size)
-        r.set("bad_images", Int(mix[6]))
+        r.set("bad_images", reduced.badImages)
         r.set("global_batch", globalBatch)
         r.set("allreduce_wait_seconds", reduced.waitSeconds)
-        if config.mix != .none {
-            r.set("mix", config.mix.rawValue)
-            r.set("mixed_steps", mix[0] / Double(comm.size))
-            r.set("mean_hist_area", mix[0] > 0 ? mix[1] / mix[0] : 0)
-            if config.mix == .rm { r.set("consistency_loss", mix[0] > 0 ? mix[2] / mix[0] : 0) }
-        }
-        r.set("effective_classes_1e-4", mix[3] > 0 ? mix[4] / mix[3] : 0)
-        r.set("effective_classes_1e-2", mix[3] > 0 ? mix[5] / mix[3] : 0)
+        if engine.mixing.name != "none" { r.set("mix", engine.mixing.name) }
+        for (key, value) in engine.mixing.report(mix, worldSize: comm.size) { r.set(key, value) }
         return r
     }
 }

@@ -24,7 +24,7 @@ final class StepEngine {
     let numClasses: Int
     let comm: Communicator
     let config: TrainConfig
-    let mixing: MixingStage
+    let mixing: MixingMethod
     private let criterion = SoftTargetCrossEntropy()
     private let targets: Tensor
     private let buckets: GradientBuckets
@@ -37,7 +37,7 @@ final class StepEngine {
         self.numClasses = numClasses
         self.comm = comm
         self.config = config
-        mixing = MixingStage(config: config, model: model, sampleShape: sampleShape, rank: comm.rank)
+        mixing = makeMixingMethod(config, classes: numClasses, sample: sampleShape, model: model, rank: comm.rank)
         mixing.initialize(seed: config.seed)
         targets = Tensor(shape: [config.batchSize, numClasses])
         // The consistency head's gradients are final before the backbone's backward starts: first bucket.
@@ -63,23 +63,23 @@ final class StepEngine {
         let x = batch.images
         tracer?.captureRaw(images: x, labels: batch.labels, indices: batch.indices)
         targets.reshape([batch.size, numClasses])
-        let info = mixing.prepare(images: x, labels: batch.labels, targets: targets, step: step)
+        let record = mixing.mix(images: x, labels: batch.labels, targets: targets, step: step)
         for p in trainableParameters { p.grad.zero() }
         let features = model.forwardFeatures(x, training: !config.freezeBN)
         let logits = model.classify(features, training: !config.freezeBN)
         let hits = countTop1(logits, batch.labels)
         let ce = criterion.forward(logits: logits, targets: targets)
         var loss = ce
-        let consistency = mixing.consistencyForward(features: features, imageWidth: x.w, info: info)
-        if info.rm?.isMixed == true { loss += config.rmOmega * (1 - info.lam) * consistency }
-        tracer?.captureStep(info: info, mixed: x, targets: targets, logits: logits, ce: ce, consistency: consistency,
-                            loss: loss)
+        let auxiliary = mixing.auxiliaryLoss(features: features, imageWidth: x.w, record: record)
+        if let auxiliary { loss += auxiliary.weight * auxiliary.value }
+        tracer?.captureStep(record: record, mixed: x, targets: targets, logits: logits, ce: ce,
+                            consistency: auxiliary?.value ?? 0, loss: loss)
         mixing.remember(images: x, targets: targets, logits: logits)
 
         if let comm = comm as? MPICommunicator { comm.watchdog.step = step + 1 }
         buckets.reset()
         buckets.resetWaitTime()
-        let featureGradient = mixing.consistencyBackward(info: info)
+        let featureGradient = mixing.auxiliaryBackward(record: record)
         try buckets.markReady(mixing.parameters)
         var failure: Error?
         model.backward(logitsGradient: criterion.backward(), featureGradient: featureGradient) { ready in

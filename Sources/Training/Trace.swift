@@ -58,7 +58,7 @@ final class StepTracer {
     }
 
     /// What the step computed from it.
-    func captureStep(info: MixInfo, mixed: Tensor, targets: Tensor, logits: Tensor, ce: Double, consistency: Double,
+    func captureStep(record: MixRecord, mixed: Tensor, targets: Tensor, logits: Tensor, ce: Double, consistency: Double,
                      loss: Double) {
         tensors = [SafeTensors.Entry(name: "images", shape: rawShape, values: raw),
                    SafeTensors.Entry(name: "labels", shape: [labels.count], values: labels),
@@ -67,10 +67,8 @@ final class StepTracer {
                    SafeTensors.Entry(name: "targets", shape: targets.shape, values: targets.array),
                    SafeTensors.Entry(name: "logits", shape: logits.shape, values: logits.array)]
         func box(_ b: Box?) -> String { b.map { "\($0.x1),\($0.y1),\($0.x2),\($0.y2)" } ?? "" }
-        var kind = "none"
-        if info.rm != nil { kind = "rm" } else if let b = info.baseline { kind = b.kind.rawValue }
-        pending = ["lam": "\(info.lam)", "mix_kind": kind, "ce": "\(ce)", "consistency": "\(consistency)",
-                   "loss": "\(loss)", "box": box(info.rm?.roiBox ?? info.baseline?.box), "paste_box": box(info.rm?.pasteBox)]
+        pending = ["lam": "\(record.lam)", "mix_kind": record.kind, "ce": "\(ce)", "consistency": "\(consistency)",
+                   "loss": "\(loss)", "box": box(record.box), "paste_box": box(record.pasteBox)]
     }
 
     /// Writes the captured step once the loop knows its number, epoch, learning rate and fate, and the

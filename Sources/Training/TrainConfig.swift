@@ -8,9 +8,6 @@ public enum MixMethod: String, Sendable, CaseIterable {
     case none, mixup, cutmix, rm, mixupCutmix = "mixup+cutmix"
 }
 
-/// `--rm-history`: RecursiveMix's history is reset at every epoch start (the authors' code) or kept.
-public enum HistoryMode: String, Sendable, CaseIterable { case perEpoch = "per-epoch", persistent }
-
 /// `--rm-box`: all ranks draw the same box and λ each step (the authors' code: same seed on every
 /// rank), or each rank its own.
 public enum BoxDraw: String, Sendable, CaseIterable { case shared, perRank = "per-rank" }

@@ -131,7 +131,7 @@ public final class Trainer {
         let runLog = RunLog(path: isRoot ? file("train.log") : nil)
         let log = printLine ?? { runLog.line($0) }
         var position = Position()
-        var resumedSums: [Double] = []
+        var resumedSums = EpochSums()
         if let (p, sums) = try restore() { position = p; resumedSums = sums }
         if isRoot {
             if config.resume != nil {
@@ -165,15 +165,13 @@ public final class Trainer {
         }
         // A run preempted while it evaluated saved the finished epoch without its evaluation: do it first.
         if position.batch == 0 && position.epoch > 0 && position.valTop1.count < position.epoch {
-            var sums = EpochSums()
-            sums.local = resumedSums
-            try endEpoch(position.epoch - 1, sums: sums, at: position, saveAtEnd: true, position: &position, report: report)
+            try endEpoch(position.epoch - 1, sums: resumedSums, at: position, saveAtEnd: true, position: &position, report: report)
         }
         for epoch in position.epoch..<config.epochs where step < totalSteps {
             let epochStart = Date()
             let firstBatch = epoch == position.epoch ? position.batch : 0
             var sums = EpochSums()
-            if firstBatch > 0 { sums.local = resumedSums } else { engine.startEpoch() }
+            if firstBatch > 0 { sums = resumedSums } else { engine.startEpoch() }
             try trainLoader.forEachBatch(epoch: epoch, from: firstBatch) { b, batch in
                 guard step < totalSteps else { return }
                 let lr = schedule.lr(at: step)
@@ -288,23 +286,19 @@ public final class Trainer {
     }
 }
 
-/// Per-epoch sums on one rank, and their reduction over all ranks.
-struct EpochSums {
+/// Per-epoch sums on one rank (reduced across ranks and checkpointed by name), and their reduction.
+struct EpochSums: NamedSums {
     var lossSum = 0.0, seen = 0.0, hits = 0.0, waitSeconds = 0.0
     /// Seconds spent training this epoch (on this rank), across resumes.
     var trainSeconds = 0.0
+    /// The whole job's loss and images so far (the progress line's; not checkpointed).
     var globalLoss = 0.0, globalSeen = 0.0
 
-    /// What a checkpoint keeps of them (this rank's part; the global ones only feed the progress line).
-    /// Checkpoints before `trainSeconds` hold four values.
-    var local: [Double] {
-        get { [lossSum, seen, hits, waitSeconds, trainSeconds] }
-        set {
-            guard newValue.count >= 4 else { return }
-            lossSum = newValue[0]; seen = newValue[1]; hits = newValue[2]; waitSeconds = newValue[3]
-            trainSeconds = newValue.count > 4 ? newValue[4] : 0
-        }
-    }
+    static var fields: [NamedSumsField<Self>] { [("loss_sum", \.lossSum), ("seen", \.seen), ("hits", \.hits),
+                                                ("wait_seconds", \.waitSeconds), ("train_seconds", \.trainSeconds)] }
+    static let checkpointPrefix = "epoch_sums"
+    /// Checkpoints written before named sums kept them as one positional array of that name.
+    static let legacy = (name: "epoch_sums", order: fields.map(\.name))
 
     mutating func add(_ s: StepStats) {
         lossSum += s.loss.isFinite ? s.loss * Double(s.batchSize) : 0
@@ -313,12 +307,16 @@ struct EpochSums {
         waitSeconds += s.waitSeconds
     }
 
-    struct Reduced { var meanLoss: Double, top1: Double, images: Double, waitSeconds: Double }
+    struct Reduced { var meanLoss: Double, top1: Double, images: Double, waitSeconds: Double, badImages: Int }
 
-    func reduced(_ comm: Communicator) throws -> Reduced {
-        var v = [lossSum, seen, hits, waitSeconds]
-        try comm.allReduceSum(&v, "reduce epoch statistics")
-        let n = max(v[1], 1)
-        return Reduced(meanLoss: v[0] / n, top1: v[2] / n, images: v[1], waitSeconds: v[3] / Double(comm.size))
+    /// Summed over the ranks, with each rank's count of unreadable images (one all-reduce).
+    func reduced(_ comm: Communicator, badImages: Int) throws -> Reduced {
+        var v = values + [Double(badImages)]
+        try comm.allReduceSum(&v, "reduce epoch statistics and bad-image counts")
+        var all = self
+        all.values = Array(v.dropLast())
+        let n = max(all.seen, 1)
+        return Reduced(meanLoss: all.lossSum / n, top1: all.hits / n, images: all.seen,
+                       waitSeconds: all.waitSeconds / Double(comm.size), badImages: Int(v.last!))
     }
 }

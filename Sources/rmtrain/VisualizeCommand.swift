@@ -37,9 +37,9 @@ struct VisualizeCommand: ParsableCommand {
         config.batchSize = images
         let shape = ds.sampleShape
         let k = ds.numClasses
-        let history = HistoryBuffer(batch: images, height: shape.height, width: shape.width, channels: shape.channels, classes: k)
-        let mixer = RecursiveMixer(config: RecursiveMixConfig(alpha: rmAlpha))
-        let batchMixer = BatchMixer(policy: MixPolicy(mixupAlpha: mix == .cutmix ? 0 : 1, cutmixAlpha: mix == .mixup ? 0 : 1))
+        // The object the training step uses, built from the same flags (no model: no consistency head).
+        let method = makeMixingMethod(config, classes: k, sample: shape, model: nil, rank: 0)
+        method.startEpoch()
         let loader = BatchLoader(dataset: ds, sampler: DistributedSampler(count: ds.count, shuffle: true, seed: seed),
                                  batchSize: images, augment: true, seed: seed)
         let targets = Tensor(shape: [images, k]), zeros = Tensor(shape: [images, k])
@@ -50,21 +50,9 @@ struct VisualizeCommand: ParsableCommand {
         let norm = ds.normalization
         try loader.forEachBatch(epoch: 0) { b, batch in
             guard b < steps else { return }
-            var rng = RandomStream(seed: seed, stream: 0x4D49, UInt64(b))
-            var box: Box?
-            var lam = 1.0
-            if mix == .rm {
-                Targets.oneHot(labels: batch.labels, classes: k, into: targets)
-                if let step = mixer.apply(images: batch.images, targets: targets, history: history, rng: &rng) {
-                    box = step.isMixed ? step.pasteBox : nil
-                    lam = step.lam
-                }
-                history.store(images: batch.images, labels: targets, logits: zeros)
-            } else {
-                let o = batchMixer.apply(images: batch.images, labels: batch.labels, classes: k, targets: targets, rng: &rng)
-                box = o.box
-                lam = o.lam
-            }
+            let record = method.mix(images: batch.images, labels: batch.labels, targets: targets, step: b)
+            method.remember(images: batch.images, targets: targets, logits: zeros)
+            let box = record.mixed ? record.pasteBox ?? record.box : nil, lam = record.lam
             let y0 = 30 + b * cellH
             canvas.drawText(String(format: "step %d  lam %.3f", b + 1, lam), x: 6, y: y0 - 2, color: .init(90, 90, 90))
             for i in 0..<batch.size {
