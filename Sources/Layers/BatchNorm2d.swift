@@ -120,7 +120,7 @@ public final class BatchNorm2d: Layer {
 
     /// Returns dx. After the call, `residualGradient` holds the gradient that flows into the residual input
     /// (dy masked by the ReLU), when a residual was added.
-    public func backward(_ dy: Tensor) -> Tensor? {
+    public func backward(_ dy: Tensor) -> Tensor {
         guard let x = input, let y = output else { fatalError("\(gamma.name): backward before forward") }
         let c = channels, rows = x.count / c
         let g = ensure(&maskedGrad, x.shape)

@@ -16,10 +16,10 @@ public final class Conv2d: Layer {
     public let weight: Parameter
     public let bias: Parameter?
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
-    /// The first layer of a network needs no input gradient; skipping it saves a GEMM and a col2im.
-    public var needsInputGradient = true
-    /// Multiply-adds ×2 of the last forward pass (benchmarks report GFLOP/s from it).
+    /// Multiply-adds ×2 of the last forward pass and of the last backward pass (benchmarks report GFLOP/s
+    /// from them; a backward without the input gradient does half the work).
     public private(set) var lastForwardFlops = 0.0
+    public private(set) var lastBackwardFlops = 0.0
 
     private var input: Tensor?
     private var output: Tensor?
@@ -47,6 +47,7 @@ public final class Conv2d: Layer {
     }
 
     public var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
+    public var convolutions: [Conv2d] { [self] }
 
     public func outputShape(_ inShape: [Int]) -> [Int] {
         let g = geometryFor(inShape)
@@ -100,7 +101,13 @@ public final class Conv2d: Layer {
         return y
     }
 
-    public func backward(_ dy: Tensor) -> Tensor? {
+    public func backward(_ dy: Tensor) -> Tensor { backward(dy, inputGradient: true)! }
+
+    /// The weight (and bias) gradients alone: the first layer of a network needs no input gradient, and
+    /// skipping it saves a GEMM and a col2im.
+    public func backwardParameters(_ dy: Tensor) { _ = backward(dy, inputGradient: false) }
+
+    private func backward(_ dy: Tensor, inputGradient: Bool) -> Tensor? {
         guard let x = input, let g = geometry else { fatalError("\(weight.name): backward before forward") }
         let n = x.n
         let rowsPerImage = g.oh * g.ow, inImage = g.h * g.w * g.c
@@ -110,7 +117,8 @@ public final class Conv2d: Layer {
         let chunksPerGroup = (chunks + Conv2d.weightGradientGroups - 1) / Conv2d.weightGradientGroups
         let groups = (chunks + chunksPerGroup - 1) / chunksPerGroup     // none of them empty
         let pp = ensure(&Conv2d.partialWeightGradients, [groups * wsize]).data
-        let dx: Tensor? = needsInputGradient ? ensure(&inputGrad, x.shape) : nil
+        let dx: Tensor? = inputGradient ? ensure(&inputGrad, x.shape) : nil
+        lastBackwardFlops = lastForwardFlops * (inputGradient ? 2 : 1)
         let cout = outChannels, w = weight.value.data, xp = x.data, dyp = dy.data
         let dxp = dx?.data
         let flippedPointer: UnsafePointer<Float>? = (dx != nil && usesTransposedConvolution) ? UnsafePointer(flipWeights()) : nil

@@ -36,7 +36,7 @@ public final class Linear: Layer {
         return y
     }
 
-    public func backward(_ dy: Tensor) -> Tensor? {
+    public func backward(_ dy: Tensor) -> Tensor {
         guard let x = input else { fatalError("\(weight.name): backward before forward") }
         let n = x.count / inFeatures
         sgemm(transA: true, m: outFeatures, n: inFeatures, k: n, a: dy.data, lda: outFeatures,

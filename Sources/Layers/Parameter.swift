@@ -31,16 +31,28 @@ public final class Buffer: @unchecked Sendable {
     }
 }
 
-/// The one interface every layer has (Caffe's): forward caches what backward needs; backward takes the
-/// gradient of the output, adds parameter gradients into `Parameter.grad`, and returns the gradient of
-/// the input (or nil when the layer was told its input needs none).
+/// The one contract of every differentiable layer (Caffe's): `forward` caches what backward needs;
+/// `backward` takes the gradient of the output, adds the parameter gradients into `Parameter.grad`, and
+/// returns the gradient of the input. The caller says when the input needs no gradient (a network's first
+/// layer) by calling `backwardParameters` instead, which skips that work. Composite layers (a residual
+/// block, conv + BN) are layers too, so a network is a list of them and its backward is that list reversed.
+///
+/// Two parts have contracts of their own, because their inputs are not one tensor: BatchNorm2d's fused
+/// residual add (`forward(_:residual:training:)`, then `residualGradient`), and the losses and RoIAlign
+/// (targets and boxes are inputs without gradients).
 public protocol Layer: AnyObject {
     var parameters: [Parameter] { get }
     var buffers: [Buffer] { get }
+    /// The convolutions inside, in forward order (FLOP counts, per-shape benchmarks).
+    var convolutions: [Conv2d] { get }
     func forward(_ x: Tensor, training: Bool) -> Tensor
-    func backward(_ dy: Tensor) -> Tensor?
+    func backward(_ dy: Tensor) -> Tensor
+    func backwardParameters(_ dy: Tensor)
 }
 
 extension Layer {
     public var buffers: [Buffer] { [] }
+    public var convolutions: [Conv2d] { [] }
+    /// Layers whose input gradient costs little compute it anyway.
+    public func backwardParameters(_ dy: Tensor) { _ = backward(dy) }
 }

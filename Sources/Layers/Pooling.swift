@@ -48,7 +48,7 @@ public final class MaxPool2d: Layer {
         return y
     }
 
-    public func backward(_ dy: Tensor) -> Tensor? {
+    public func backward(_ dy: Tensor) -> Tensor {
         let dx = ensure(&inputGrad, inputShape)
         dx.zero()
         // Sequential: windows overlap, and a fixed order keeps the sums reproducible.
@@ -83,7 +83,7 @@ public final class GlobalAvgPool: Layer {
         return y
     }
 
-    public func backward(_ dy: Tensor) -> Tensor? {
+    public func backward(_ dy: Tensor) -> Tensor {
         let dx = ensure(&inputGrad, inputShape)
         let n = inputShape[0], hw = inputShape[1] * inputShape[2], c = inputShape[3]
         let inv = 1 / Float(hw)

@@ -143,7 +143,7 @@ public final class RecursiveMixMethod: MixingMethod {
 
     public func auxiliaryBackward(record: MixRecord) -> Tensor? {
         guard record.mixed, record.box != nil, let head else { return nil }
-        let dPooled = head.backward(consistencyLoss.backward(scale: Float(omega * (1 - record.lam))))!
+        let dPooled = head.backward(consistencyLoss.backward(scale: Float(omega * (1 - record.lam))))
         return roiAlign.backward(dPooled)
     }
 

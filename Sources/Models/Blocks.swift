@@ -1,36 +1,35 @@
 import Kernels
 import Layers
 
-/// A residual block: forward and backward of the whole block, in the same shape as a layer.
-public protocol ResidualBlock: AnyObject {
-    var parameters: [Parameter] { get }
-    var buffers: [Buffer] { get }
+/// A residual block: a layer whose output has `outChannels` channels.
+public protocol ResidualBlock: Layer {
     var outChannels: Int { get }
-    var convolutions: [Conv2d] { get }
-    func forward(_ x: Tensor, training: Bool) -> Tensor
-    func backward(_ dy: Tensor) -> Tensor
 }
 
-/// The projection shortcut (1×1 conv with stride, then BN) used when a block changes shape.
-/// Named `downsample.0` / `downsample.1` as in torchvision.
-final class Downsample {
-    let conv: Conv2d, bn: BatchNorm2d
-    init(_ name: String, _ inC: Int, _ outC: Int, stride: Int) {
-        conv = Conv2d(name + ".0", inC, outC, kernel: 1, stride: stride)
-        bn = BatchNorm2d(name + ".1", outC, relu: false)
+/// A convolution followed by BatchNorm (and the ReLU fused into it when `relu`): a ResNet's stem
+/// (`conv1`/`bn1`) and the projection shortcut used when a block changes shape (`downsample.0`/`.1`,
+/// 1×1 with stride, no ReLU), under torchvision's names.
+public final class ConvBN: Layer {
+    public let conv: Conv2d, bn: BatchNorm2d
+    public init(conv: Conv2d, bn: BatchNorm2d) { (self.conv, self.bn) = (conv, bn) }
+    /// `downsample.0` / `downsample.1` of a block named `name`.
+    public convenience init(downsample name: String, _ inC: Int, _ outC: Int, stride: Int) {
+        self.init(conv: Conv2d(name + ".0", inC, outC, kernel: 1, stride: stride), bn: BatchNorm2d(name + ".1", outC, relu: false))
     }
-    func forward(_ x: Tensor, training: Bool) -> Tensor {
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
         bn.forward(conv.forward(x, training: training), training: training)
     }
-    func backward(_ dy: Tensor) -> Tensor { conv.backward(bn.backward(dy)!)! }
-    var parameters: [Parameter] { conv.parameters + bn.parameters }
-    var buffers: [Buffer] { bn.buffers }
+    public func backward(_ dy: Tensor) -> Tensor { conv.backward(bn.backward(dy)) }
+    public func backwardParameters(_ dy: Tensor) { conv.backwardParameters(bn.backward(dy)) }
+    public var parameters: [Parameter] { conv.parameters + bn.parameters }
+    public var buffers: [Buffer] { bn.buffers }
+    public var convolutions: [Conv2d] { [conv] }
 }
 
 /// conv3×3(stride)-BN-ReLU-conv3×3-BN, plus shortcut, then ReLU (the add and ReLU fused into bn2).
 public final class BasicBlock: ResidualBlock {
     let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d
-    let downsample: Downsample?
+    let downsample: ConvBN?
     public let outChannels: Int
 
     public init(_ name: String, _ inC: Int, _ outC: Int, stride: Int) {
@@ -38,7 +37,7 @@ public final class BasicBlock: ResidualBlock {
         bn1 = BatchNorm2d(name + ".bn1", outC, relu: true)
         conv2 = Conv2d(name + ".conv2", outC, outC, kernel: 3, stride: 1, padding: 1)
         bn2 = BatchNorm2d(name + ".bn2", outC, relu: true)
-        downsample = (stride != 1 || inC != outC) ? Downsample(name + ".downsample", inC, outC, stride: stride) : nil
+        downsample = (stride != 1 || inC != outC) ? ConvBN(downsample: name + ".downsample", inC, outC, stride: stride) : nil
         outChannels = outC
     }
 
@@ -49,8 +48,8 @@ public final class BasicBlock: ResidualBlock {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let dh = conv2.backward(bn2.backward(dy)!)!
-        let dx = conv1.backward(bn1.backward(dh)!)!
+        let dh = conv2.backward(bn2.backward(dy))
+        let dx = conv1.backward(bn1.backward(dh))
         let dShortcut = downsample?.backward(bn2.residualGradient) ?? bn2.residualGradient
         addInPlace(dx, dShortcut)
         return dx
@@ -60,14 +59,14 @@ public final class BasicBlock: ResidualBlock {
         conv1.parameters + bn1.parameters + conv2.parameters + bn2.parameters + (downsample?.parameters ?? [])
     }
     public var buffers: [Buffer] { bn1.buffers + bn2.buffers + (downsample?.buffers ?? []) }
-    public var convolutions: [Conv2d] { [conv1, conv2] + (downsample.map { [$0.conv] } ?? []) }
+    public var convolutions: [Conv2d] { [conv1, conv2] + (downsample?.convolutions ?? []) }
 }
 
 /// 1×1-BN-ReLU-3×3(stride)-BN-ReLU-1×1(×4)-BN, plus shortcut, then ReLU: ResNet v1.5, stride on the 3×3.
 public final class Bottleneck: ResidualBlock {
     static let expansion = 4
     let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d, conv3: Conv2d, bn3: BatchNorm2d
-    let downsample: Downsample?
+    let downsample: ConvBN?
     public let outChannels: Int
 
     public init(_ name: String, _ inC: Int, _ planes: Int, stride: Int) {
@@ -78,7 +77,7 @@ public final class Bottleneck: ResidualBlock {
         bn2 = BatchNorm2d(name + ".bn2", planes, relu: true)
         conv3 = Conv2d(name + ".conv3", planes, outC, kernel: 1)
         bn3 = BatchNorm2d(name + ".bn3", outC, relu: true)
-        downsample = (stride != 1 || inC != outC) ? Downsample(name + ".downsample", inC, outC, stride: stride) : nil
+        downsample = (stride != 1 || inC != outC) ? ConvBN(downsample: name + ".downsample", inC, outC, stride: stride) : nil
         outChannels = outC
     }
 
@@ -90,9 +89,9 @@ public final class Bottleneck: ResidualBlock {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let dh2 = conv3.backward(bn3.backward(dy)!)!
-        let dh1 = conv2.backward(bn2.backward(dh2)!)!
-        let dx = conv1.backward(bn1.backward(dh1)!)!
+        let dh2 = conv3.backward(bn3.backward(dy))
+        let dh1 = conv2.backward(bn2.backward(dh2))
+        let dx = conv1.backward(bn1.backward(dh1))
         let dShortcut = downsample?.backward(bn3.residualGradient) ?? bn3.residualGradient
         addInPlace(dx, dShortcut)
         return dx
@@ -103,7 +102,7 @@ public final class Bottleneck: ResidualBlock {
             + (downsample?.parameters ?? [])
     }
     public var buffers: [Buffer] { bn1.buffers + bn2.buffers + bn3.buffers + (downsample?.buffers ?? []) }
-    public var convolutions: [Conv2d] { [conv1, conv2, conv3] + (downsample.map { [$0.conv] } ?? []) }
+    public var convolutions: [Conv2d] { [conv1, conv2, conv3] + (downsample?.convolutions ?? []) }
 }
 
 /// a += b, elementwise.

@@ -41,7 +41,7 @@ extension Trainer {
         var tensors = entries(engine.trainableParameters.map { ($0.name, $0.value) } + averaged.map { ($0.name, $0.value) })
         tensors += entries(zip(optimizer.parameters, optimizer.velocity).map { ("momentum." + $0.0.name, $0.1) })
         let header = CheckpointHeader(
-            model: config.model.rawValue,
+            model: config.model,
             shapes: Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.value.shape) }),
             configuration: config.fingerprint + dataFingerprint,
             configurationHash: String(FNV1a.hash((config.fingerprint + dataFingerprint).joined(separator: "\n").utf8), radix: 16),
@@ -72,8 +72,8 @@ extension Trainer {
             state = try CheckpointStore.read(resume)
         }
         let h = state.header
-        guard h.model == config.model.rawValue else {
-            throw TrainingError("--resume \(path): checkpoint is of model \(h.model), this run is --model \(config.model.rawValue)")
+        guard h.model == config.model else {
+            throw TrainingError("--resume \(path): checkpoint is of model \(h.model), this run is --model \(config.model)")
         }
         let byName = Dictionary(uniqueKeysWithValues: state.tensors.map { ($0.name, $0) })
         try load(byName, into: engine.trainableParameters.map { ($0.name, $0.value) } + model.buffers.map { ($0.name, $0.value) },

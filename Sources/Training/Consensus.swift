@@ -47,7 +47,7 @@ enum Consensus {
     }
 
     /// Rank 0's parameters and BN buffers to every rank.
-    static func broadcastModel(_ model: ResNet, extra: [Parameter], comm: Communicator) throws {
+    static func broadcastModel(_ model: any Model, extra: [Parameter], comm: Communicator) throws {
         guard comm.size > 1 else { return }
         for p in model.parameters + extra {
             try comm.broadcast(p.value.data, count: p.value.count, root: 0, "broadcast \(p.name)")

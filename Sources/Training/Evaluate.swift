@@ -19,11 +19,10 @@ public struct EvalCounts: Sendable, Equatable {
 
 public enum Evaluator {
     /// Loads a checkpoint's parameters and (rank-averaged) BN statistics into a model built for `data`.
-    public static func model(from state: CheckpointState, path: String, data: Dataset) throws -> ResNet {
-        guard let variant = ResNet.Variant(rawValue: state.header.model) else {
+    public static func model(from state: CheckpointState, path: String, data: Dataset) throws -> any Model {
+        guard let model = Networks.make(state.header.model, inChannels: data.sampleShape.channels, numClasses: data.numClasses) else {
             throw TrainingError("\(path): unknown model \(state.header.model)")
         }
-        let model = ResNet(variant, inChannels: data.sampleShape.channels, numClasses: data.numClasses)
         let byName = Dictionary(uniqueKeysWithValues: state.tensors.map { ($0.name, $0) })
         try copyTensors(byName, into: model.parameters.map { ($0.name, $0.value) } + model.buffers.map { ($0.name, $0.value) },
                         source: path) { name, saved, wanted in
@@ -33,12 +32,12 @@ public enum Evaluator {
     }
 
     /// Runs the model in eval mode over every batch of `loader` and counts top-1 / top-5 hits.
-    public static func evaluate(_ model: ResNet, loader: BatchLoader, epoch: Int = 0) throws -> EvalCounts {
+    public static func evaluate(_ model: any Model, loader: BatchLoader, epoch: Int = 0) throws -> EvalCounts {
         try evaluate(model, loader: loader, epoch: epoch, shouldStop: { false })!
     }
 
     /// As above, asking `shouldStop` before each batch: nil when it said yes (a preemption request).
-    public static func evaluate(_ model: ResNet, loader: BatchLoader, epoch: Int = 0,
+    public static func evaluate(_ model: any Model, loader: BatchLoader, epoch: Int = 0,
                                 shouldStop: () -> Bool) throws -> EvalCounts? {
         struct Stopped: Error {}
         var counts = EvalCounts()

@@ -6,7 +6,7 @@ import Layers
 /// `model` gives RecursiveMix its consistency head (its own, or the classifier with `--rm-share-head`);
 /// without one (`visualize`) RecursiveMix mixes and remembers but has no consistency term.
 public func makeMixingMethod(_ config: TrainConfig, classes: Int, sample: (height: Int, width: Int, channels: Int),
-                             model: ResNet?, rank: Int) -> MixingMethod {
+                             model: (any Model)?, rank: Int) -> MixingMethod {
     switch config.mix {
     case .none:
         return NoMixing(classes: classes, smoothing: config.smoothing, style: config.smoothingStyle)
@@ -19,7 +19,7 @@ public func makeMixingMethod(_ config: TrainConfig, classes: Int, sample: (heigh
             correctLam: true, labelSmoothing: config.smoothing, smoothingStyle: config.smoothingStyle)
         return BatchMixMethod(name: config.mix.rawValue, policy: policy, classes: classes, seed: config.seed)
     case .rm:
-        let head = model.map { m in config.rmShareHead ? Linear(sharing: m.fc) : Linear("fc_roi", m.featureChannels, m.numClasses) }
+        let head = model.map { m in config.rmShareHead ? Linear(sharing: m.classifier) : Linear("fc_roi", m.featureChannels, m.numClasses) }
         return RecursiveMixMethod(
             config: RecursiveMixConfig(alpha: config.rmAlpha, mode: config.rmInterpolation,
                                        legacyTransposedRoI: config.rmLegacyTransposedRoI),

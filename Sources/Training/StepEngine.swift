@@ -20,7 +20,7 @@ public struct StepStats {
 /// RecursiveMix consistency term), and backward with the gradient all-reduce overlapping it.
 /// Afterwards every rank holds the same averaged gradients; the caller applies the optimizer.
 final class StepEngine {
-    let model: ResNet
+    let model: any Model
     let numClasses: Int
     let comm: Communicator
     let config: TrainConfig
@@ -31,7 +31,7 @@ final class StepEngine {
     /// `--trace`: records each step's batch, draws and results (nil when not tracing).
     var tracer: StepTracer?
 
-    init(model: ResNet, numClasses: Int, sampleShape: (height: Int, width: Int, channels: Int), comm: Communicator,
+    init(model: any Model, numClasses: Int, sampleShape: (height: Int, width: Int, channels: Int), comm: Communicator,
          config: TrainConfig) {
         self.model = model
         self.numClasses = numClasses

@@ -15,7 +15,8 @@ public enum BoxDraw: String, Sendable, CaseIterable { case shared, perRank = "pe
 /// Everything that defines a training run. The command fills it from flags; tests build it directly.
 public struct TrainConfig: Sendable {
     public var data = "fashion-mnist"
-    public var model: ResNet.Variant = .resnet20
+    /// A name of `Networks.names`.
+    public var model = "resnet20"
     public var epochs = 3
     public var batchSize = 128                 // per rank
     public var evalBatchSize = 256
@@ -104,7 +105,7 @@ public struct TrainConfig: Sendable {
     /// flags: `true` means present). This is what RUN_DIR/config.yaml holds and `--config` reads back.
     public var settings: [(key: String, value: String)] {
         var s: [(String, String)] = [
-            ("data", data), ("model", model.rawValue), ("epochs", "\(epochs)"), ("batch-size", "\(batchSize)"),
+            ("data", data), ("model", model), ("epochs", "\(epochs)"), ("batch-size", "\(batchSize)"),
             ("eval-batch-size", "\(evalBatchSize)"), ("lr", "\(lr)"), ("scale-lr", "\(scaleLR)"),
             ("wd", "\(weightDecay)"), ("momentum", "\(momentum)"), ("nesterov", "\(nesterov)"),
             ("no-bn-decay", "\(!decayNormAndBias)"), ("warmup-epochs", "\(warmupEpochs)"),

@@ -13,7 +13,7 @@ import Optim
 public final class Trainer {
     public let config: TrainConfig
     public let comm: Communicator
-    public let model: ResNet
+    public let model: any Model
     public let data: DataSplits
     public let trainLoader: BatchLoader
     public let valLoader: BatchLoader
@@ -42,7 +42,10 @@ public final class Trainer {
         data = splits
         dataFingerprint = DataFingerprint.lines(train: splits.train, val: splits.val)
         let shape = splits.train.sampleShape
-        model = ResNet(config.model, inChannels: shape.channels, numClasses: splits.train.numClasses)
+        guard let network = Networks.make(config.model, inChannels: shape.channels, numClasses: splits.train.numClasses) else {
+            throw TrainingError("--model \(config.model): unknown (one of \(Networks.names.joined(separator: ", ")))")
+        }
+        model = network
         model.initialize(seed: config.seed)
         trainLoader = BatchLoader(dataset: splits.train,
                                   sampler: DistributedSampler(count: splits.train.count, worldSize: comm.size, rank: comm.rank,
@@ -257,7 +260,7 @@ public final class Trainer {
         guard let dir = config.tracePath, comm.rank == 0 || config.traceAllRanks else { return nil }
         let shape = data.train.sampleShape
         let meta: [String: Any] = [
-            "model": config.model.rawValue, "num_classes": data.train.numClasses,
+            "model": config.model, "num_classes": data.train.numClasses,
             "image_shape": [shape.height, shape.width, shape.channels], "rank": comm.rank, "world_size": comm.size,
             "steps_per_epoch": trainLoader.batchesPerEpoch, "first_step": step + 1,
             "settings": Dictionary(config.settings.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 }),
@@ -276,7 +279,7 @@ public final class Trainer {
             + model.buffers.map { SafeTensors.Entry(name: $0.name, shape: $0.value.shape, values: $0.value.array) }
         try FileManager.default.createDirectory(atPath: config.outDir, withIntermediateDirectories: true)
         try writeTensors(entries, to: (config.outDir as NSString).appendingPathComponent(name),
-                         metadata: ["model": config.model.rawValue, "layout": "OHWI"])
+                         metadata: ["model": config.model, "layout": "OHWI"])
     }
 
     private func writeTensors(_ entries: [SafeTensors.Entry], to path: String, metadata: [String: String] = [:]) throws {

@@ -15,15 +15,17 @@ public enum TrainingBenchmark {
         public var allReduceWaitFraction: Double  // share of the step spent waiting for gradients
     }
 
-    public static func run(model variant: ResNet.Variant, batchSize: Int, imageSize: Int, mix: MixMethod,
+    public static func run(model name: String, batchSize: Int, imageSize: Int, mix: MixMethod,
                            steps: Int, overlap: Bool = true, comm: Communicator = SingleProcess()) throws -> Result {
         var config = TrainConfig()
-        config.model = variant
+        config.model = name
         config.batchSize = batchSize
         config.mix = mix
         config.overlapCommunication = overlap
         let data = SyntheticImages(size: imageSize, channels: 3, classes: 10, count: batchSize * comm.size * (steps + 2))
-        let model = ResNet(variant, inChannels: 3, numClasses: 10)
+        guard let model = Networks.make(name, inChannels: 3, numClasses: 10) else {
+            throw TrainingError("unknown model \(name) (one of \(Networks.names.joined(separator: ", ")))")
+        }
         model.initialize(seed: config.seed)
         let engine = StepEngine(model: model, numClasses: 10, sampleShape: data.sampleShape, comm: comm, config: config)
         try Consensus.broadcastModel(model, extra: engine.extraParameters, comm: comm)

@@ -51,9 +51,11 @@ struct BenchCommand: ParsableCommand {
         let world = try World.start(collectiveTimeout: 600, threads: nil)
         defer { world.finish() }
         let comm = world.comm
-        let variants = try models.split(separator: ",").map { name -> ResNet.Variant in
-            guard let v = ResNet.Variant(rawValue: String(name)) else { throw ValidationError("--models: unknown model '\(name)'") }
-            return v
+        let variants = try models.split(separator: ",").map { name -> String in
+            guard Networks.names.contains(String(name)) else {
+                throw ValidationError("--models: unknown model '\(name)' (one of \(Networks.names.joined(separator: ", ")))")
+            }
+            return String(name)
         }
         let mixes = try mix.split(separator: ",").map { name -> MixMethod in
             guard let m = MixMethod(rawValue: String(name)) else { throw ValidationError("--mix: unknown method '\(name)'") }
@@ -74,7 +76,7 @@ struct BenchCommand: ParsableCommand {
                     let r = try TrainingBenchmark.run(model: v, batchSize: batchSize, imageSize: imageSize, mix: m,
                                                       steps: steps, overlap: !noOverlap, comm: comm)
                     let gflops = r.flopsPerImage * r.imagesPerSecond / 1e9
-                    emit(["kind": "train", "model": v.rawValue, "mix": m.rawValue, "ranks": "\(comm.size)",
+                    emit(["kind": "train", "model": v, "mix": m.rawValue, "ranks": "\(comm.size)",
                           "threads": "\(t)", "batch": "\(batchSize)", "images_per_sec": fmt(r.imagesPerSecond),
                           "step_ms": fmt(1000 * r.secondsPerStep), "gflops": fmt(gflops),
                           "fraction_of_sgemm_peak": fmt(gflops / (peak * Double(comm.size))),

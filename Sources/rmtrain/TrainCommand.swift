@@ -7,7 +7,6 @@ import Models
 import Optim
 import Training
 
-extension ResNet.Variant: ExpressibleByArgument {}
 extension MixMethod: ExpressibleByArgument {}
 extension HistoryMode: ExpressibleByArgument {}
 extension BoxDraw: ExpressibleByArgument {}
@@ -26,8 +25,8 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var dataOptions: DataOptions
 
-    @Option(help: "Model: \(ResNet.Variant.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var model: ResNet.Variant = .resnet20
+    @Option(help: "Model: \(Networks.names.joined(separator: ", ")).")
+    var model = "resnet20"
 
     @Option(parsing: .unconditional, help: "Epochs.")
     var epochs = 3
@@ -147,6 +146,9 @@ struct TrainCommand: ParsableCommand {
     var traceAllRanks = false
 
     func validate() throws {
+        if !Networks.names.contains(model) {
+            throw ValidationError("--model must be one of \(Networks.names.joined(separator: ", ")), got \(model)")
+        }
         try FlagCheck.integer("--epochs", epochs, 1...1_000_000)
         try FlagCheck.integer("--batch-size", batchSize, 1...1_000_000)
         try FlagCheck.integer("--eval-batch-size", evalBatchSize, 1...1_000_000)
@@ -254,9 +256,11 @@ struct TrainCommand: ParsableCommand {
             Foundation.exit(Preemption.exitCode)
         }
         if comm.rank == 0 {
-            writeLine("rmtrain: \(model.rawValue) (\(trainer.model.parameterCount) parameters) on \(trainer.data.train.name) "
-                      + "(\(trainer.data.train.count) images), evaluated on \(trainer.data.val.name) (\(trainer.data.val.count) images), "
-                      + "\(comm.size) rank\(comm.size == 1 ? "" : "s") × batch \(batchSize) = global batch \(trainer.globalBatch), "
+            let parameters: Int = trainer.model.parameterCount
+            let ranks = "\(comm.size) rank\(comm.size == 1 ? "" : "s")"
+            let what = "\(model) (\(parameters) parameters) on \(trainer.data.train.name) (\(trainer.data.train.count) images)"
+            writeLine("rmtrain: \(what), evaluated on \(trainer.data.val.name) (\(trainer.data.val.count) images), "
+                      + "\(ranks) × batch \(batchSize) = global batch \(trainer.globalBatch), "
                       + "\(trainer.trainLoader.batchesPerEpoch) steps/epoch, \(world.threads) threads per rank, out \(out)")
         }
         Preemption.install()

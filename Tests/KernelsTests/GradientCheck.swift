@@ -143,3 +143,37 @@ enum GradientCheck {
 
     static func fmt(_ x: Double) -> String { String(format: "%.3g", x) }
 }
+
+extension GradientCheck {
+    /// Checks any `Layer` through its contract alone: L = Σ forward(x)·R, so dL/dy = R goes to `backward`;
+    /// the input gradient and every parameter's gradient are compared with finite differences (element by
+    /// element, or along the gradient with `directional` for layers with many ReLU kinks), and
+    /// `backwardParameters` must give bit-identical parameter gradients to `backward`.
+    static func checkLayer(_ name: String, _ layer: Layer, input x: Tensor, training: Bool = true, seed: UInt64,
+                           tolerance: Double = 1e-2, eps: Float = 1e-2, directional: Bool = false,
+                           file: StaticString = #filePath, line: UInt = #line) {
+        let y = layer.forward(x, training: training)
+        let r = randomTensor(y.shape, seed: seed, stream: 0xD7)
+        for p in layer.parameters { p.grad.zero() }
+        let dx = layer.backward(r).array
+        let grads = layer.parameters.map(\.grad.array)
+        let loss = { dot(layer.forward(x, training: training), r) }
+        if directional {
+            checkDirectional("\(name) (input and parameters)", tensors: [x] + layer.parameters.map(\.value),
+                             analytic: [dx] + grads, eps: Double(eps), tolerance: tolerance, loss: loss, file: file, line: line)
+        } else {
+            check("\(name) input", tensor: x, analytic: dx, indices: sample(x.count, count: 400, seed: seed),
+                  eps: eps, tolerance: tolerance, loss: loss, file: file, line: line)
+            for (p, g) in zip(layer.parameters, grads) {
+                check("\(name) \(p.name)", tensor: p.value, analytic: g, indices: sample(p.value.count, count: 200, seed: seed),
+                      eps: eps, tolerance: tolerance, loss: loss, file: file, line: line)
+            }
+        }
+        _ = layer.forward(x, training: training)
+        for p in layer.parameters { p.grad.zero() }
+        layer.backwardParameters(r)
+        for (p, g) in zip(layer.parameters, grads) {
+            XCTAssertEqual(p.grad.array, g, "\(name): backwardParameters differs from backward for \(p.name)", file: file, line: line)
+        }
+    }
+}

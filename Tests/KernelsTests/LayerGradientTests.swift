@@ -51,7 +51,7 @@ final class LayerGradientTests: XCTestCase {
         XCTAssertLessThan(maxDiff, 1e-4, "\(tag) forward", file: file, line: line)
 
         for p in conv.parameters { p.grad.zero() }
-        let dx = conv.backward(r)!.array
+        let dx = conv.backward(r).array
         let dw = conv.weight.grad.array, db = conv.bias?.grad.array
         let loss = { GC.dot(conv.forward(x, training: true), r) }
         GC.check("\(tag) input", tensor: x, analytic: dx, loss: loss, file: file, line: line)
@@ -95,10 +95,10 @@ final class LayerGradientTests: XCTestCase {
         let r = GC.randomTensor(conv.outputShape(x.shape), seed: 21, stream: 3)
         for p in conv.parameters { p.grad.zero() }
         _ = conv.forward(x, training: true)
-        let dx1 = conv.backward(r)!.array
+        let dx1 = conv.backward(r).array
         let w1 = conv.weight.grad.array, b1 = conv.bias!.grad.array
         _ = conv.forward(x, training: true)
-        let dx2 = conv.backward(r)!.array
+        let dx2 = conv.backward(r).array
         XCTAssertEqual(dx1, dx2)
         for (a, b) in zip(conv.weight.grad.array, w1) { XCTAssertEqual(a, 2 * b, accuracy: 1e-5 * max(1, abs(b))) }
         for (a, b) in zip(conv.bias!.grad.array, b1) { XCTAssertEqual(a, 2 * b, accuracy: 1e-5 * max(1, abs(b))) }
@@ -136,7 +136,7 @@ final class LayerGradientTests: XCTestCase {
                                 values: Array(r.array[(images.lowerBound * outImage)..<(images.upperBound * outImage)]))
                 for q in conv.parameters { q.grad.zero() }
                 let y = conv.forward(xb, training: true).array
-                let dx = conv.backward(rb)!.array
+                let dx = conv.backward(rb).array
                 return (y, dx, conv.weight.grad.array, conv.bias!.grad.array)
             }
             let one = run(threads: 1, images: 0..<n), two = run(threads: 2, images: 0..<n)
@@ -250,7 +250,7 @@ final class LayerGradientTests: XCTestCase {
         }
 
         for p in bn.parameters { p.grad.zero() }
-        let dx = bn.backward(r)!.array
+        let dx = bn.backward(r).array
         let dres = residual ? bn.residualGradient.array : []
         let dg = bn.gamma.grad.array, db = bn.beta.grad.array
         let loss = { GC.dot(bn.forward(x, residual: res, training: training), r) }
@@ -293,7 +293,7 @@ final class LayerGradientTests: XCTestCase {
                 XCTAssertEqual(y[((b * o + oy) * o + ox) * c + ch], m)
             } } } }
             let r = GC.randomTensor(y.shape, seed: seed, stream: 2)
-            let dx = pool.backward(r)!.array
+            let dx = pool.backward(r).array
             GC.check("maxpool \(size)x\(size) input", tensor: x, analytic: dx) { GC.dot(pool.forward(x, training: true), r) }
         }
     }
@@ -309,7 +309,7 @@ final class LayerGradientTests: XCTestCase {
             XCTAssertEqual(Double(y[b * 5 + j]), s / 12, accuracy: 1e-6)
         } }
         let r = GC.randomTensor(y.shape, seed: 43, stream: 1)
-        let dx = pool.backward(r)!.array
+        let dx = pool.backward(r).array
         GC.check("global avg pool input", tensor: x, analytic: dx) { GC.dot(pool.forward(x, training: true), r) }
     }
 
@@ -328,7 +328,7 @@ final class LayerGradientTests: XCTestCase {
         } }
         let r = GC.randomTensor(y.shape, seed: 51, stream: 4)
         for p in lin.parameters { p.grad.zero() }
-        let dx = lin.backward(r)!.array
+        let dx = lin.backward(r).array
         let dw = lin.weight.grad.array, db = lin.bias.grad.array
         let loss = { GC.dot(lin.forward(x, training: true), r) }
         GC.check("linear input", tensor: x, analytic: dx, loss: loss)
@@ -465,7 +465,7 @@ final class LayerGradientTests: XCTestCase {
         let r = GC.randomTensor(conv.outputShape(x.shape), seed: 81, stream: 3)
         conv.weight.grad.zero()
         _ = conv.forward(x, training: true)
-        let dx = conv.backward(r)!.array, dw = conv.weight.grad.array
+        let dx = conv.backward(r).array, dw = conv.weight.grad.array
         let convLoss = { GC.dot(conv.forward(x, training: true), r) }
         XCTAssertLessThan(GC.measure(tensor: x, analytic: dx, loss: convLoss).error, 1e-2)
         XCTAssertGreaterThan(GC.measure(tensor: x, analytic: dx.map { -$0 }, loss: convLoss).error, 1)
@@ -478,7 +478,7 @@ final class LayerGradientTests: XCTestCase {
         let xb = GC.randomTensor([4, 3, 3, 3], seed: 82, stream: 1, scale: 1.5, shift: 0.5)
         let rb = GC.randomTensor(xb.shape, seed: 82, stream: 2)
         _ = bn.forward(xb, training: true)
-        let dxb = bn.backward(rb)!.array
+        let dxb = bn.backward(rb).array
         let bnLoss = { GC.dot(bn.forward(xb, training: true), rb) }
         let (_, variance) = Self.channelStats(xb)
         let rows = xb.count / 3

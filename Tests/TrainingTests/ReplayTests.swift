@@ -45,7 +45,7 @@ final class ReplayTests: XCTestCase {
         let shape = try XCTUnwrap(meta["image_shape"] as? [Int])
         let classes = try XCTUnwrap(meta["num_classes"] as? Int)
         var c = TrainConfig()
-        c.model = try XCTUnwrap(ResNet.Variant(rawValue: settings["model"] ?? ""))
+        c.model = try XCTUnwrap(settings["model"])
         c.mix = try XCTUnwrap(MixMethod(rawValue: settings["mix"] ?? ""))
         c.rmAlpha = try XCTUnwrap(Double(settings["rm-alpha"] ?? ""))
         c.rmOmega = try XCTUnwrap(Double(settings["rm-omega"] ?? ""))
@@ -61,7 +61,7 @@ final class ReplayTests: XCTestCase {
         c.rmOmega *= omegaFactor
         c.overlapCommunication = false
 
-        let model = ResNet(c.model, inChannels: shape[2], numClasses: classes)
+        let model = try XCTUnwrap(Networks.make(c.model, inChannels: shape[2], numClasses: classes))
         let engine = StepEngine(model: model, numClasses: classes, sampleShape: (shape[0], shape[1], shape[2]),
                                 comm: SingleProcess(), config: c)
         let initial = try SafeTensors.read(path("weights-initial.safetensors"))

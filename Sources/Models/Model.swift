@@ -1,0 +1,141 @@
+import Kernels
+import Layers
+
+/// A classifier as training, evaluation, export and the benchmarks see it: a feature extractor whose last
+/// feature map RecursiveMix's consistency head reads, and a classifier on top.
+///
+/// Shapes: input [N, H, W, C] (NHWC, normalised), features [N, h, w, featureChannels], logits
+/// [N, numClasses]. Parameter and buffer names are torchvision's state-dict names.
+public protocol Model: AnyObject {
+    /// The `--model` name.
+    var name: String { get }
+    var numClasses: Int { get }
+    var featureChannels: Int { get }
+    /// The final Linear (RecursiveMix's `--rm-share-head` applies it to the RoI features too).
+    var classifier: Linear { get }
+    var parameters: [Parameter] { get }
+    var buffers: [Buffer] { get }
+    /// Parameter groups in the order backward finishes them (gradient buckets fill in this order).
+    var parameterGroupsInBackwardOrder: [[Parameter]] { get }
+    /// Every convolution, in forward order.
+    var convolutions: [Conv2d] { get }
+    /// FLOPs of one training step (forward and backward) of the last batch, for the benchmarks.
+    var lastTrainingStepFlops: Double { get }
+    /// Sets the initial weights from `seed` (torchvision's initialisation unless the network says otherwise).
+    func initialize(seed: UInt64)
+    func forwardFeatures(_ x: Tensor, training: Bool) -> Tensor
+    func classify(_ features: Tensor, training: Bool) -> Tensor
+    /// Backward from the logits' gradient, `featureGradient` (when given) added at the feature map.
+    /// Parameter gradients are accumulated; `gradientsReady` gets each group as soon as it is final.
+    func backward(logitsGradient: Tensor, featureGradient: Tensor?, gradientsReady: (([Parameter]) -> Void)?)
+}
+
+public extension Model {
+    func forward(_ x: Tensor, training: Bool) -> Tensor { classify(forwardFeatures(x, training: training), training: training) }
+    var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }
+    func zeroGradients() { for p in parameters { p.grad.zero() } }
+}
+
+/// The networks `--model` can name: the one list a new network adds itself to.
+public enum Networks {
+    /// Name → constructor (input channels, classes).
+    public static let all: [(name: String, make: @Sendable (Int, Int) -> Network)] =
+        ResNet.Variant.allCases.map { v in (v.rawValue, { ResNet(v, inChannels: $0, numClasses: $1) }) }
+
+    public static var names: [String] { all.map(\.name) }
+
+    /// The network `name` for images of `inChannels` channels and `numClasses` classes; nil for an unknown name.
+    public static func make(_ name: String, inChannels: Int, numClasses: Int) -> Network? {
+        all.first { $0.name == name }?.make(inChannels, numClasses)
+    }
+}
+
+/// A network whose feature extractor is a list of layers applied in turn, followed by global average
+/// pooling and a Linear classifier: every network of the paper's tables has this shape. Backward is the
+/// list reversed, and each layer's parameters form one gradient group, so the order in which gradients
+/// are ready follows from the forward graph. A subclass builds `layers` and nothing else.
+public class Network: Model, @unchecked Sendable {
+    public let name: String
+    public let numClasses: Int
+    public let featureChannels: Int
+    public let layers: [Layer]
+    public let classifier: Linear
+    let pool = GlobalAvgPool()
+    private var featureGrad: Tensor?
+    public private(set) var features: Tensor?
+
+    /// `layers` map the input to a feature map of `featureChannels` channels; the classifier is named `fc`.
+    public init(name: String, layers: [Layer], featureChannels: Int, numClasses: Int) {
+        self.name = name
+        self.layers = layers
+        self.featureChannels = featureChannels
+        self.numClasses = numClasses
+        classifier = Linear("fc", featureChannels, numClasses)
+    }
+
+    public var fc: Linear { classifier }
+    public var parameters: [Parameter] { layers.flatMap(\.parameters) + classifier.parameters }
+    public var buffers: [Buffer] { layers.flatMap(\.buffers) }
+    public var convolutions: [Conv2d] { layers.flatMap(\.convolutions) }
+    public var parameterGroupsInBackwardOrder: [[Parameter]] {
+        [classifier.parameters] + layers.reversed().map(\.parameters).filter { !$0.isEmpty }
+    }
+
+    /// torchvision's initialisation: conv weights ~ N(0, 2/fan_out) (kaiming_normal_, mode fan_out, relu),
+    /// BN γ = 1, β = 0, Linear weight and bias ~ U(±1/√fan_in) (PyTorch's Linear default); running
+    /// variances 1, means 0.
+    public func initialize(seed: UInt64) {
+        var rng = RandomStream(seed: seed, stream: 0x1417)
+        for p in parameters {
+            switch p.kind {
+            case .weight where p.value.shape.count == 4:
+                let fanOut = p.value.shape[0] * p.value.shape[1] * p.value.shape[2]
+                let std = (2.0 / Double(fanOut)).squareRoot()
+                for i in 0..<p.value.count { p.value[i] = Float(rng.normal() * std) }
+            case .weight, .bias:
+                let fanIn = p.kind == .weight ? p.value.shape[1] : featureChannels
+                let bound = 1 / Double(fanIn).squareRoot()
+                for i in 0..<p.value.count { p.value[i] = Float(rng.uniform(-bound, bound)) }
+            case .normScale: p.value.fill(1)
+            case .normShift: p.value.fill(0)
+            }
+        }
+        for b in buffers { b.value.fill(b.name.hasSuffix("running_var") ? 1 : 0) }
+    }
+
+    public func forwardFeatures(_ x: Tensor, training: Bool) -> Tensor {
+        var h = x
+        for layer in layers { h = layer.forward(h, training: training) }
+        features = h
+        return h
+    }
+
+    public func classify(_ features: Tensor, training: Bool) -> Tensor {
+        classifier.forward(pool.forward(features, training: training), training: training)
+    }
+
+    public func backward(logitsGradient: Tensor, featureGradient: Tensor? = nil,
+                         gradientsReady: (([Parameter]) -> Void)? = nil) {
+        var g = pool.backward(classifier.backward(logitsGradient))
+        gradientsReady?(classifier.parameters)
+        if let featureGradient {
+            let sum = ensure(&featureGrad, g.shape)
+            let a = g.data, b = featureGradient.data, s = sum.data
+            for i in 0..<g.count { s[i] = a[i] + b[i] }
+            g = sum
+        }
+        for (i, layer) in layers.enumerated().reversed() {
+            // The input of the first layer is the data: no gradient needed.
+            if i == 0 { layer.backwardParameters(g) } else { g = layer.backward(g) }
+            if !layer.parameters.isEmpty { gradientsReady?(layer.parameters) }
+        }
+    }
+
+    /// FLOPs of one training step (forward and backward) of the last batch: convolutions and the
+    /// classifier, the GEMM work that dominates.
+    public var lastTrainingStepFlops: Double {
+        var total = 0.0
+        for conv in convolutions { total += conv.lastForwardFlops + conv.lastBackwardFlops }
+        return total + 3 * 2 * Double(classifier.inFeatures * classifier.outFeatures) * Double(features?.n ?? 0)
+    }
+}
