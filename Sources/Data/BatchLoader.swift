@@ -153,32 +153,57 @@ public final class BatchLoader: @unchecked Sendable {
     }
 
     /// Batches allocated on first use (an unused loader holds no image memory) and kept.
-    private func batches(_ n: Int) -> [Batch] {
+    fileprivate func pooled(_ n: Int) -> [Batch] {
         while pool.count < n { pool.append(Batch(capacity: batchSize, shape: dataset.sampleShape)) }
         return Array(pool.prefix(n))
     }
 
-    /// Visits the batches of `epoch` in order, starting at batch `from`. The `Batch` passed to `body` is
-    /// reused: copy what must outlive the call. A batch whose images were all dropped (bad images during
-    /// evaluation) is not visited.
-    public func forEachBatch(epoch: Int, from: Int = 0, _ body: (Int, Batch) throws -> Void) throws {
-        let order = sampler.indices(epoch: epoch)
-        let count = batchesPerEpoch
-        guard from < count else { return }
-        if threads == 0 {
-            let batch = batches(1)[0]
-            for b in from..<count {
-                try batch.fill(self, indices: slice(order, b), epoch: epoch, parallel: true)
-                if batch.size > 0 { try body(b, batch) }
-            }
-            return
-        }
-        let run = Prefetch(batches: batches(threads + 1), from: from)
-        for w in 0..<min(threads, count - from) {
-            let t = Thread { [self] in
+    /// The batches of `epoch` from batch `from` up to, not including, batch `until` (the epoch's end when
+    /// nil), as an iterator the caller may leave at any time: no batch past `until` is decoded, and the
+    /// prefetch threads stop when the iterator is closed or released.
+    public func batches(epoch: Int, from: Int = 0, until: Int? = nil) -> EpochBatches {
+        EpochBatches(loader: self, epoch: epoch, from: from, until: min(until ?? batchesPerEpoch, batchesPerEpoch))
+    }
+
+    /// Visits the batches of `epoch` in order, from batch `from` to `until` (see `batches`). The `Batch`
+    /// passed to `body` is reused: copy what must outlive the call. A batch whose images were all dropped
+    /// (bad images during evaluation) is not visited.
+    public func forEachBatch(epoch: Int, from: Int = 0, until: Int? = nil, _ body: (Int, Batch) throws -> Void) throws {
+        let batches = batches(epoch: epoch, from: from, until: until)
+        defer { batches.close() }
+        while let (b, batch) = try batches.next() { try body(b, batch) }
+    }
+
+    fileprivate func slice(_ order: [Int], _ b: Int) -> ArraySlice<Int> {
+        order[(b * batchSize)..<min(order.count, (b + 1) * batchSize)]
+    }
+}
+
+/// One epoch's batches in order (`BatchLoader.batches`). `next()` returns the next batch, valid until the
+/// following call; nil at the end. With prefetch threads, they fill batches ahead, never past `until`.
+public final class EpochBatches {
+    private let loader: BatchLoader
+    private let epoch: Int
+    private let order: [Int]
+    private let until: Int
+    private var b: Int
+    private var run: Prefetch?
+    private var workers = 0
+    private var current: Batch?
+
+    fileprivate init(loader: BatchLoader, epoch: Int, from: Int, until: Int) {
+        (self.loader, self.epoch, self.b, self.until) = (loader, epoch, from, until)
+        order = loader.sampler.indices(epoch: epoch)
+        guard loader.threads > 0, from < until else { return }
+        let run = Prefetch(batches: loader.pooled(loader.threads + 1), from: from)
+        self.run = run
+        workers = min(loader.threads, until - from)
+        let (threads, order) = (loader.threads, order)
+        for w in 0..<workers {
+            let t = Thread { [loader] in
                 var b = from + w
-                while b < count, let batch = run.acquire(b) {
-                    do { try batch.fill(self, indices: slice(order, b), epoch: epoch, parallel: false); run.publish(b, batch, nil) }
+                while b < until, let batch = run.acquire(b) {
+                    do { try batch.fill(loader, indices: loader.slice(order, b), epoch: epoch, parallel: false); run.publish(b, batch, nil) }
                     catch { run.publish(b, batch, error) }
                     b += threads
                 }
@@ -187,17 +212,43 @@ public final class BatchLoader: @unchecked Sendable {
             t.name = "rmtrain-loader-\(w)"
             t.start()
         }
-        defer { run.stop(workers: min(threads, count - from)) }
-        for b in from..<count {
-            let (batch, error) = run.next(b)
-            if let error { throw error }
-            if batch.size > 0 { try body(b, batch) }
-            run.release(batch)
-        }
     }
 
-    private func slice(_ order: [Int], _ b: Int) -> ArraySlice<Int> {
-        order[(b * batchSize)..<min(order.count, (b + 1) * batchSize)]
+    deinit { close() }
+
+    /// The next batch and its index in the epoch; nil after the last (or after an error was thrown).
+    public func next() throws -> (Int, Batch)? {
+        while b < until {
+            let index = b
+            b += 1
+            guard let run else {
+                let batch = loader.pooled(1)[0]
+                try batch.fill(loader, indices: loader.slice(order, index), epoch: epoch, parallel: true)
+                if batch.size > 0 { return (index, batch) }
+                continue
+            }
+            if let current { run.release(current); self.current = nil }
+            let (batch, error) = run.next(index)
+            if let error {
+                run.release(batch)
+                close()
+                throw error
+            }
+            if batch.size == 0 { run.release(batch); continue }
+            current = batch
+            return (index, batch)
+        }
+        close()
+        return nil
+    }
+
+    /// Stops the prefetch threads and waits for them (no batch is written afterwards); idempotent.
+    public func close() {
+        b = until
+        guard let run else { return }
+        self.run = nil
+        if let current { run.release(current); self.current = nil }
+        run.stop(workers: workers)
     }
 }
 

@@ -20,8 +20,8 @@ public final class Trainer {
     public let optimizer: SGD
     public let schedule: LRSchedule
     let engine: StepEngine
-    public private(set) var step = 0
-    public private(set) var history: [EvalCounts] = []
+    public internal(set) var step = 0
+    public internal(set) var history: [EvalCounts] = []
     func record(_ eval: EvalCounts) { history.append(eval) }
     /// Counts, classes and file-list hashes of both splits (`DataFingerprint`): compared across ranks at
     /// start and kept in checkpoints.
@@ -118,142 +118,6 @@ public final class Trainer {
 
     func file(_ name: String) -> String { (config.outDir as NSString).appendingPathComponent(name) }
 
-    /// Runs every epoch (or until `maxSteps`), evaluating after each; rank 0 appends to RUN_DIR/metrics.jsonl.
-    /// Resumes from a checkpoint when asked, saves at epoch ends and every `saveEvery` steps, and on
-    /// SIGTERM/SIGUSR1 saves and throws `PreemptedError`.
-    public func run(log printLine: ((String) -> Void)? = nil) throws {
-        let isRoot = comm.rank == 0
-        var metrics: MetricsLog?
-        var csv: MetricsCSV?
-        if isRoot {
-            do {
-                try FileManager.default.createDirectory(atPath: config.outDir, withIntermediateDirectories: true)
-                try config.resolvedYAML.write(toFile: file("config.yaml"), atomically: true, encoding: .utf8)
-            } catch { throw TrainingError("cannot write to run directory \(config.outDir): \(error.localizedDescription)") }
-        }
-        let runLog = RunLog(path: isRoot ? file("train.log") : nil)
-        let log = printLine ?? { runLog.line($0) }
-        var position = Position()
-        var resumedSums = EpochSums()
-        if let (p, sums) = try restore() { position = p; resumedSums = sums }
-        if isRoot {
-            if config.resume != nil {
-                // Rows of epochs after the checkpoint were written by the run that stopped: the resumed run
-                // writes them again, so the files read as one run.
-                try MetricsLog.dropEpochs(after: position.epoch, path: file("metrics.jsonl"))
-                try MetricsCSV.dropEpochs(after: position.epoch, path: file("metrics.csv"))
-            }
-            metrics = try MetricsLog(path: file("metrics.jsonl"))
-            csv = try MetricsCSV(path: file("metrics.csv"))
-            runLog.record("rmtrain train, \(comm.size) rank(s), configuration in \(file("config.yaml"))")
-            for note in resumeNotes { warn(note); runLog.record("warning: " + note) }
-        }
-        // A preemption signal that came before the first step (while the data was indexed, say): all ranks
-        // agree, nothing was trained, and the job can be requeued as for any preemption.
-        if try anyRank(Preemption.requested, "agree on an early preemption") {
-            throw PreemptedError(checkpoint: nil, step: position.step)
-        }
-        step = position.step
-        history = []
-        let tracer = try startTrace()
-        engine.tracer = tracer
-        let progress = ProgressLine(enabled: isRoot && !config.quiet, log: isRoot ? runLog : nil)
-        let perEpoch = trainLoader.batchesPerEpoch
-        let totalSteps = min(perEpoch * config.epochs, config.maxSteps ?? Int.max)
-        let runStart = Date()
-        let report = { (r: MetricsRecord, line: String) throws in
-            try metrics?.append(r)
-            try csv?.append(r)
-            if isRoot { log(line) }
-        }
-        // A run preempted while it evaluated saved the finished epoch without its evaluation: do it first.
-        if position.batch == 0 && position.epoch > 0 && position.valTop1.count < position.epoch {
-            try endEpoch(position.epoch - 1, sums: resumedSums, at: position, saveAtEnd: true, position: &position, report: report)
-        }
-        for epoch in position.epoch..<config.epochs where step < totalSteps {
-            let epochStart = Date()
-            let firstBatch = epoch == position.epoch ? position.batch : 0
-            var sums = EpochSums()
-            if firstBatch > 0 { sums = resumedSums } else { engine.startEpoch() }
-            try trainLoader.forEachBatch(epoch: epoch, from: firstBatch) { b, batch in
-                guard step < totalSteps else { return }
-                let lr = schedule.lr(at: step)
-                let stats = try engine.step(batch, step: step)
-                if step == 0, let path = config.dumpGradientsPath, isRoot {
-                    let grads = engine.trainableParameters.map {
-                        SafeTensors.Entry(name: $0.name, shape: $0.grad.shape, values: $0.grad.array)
-                    }
-                    try writeTensors(grads, to: path)
-                }
-                guard stats.loss.isFinite || config.skipNonFinite else {
-                    comm.abort("loss is \(stats.loss) at epoch \(epoch + 1), step \(step + 1) on rank \(comm.rank): "
-                               + "lower --lr, check the data, or pass --skip-nonfinite", code: 5)
-                }
-                if stats.gradientsFinite {
-                    optimizer.step(lr: Float(lr))
-                    try tracer?.commit(step: step + 1, epoch: epoch + 1, batch: b, lr: lr, applied: true,
-                                        parameters: engine.trainableParameters, buffers: model.buffers)
-                } else if config.skipNonFinite {
-                    try tracer?.commit(step: step + 1, epoch: epoch + 1, batch: b, lr: lr, applied: false,
-                                        parameters: engine.trainableParameters, buffers: model.buffers)
-                    if isRoot { warn("step \(step + 1): gradients are not finite; step skipped (--skip-nonfinite)") }
-                } else {
-                    // Every rank holds the same averaged gradients, so every rank stops here alike.
-                    throw TrainingError("gradients are not finite at epoch \(epoch + 1), step \(step + 1) (loss on rank "
-                                        + "\(comm.rank): \(stats.loss)); nothing was saved from this step: lower --lr, "
-                                        + "or pass --skip-nonfinite")
-                }
-                step += 1
-                sums.add(stats)
-                // Global loss for the progress line and the preemption vote: one tiny all-reduce per step.
-                var g = [stats.loss.isFinite ? stats.loss * Double(batch.size) : 0, Double(batch.size),
-                         Preemption.requested ? 1 : 0]
-                try comm.allReduceSum(&g, "reduce step loss")
-                sums.globalLoss += g[0]
-                sums.globalSeen += g[1]
-                if config.checkEvery > 0 && step % config.checkEvery == 0 {
-                    try Consensus.checkParametersAgree(engine.trainableParameters, step: step, comm: comm)
-                }
-                let here = Position(epoch: epoch, batch: b + 1, step: step, valTop1: position.valTop1)
-                var saved = sums
-                saved.trainSeconds += Date().timeIntervalSince(epochStart)
-                if g[2] > 0 {
-                    progress.finishLine()
-                    let path = try saveCheckpoint(here, sums: saved)
-                    throw PreemptedError(checkpoint: path)
-                }
-                if config.saveEvery > 0 && step % config.saveEvery == 0 {
-                    try saveCheckpoint(here, sums: saved)
-                }
-                let elapsed = Date().timeIntervalSince(epochStart)
-                progress.update(epoch: epoch + 1, epochs: config.epochs, step: b + 1, steps: perEpoch,
-                                loss: sums.globalLoss / max(sums.globalSeen, 1), imagesPerSec: sums.globalSeen / max(elapsed, 1e-9),
-                                eta: Double(totalSteps - step) * elapsed / Double(b + 1 - firstBatch))
-            }
-            progress.finishLine()
-            sums.trainSeconds += Date().timeIntervalSince(epochStart)
-            let finished = step >= perEpoch * (epoch + 1)
-            let lastPosition = Position(epoch: finished ? epoch + 1 : epoch, batch: finished ? 0 : min(perEpoch, step - epoch * perEpoch),
-                                        step: step, valTop1: position.valTop1)
-            try endEpoch(epoch, sums: sums, at: lastPosition, saveAtEnd: finished, position: &position, report: report)
-        }
-        try Consensus.averageBuffers(model.buffers, comm: comm)
-        if let tracer {
-            try tracer.writeWeights("weights-final.safetensors", parameters: engine.trainableParameters, buffers: model.buffers)
-            try tracer.finish()
-        }
-        if config.saveAllRanks {
-            try saveWeights(name: "final.rank\(comm.rank).safetensors")
-        }
-        if isRoot {
-            try saveWeights()
-            let best = position.valTop1.enumerated().max { $0.element <= $1.element }
-            log(String(format: "done in %@; final val top-1 %.2f%% (best %.2f%% at epoch %d); metrics: %@",
-                       ProgressLine.duration(Date().timeIntervalSince(runStart)), 100 * (position.valTop1.last ?? 0),
-                       100 * (best?.element ?? 0), (best?.offset ?? 0) + 1, metrics?.path ?? ""))
-        }
-    }
-
     /// `--trace`: the tracer of this rank (rank 0, or every rank with `--trace-all-ranks`), its meta.json and
     /// the weights before the first step written; nil when not tracing.
     func startTrace() throws -> StepTracer? {
@@ -282,7 +146,7 @@ public final class Trainer {
                          metadata: ["model": config.model, "layout": "OHWI"])
     }
 
-    private func writeTensors(_ entries: [SafeTensors.Entry], to path: String, metadata: [String: String] = [:]) throws {
+    func writeTensors(_ entries: [SafeTensors.Entry], to path: String, metadata: [String: String] = [:]) throws {
         let blob = SafeTensors.encode(entries, metadata: metadata)
         do { try blob.write(to: URL(fileURLWithPath: path), options: .atomic) }
         catch { throw TrainingError("cannot write \(path): \(error.localizedDescription)") }

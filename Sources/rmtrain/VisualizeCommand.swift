@@ -48,8 +48,7 @@ struct VisualizeCommand: ParsableCommand {
         var canvas = Canvas(width: cellW * images + 8, height: cellH * steps + 30)
         canvas.drawText("\(mix.rawValue) on \(ds.name): one row per step, top-3 classes of each mixed label", x: 6, y: 8)
         let norm = ds.normalization
-        try loader.forEachBatch(epoch: 0) { b, batch in
-            guard b < steps else { return }
+        try loader.forEachBatch(epoch: 0, until: steps) { b, batch in
             let record = method.mix(images: batch.images, labels: batch.labels, targets: targets, step: b)
             method.remember(images: batch.images, targets: targets, logits: zeros)
             let box = record.mixed ? record.pasteBox ?? record.box : nil, lam = record.lam

@@ -90,3 +90,42 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual(perClass, [Int](repeating: 1000, count: 10))
     }
 }
+
+/// A data set that counts its loads, to see what a loader decodes.
+private final class CountingDataset: Dataset, @unchecked Sendable {
+    let name = "counting", count = 64, numClasses = 2, classNames = ["a", "b"]
+    let sampleShape = (height: 2, width: 2, channels: 1)
+    let normalization = Normalization(mean: [0, 0, 0], std: [1, 1, 1])
+    private let lock = NSLock()
+    private var loaded: Set<Int> = []
+    var loads: Set<Int> { lock.withLock { loaded } }
+    func label(_ index: Int) -> Int { index % 2 }
+    func load(_ index: Int, augment: Bool, rng: inout RandomStream, into out: UnsafeMutablePointer<Float>) throws {
+        lock.withLock { _ = loaded.insert(index) }
+        out.update(repeating: Float(index), count: 4)
+    }
+}
+
+final class EpochIteratorTests: XCTestCase {
+    /// `until` bounds what is decoded (the training loop's --max-steps, visualize's rows), with prefetch
+    /// threads too; leaving the iterator early stops them.
+    func testNoBatchPastUntilIsDecodedAndTheLoopCanLeave() throws {
+        for threads in [0, 1, 3] {
+            let ds = CountingDataset()
+            let loader = BatchLoader(dataset: ds, sampler: DistributedSampler(count: 64, shuffle: false, seed: 1),
+                                     batchSize: 4, augment: false, seed: 1, threads: threads)
+            let batches = loader.batches(epoch: 0, from: 2, until: 5)
+            var seen: [Int] = []
+            while let (b, batch) = try batches.next() { seen.append(b); XCTAssertEqual(batch.indices, Array(4 * b..<4 * b + 4)) }
+            XCTAssertEqual(seen, [2, 3, 4], "threads \(threads)")
+            XCTAssertEqual(ds.loads, Set(8..<20), "threads \(threads): decoded only batches 2…4")
+            XCTAssertNil(try batches.next())
+
+            let early = loader.batches(epoch: 1)
+            _ = try early.next()
+            early.close()                 // the workers stop; at most the prefetch window was decoded
+            XCTAssertLessThanOrEqual(ds.loads.subtracting(8..<20).count, 4 * (threads + 2), "threads \(threads)")
+            XCTAssertNil(try early.next())
+        }
+    }
+}

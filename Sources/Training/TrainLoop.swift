@@ -1,0 +1,185 @@
+import Checkpoint
+import Data
+import Distributed
+import Foundation
+import Kernels
+
+/// What one run keeps between its phases: where it writes, where it stands, what it reports.
+final class RunContext {
+    let isRoot: Bool
+    let runLog: RunLog
+    let log: (String) -> Void
+    var metrics: MetricsLog?
+    var csv: MetricsCSV?
+    var position = Position()
+    var resumedSums = EpochSums()
+    var tracer: StepTracer?
+    let progress: ProgressLine
+    let totalSteps: Int
+    let started = Date()
+
+    init(isRoot: Bool, runLog: RunLog, log: @escaping (String) -> Void, progress: ProgressLine, totalSteps: Int) {
+        (self.isRoot, self.runLog, self.log, self.progress, self.totalSteps) = (isRoot, runLog, log, progress, totalSteps)
+    }
+
+    /// Appends an epoch's row to metrics.jsonl and metrics.csv and prints its line (rank 0).
+    func report(_ record: MetricsRecord, _ line: String) throws {
+        try metrics?.append(record)
+        try csv?.append(record)
+        if isRoot { log(line) }
+    }
+}
+
+/// The training loop as named phases: start the run directory, restore, agree on an early preemption,
+/// finish an epoch whose evaluation was cut short, then per epoch train and end it (reduce, save, evaluate,
+/// report), and finish the run. One step is `trainStep`: the step, its fate, the rank-wide agreement, saves.
+extension Trainer {
+    /// Runs every epoch (or until `--max-steps`), evaluating after each; rank 0 appends to RUN_DIR/metrics.jsonl.
+    /// Resumes from a checkpoint when asked, saves at epoch ends and every `saveEvery` steps, and on
+    /// SIGTERM/SIGUSR1 saves and throws `PreemptedError`.
+    public func run(log printLine: ((String) -> Void)? = nil) throws {
+        let run = try startRun(log: printLine)
+        try restoreRun(run)
+        if try anyRank(Preemption.requested, "agree on an early preemption") {
+            throw PreemptedError(checkpoint: nil, step: run.position.step)
+        }
+        step = run.position.step
+        history = []
+        run.tracer = try startTrace()
+        engine.tracer = run.tracer
+        // A run preempted while it evaluated saved the finished epoch without its evaluation: do it first.
+        let p = run.position
+        if p.batch == 0 && p.epoch > 0 && p.valTop1.count < p.epoch {
+            try endEpoch(p.epoch - 1, sums: run.resumedSums, at: p, saveAtEnd: true, position: &run.position, report: run.report)
+        }
+        for epoch in run.position.epoch..<config.epochs where step < run.totalSteps {
+            let sums = try trainEpoch(epoch, run)
+            let perEpoch = trainLoader.batchesPerEpoch
+            let finished = step >= perEpoch * (epoch + 1)
+            let next = Position(epoch: finished ? epoch + 1 : epoch, batch: finished ? 0 : min(perEpoch, step - epoch * perEpoch),
+                                step: step, valTop1: run.position.valTop1)
+            try endEpoch(epoch, sums: sums, at: next, saveAtEnd: finished, position: &run.position, report: run.report)
+        }
+        try finishRun(run)
+    }
+
+    /// The run directory (config.yaml, train.log) and the progress line; rank 0 alone writes.
+    func startRun(log printLine: ((String) -> Void)?) throws -> RunContext {
+        let isRoot = comm.rank == 0
+        if isRoot {
+            do {
+                try FileManager.default.createDirectory(atPath: config.outDir, withIntermediateDirectories: true)
+                try config.resolvedYAML.write(toFile: file("config.yaml"), atomically: true, encoding: .utf8)
+            } catch { throw TrainingError("cannot write to run directory \(config.outDir): \(error.localizedDescription)") }
+        }
+        let runLog = RunLog(path: isRoot ? file("train.log") : nil)
+        return RunContext(isRoot: isRoot, runLog: runLog, log: printLine ?? { runLog.line($0) },
+                          progress: ProgressLine(enabled: isRoot && !config.quiet, log: isRoot ? runLog : nil),
+                          totalSteps: min(trainLoader.batchesPerEpoch * config.epochs, config.maxSteps ?? Int.max))
+    }
+
+    /// The checkpoint's state (`--resume`), and the metrics files opened for appending: rows of epochs after
+    /// the checkpoint were written by the run that stopped, and go, so the files read as one run.
+    func restoreRun(_ run: RunContext) throws {
+        if let (p, sums) = try restore() { (run.position, run.resumedSums) = (p, sums) }
+        guard run.isRoot else { return }
+        if config.resume != nil {
+            try MetricsLog.dropEpochs(after: run.position.epoch, path: file("metrics.jsonl"))
+            try MetricsCSV.dropEpochs(after: run.position.epoch, path: file("metrics.csv"))
+        }
+        run.metrics = try MetricsLog(path: file("metrics.jsonl"))
+        run.csv = try MetricsCSV(path: file("metrics.csv"))
+        run.runLog.record("rmtrain train, \(comm.size) rank(s), configuration in \(file("config.yaml"))")
+        for note in resumeNotes { warn(note); run.runLog.record("warning: " + note) }
+    }
+
+    /// One epoch's steps, from where the run stands to the epoch's end or `--max-steps` (no batch beyond
+    /// it is loaded). Returns this rank's sums of the epoch.
+    func trainEpoch(_ epoch: Int, _ run: RunContext) throws -> EpochSums {
+        let epochStart = Date()
+        let perEpoch = trainLoader.batchesPerEpoch
+        let firstBatch = epoch == run.position.epoch ? run.position.batch : 0
+        var sums = EpochSums()
+        if firstBatch > 0 { sums = run.resumedSums } else { engine.startEpoch() }
+        let batches = trainLoader.batches(epoch: epoch, from: firstBatch, until: run.totalSteps - epoch * perEpoch)
+        defer { batches.close() }
+        while let (b, batch) = try batches.next() {
+            try trainStep(batch, epoch: epoch, batch: b, sums: &sums, run: run, epochStart: epochStart)
+            let elapsed = Date().timeIntervalSince(epochStart)
+            run.progress.update(epoch: epoch + 1, epochs: config.epochs, step: b + 1, steps: perEpoch,
+                                loss: sums.globalLoss / max(sums.globalSeen, 1), imagesPerSec: sums.globalSeen / max(elapsed, 1e-9),
+                                eta: Double(run.totalSteps - step) * elapsed / Double(b + 1 - firstBatch))
+        }
+        run.progress.finishLine()
+        sums.trainSeconds += Date().timeIntervalSince(epochStart)
+        return sums
+    }
+
+    /// One step: compute it, apply it (or skip or stop on non-finite gradients), agree with every rank on the
+    /// loss and on a preemption request, and save when a checkpoint is due.
+    func trainStep(_ batch: Batch, epoch: Int, batch b: Int, sums: inout EpochSums, run: RunContext, epochStart: Date) throws {
+        let lr = schedule.lr(at: step)
+        let stats = try engine.step(batch, step: step)
+        if step == 0, let path = config.dumpGradientsPath, run.isRoot {
+            try writeTensors(engine.trainableParameters.map { SafeTensors.Entry(name: $0.name, shape: $0.grad.shape, values: $0.grad.array) },
+                             to: path)
+        }
+        try apply(stats, lr: lr, epoch: epoch, batch: b, run: run)
+        step += 1
+        sums.add(stats)
+        // Global loss for the progress line and the preemption vote: one tiny all-reduce per step.
+        var g = [stats.loss.isFinite ? stats.loss * Double(batch.size) : 0, Double(batch.size), Preemption.requested ? 1 : 0]
+        try comm.allReduceSum(&g, "reduce step loss")
+        sums.globalLoss += g[0]
+        sums.globalSeen += g[1]
+        if config.checkEvery > 0 && step % config.checkEvery == 0 {
+            try Consensus.checkParametersAgree(engine.trainableParameters, step: step, comm: comm)
+        }
+        let here = Position(epoch: epoch, batch: b + 1, step: step, valTop1: run.position.valTop1)
+        var saved = sums
+        saved.trainSeconds += Date().timeIntervalSince(epochStart)
+        if g[2] > 0 {
+            run.progress.finishLine()
+            throw PreemptedError(checkpoint: try saveCheckpoint(here, sums: saved))
+        }
+        if config.saveEvery > 0 && step % config.saveEvery == 0 { try saveCheckpoint(here, sums: saved) }
+    }
+
+    /// The optimizer step when the averaged gradients are finite; otherwise skipped (`--skip-nonfinite`) or
+    /// the run stops. Every rank holds the same averaged gradients, so every rank decides alike.
+    private func apply(_ stats: StepStats, lr: Double, epoch: Int, batch b: Int, run: RunContext) throws {
+        guard stats.loss.isFinite || config.skipNonFinite else {
+            comm.abort("loss is \(stats.loss) at epoch \(epoch + 1), step \(step + 1) on rank \(comm.rank): "
+                       + "lower --lr, check the data, or pass --skip-nonfinite", code: 5)
+        }
+        guard stats.gradientsFinite || config.skipNonFinite else {
+            throw TrainingError("gradients are not finite at epoch \(epoch + 1), step \(step + 1) (loss on rank "
+                                + "\(comm.rank): \(stats.loss)); nothing was saved from this step: lower --lr, "
+                                + "or pass --skip-nonfinite")
+        }
+        if stats.gradientsFinite {
+            optimizer.step(lr: Float(lr))
+        } else if run.isRoot {
+            warn("step \(step + 1): gradients are not finite; step skipped (--skip-nonfinite)")
+        }
+        try run.tracer?.commit(step: step + 1, epoch: epoch + 1, batch: b, lr: lr, applied: stats.gradientsFinite,
+                               parameters: engine.trainableParameters, buffers: model.buffers)
+    }
+
+    /// The end of a run: BN statistics averaged, the trace closed, final weights written, a summary line.
+    func finishRun(_ run: RunContext) throws {
+        try Consensus.averageBuffers(model.buffers, comm: comm)
+        if let tracer = run.tracer {
+            try tracer.writeWeights("weights-final.safetensors", parameters: engine.trainableParameters, buffers: model.buffers)
+            try tracer.finish()
+        }
+        if config.saveAllRanks { try saveWeights(name: "final.rank\(comm.rank).safetensors") }
+        guard run.isRoot else { return }
+        try saveWeights()
+        let top1 = run.position.valTop1
+        let best = top1.enumerated().max { $0.element <= $1.element }
+        run.log(String(format: "done in %@; final val top-1 %.2f%% (best %.2f%% at epoch %d); metrics: %@",
+                       ProgressLine.duration(Date().timeIntervalSince(run.started)), 100 * (top1.last ?? 0),
+                       100 * (best?.element ?? 0), (best?.offset ?? 0) + 1, run.metrics?.path ?? ""))
+    }
+}
