@@ -1,7 +1,12 @@
 // swift-tools-version:6.0
 // rmtrain: distributed RecursiveMix training on CPU.
-// Module graph (dependencies point one way):
-//   C system libraries → Kernels → Layers → Models → Optim → Data → Training → rmtrain
+// Module graph (dependencies point one way; each target below declares exactly what it imports):
+//   Kernels (COpenBLAS)
+//   ├─ Layers ─┬─ Models, Optim, Mixing
+//   ├─ Data (CZlib, CTurboJPEG, CPNG)      Imaging (CZlib)
+//   ├─ Distributed (CMPI)                  Checkpoint (CZstd)
+//   Training: Models, Optim, Mixing, Data, Distributed, Checkpoint, Layers, Kernels
+//   rmtrain: Training and the modules it names (not Layers, not the C libraries)
 import PackageDescription
 
 // Release builds: no bounds checks in the kernels (they use raw pointers anyway), whole-module
@@ -51,12 +56,13 @@ let package = Package(
                                                    "Distributed", "Checkpoint"],
                 swiftSettings: optimize),
         .executableTarget(name: "rmtrain", dependencies: [
-            "Training", "Models", "Optim", "Mixing", "Imaging", "Layers", "Data", "Kernels", "Distributed", "Checkpoint", "CMPI", "CZstd", "CTurboJPEG",
+            "Training", "Models", "Optim", "Mixing", "Imaging", "Data", "Kernels", "Distributed", "Checkpoint",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: optimize),
 
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Layers", "Models", "Optim"],
+        // Layers, blocks and networks: gradient checks, PyTorch golden files, shapes and parameter counts.
+        .testTarget(name: "NetworkTests", dependencies: ["Kernels", "Layers", "Models"],
                     exclude: ["Golden"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "Kernels"], exclude: ["Golden"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "Optim", "Layers", "Kernels",
@@ -65,6 +71,7 @@ let package = Package(
         .testTarget(name: "MixingTests", dependencies: ["Mixing", "Kernels", "Layers"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Kernels", "CZlib"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Kernels"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -57,7 +57,7 @@ final class SGDTests: XCTestCase {
 import Layers
 
 final class DeterminismTests: XCTestCase {
-    func config(seed: UInt64, out: String) throws -> TrainConfig {
+    static func config(seed: UInt64, out: String) throws -> TrainConfig {
         guard FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist") else {
             throw TestSetupError("dataset-fashion-mnist not installed: run launch/setup.sh")
         }
@@ -83,7 +83,7 @@ final class DeterminismTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: tmp) }
         var results: [[[UInt32]]] = []
         for (i, seed) in [11, 11, 12].enumerated() {
-            let t = try Trainer(config: config(seed: UInt64(seed), out: tmp + "/\(i)"))
+            let t = try Trainer(config: Self.config(seed: UInt64(seed), out: tmp + "/\(i)"))
             try t.run(log: { _ in })
             XCTAssertEqual(t.step, 4)
             results.append(weights(t))

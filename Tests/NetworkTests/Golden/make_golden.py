@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Writes the PyTorch golden files that Tests/KernelsTests/GoldenTests.swift compares our layers with.
+"""Writes the PyTorch golden files that Tests/NetworkTests/GoldenTests.swift compares our layers with.
 
-Run by hand (never in CI) from anywhere:  python3 Tests/KernelsTests/Golden/make_golden.py
+Run by hand (never in CI) from anywhere:  python3 Tests/NetworkTests/Golden/make_golden.py
 Needs only plain torch (no torchvision, no safetensors package). Deterministic: fixed seeds, float32,
 single-threaded CPU, so running it again rewrites the same files.
 
