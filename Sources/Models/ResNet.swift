@@ -8,7 +8,7 @@ public final class ResNet: Network, @unchecked Sendable {
     public enum Variant: String, CaseIterable, Sendable {
         case resnet8, resnet20, resnet56                // CIFAR, 3 stages of 16/32/64 channels (n = 1, 3, 9)
         case cifarResnet18 = "cifar-resnet18", cifarResnet34 = "cifar-resnet34"   // 3×3 stem, no max-pool
-        case resnet18, resnet50                          // ImageNet, torchvision v1.5 layout
+        case resnet18, resnet34, resnet50                // ImageNet, torchvision v1.5 layout
     }
 
     public let variant: Variant
@@ -46,11 +46,12 @@ public final class ResNet: Network, @unchecked Sendable {
             stem(64, kernel: 3, stride: 1)
             let counts = variant == .cifarResnet18 ? [2, 2, 2, 2] : [3, 4, 6, 3]
             featureChannels = stages([64, 128, 256, 512], counts, strides: [1, 2, 2, 2], start: 64, basic)
-        case .resnet18, .resnet50:
+        case .resnet18, .resnet34, .resnet50:
             stem(64, kernel: 7, stride: 2)
             layers.append(MaxPool2d(kernel: 3, stride: 2, padding: 1))
-            if variant == .resnet18 {
-                featureChannels = stages([64, 128, 256, 512], [2, 2, 2, 2], strides: [1, 2, 2, 2], start: 64, basic)
+            if variant != .resnet50 {
+                let counts = variant == .resnet18 ? [2, 2, 2, 2] : [3, 4, 6, 3]
+                featureChannels = stages([64, 128, 256, 512], counts, strides: [1, 2, 2, 2], start: 64, basic)
             } else {
                 featureChannels = stages([64, 128, 256, 512], [3, 4, 6, 3], strides: [1, 2, 2, 2], start: 64) {
                     Bottleneck($0, $1, $2, stride: $3)

@@ -8,6 +8,7 @@ import Models
 final class ModelShapeTests: XCTestCase {
     func testParameterCountsMatchTorchvision() {
         XCTAssertEqual(ResNet(.resnet18, inChannels: 3, numClasses: 1000).parameterCount, 11_689_512)
+        XCTAssertEqual(ResNet(.resnet34, inChannels: 3, numClasses: 1000).parameterCount, 21_797_672)
         XCTAssertEqual(ResNet(.resnet50, inChannels: 3, numClasses: 1000).parameterCount, 25_557_032)
         XCTAssertEqual(ResNet(.cifarResnet18, inChannels: 3, numClasses: 10).parameterCount, 11_173_962)
         XCTAssertEqual(ResNet(.cifarResnet34, inChannels: 3, numClasses: 100).parameterCount, 21_328_292)
