@@ -13,7 +13,12 @@ extension Trainer {
     func endEpoch(_ epoch: Int, sums: EpochSums, at next: Position, saveAtEnd: Bool, position: inout Position,
                   report: (MetricsRecord, String) throws -> Void) throws {
         let reduced = try sums.reduced(comm, badImages: data.badImages.count)
-        let mix = try comm.allReduceSum(engine.mixing.statistics, "reduce mixing statistics")
+        // The mixing statistics and the metrics' counters in one all-reduce.
+        var all = engine.mixing.statistics.values + engine.metrics.sums
+        try comm.allReduceSum(&all, "reduce mixing statistics and metrics")
+        var mix = MixStatistics()
+        mix.values = Array(all.prefix(MixStatistics.fields.count))
+        let metrics = Array(all.dropFirst(MixStatistics.fields.count))
         try Consensus.averageBuffers(model.buffers, comm: comm)
 
         let started = Date()
@@ -28,7 +33,7 @@ extension Trainer {
         record(eval)
         position.valTop1.append(eval.top1Accuracy)
         let seconds = sums.trainSeconds + Date().timeIntervalSince(started)
-        try report(epochRecord(epoch, reduced: reduced, mix: mix, eval: eval, best: position.valTop1.max() ?? 0,
+        try report(epochRecord(epoch, reduced: reduced, mix: mix, metrics: metrics, eval: eval, best: position.valTop1.max() ?? 0,
                                seconds: seconds, trainSeconds: sums.trainSeconds),
                    String(format: "epoch %d/%d  train_loss %.4f  val_top1 %.2f%%  val_top5 %.2f%%  %.0f img/s  %.1fs",
                           epoch + 1, config.epochs, reduced.meanLoss, 100 * eval.top1Accuracy, 100 * eval.top5Accuracy,
@@ -43,7 +48,7 @@ extension Trainer {
     }
 
     /// One metrics.jsonl / metrics.csv row.
-    func epochRecord(_ epoch: Int, reduced: EpochSums.Reduced, mix: MixStatistics, eval: EvalCounts, best: Double,
+    func epochRecord(_ epoch: Int, reduced: EpochSums.Reduced, mix: MixStatistics, metrics: [Double], eval: EvalCounts, best: Double,
                      seconds: Double, trainSeconds: Double) -> MetricsRecord {
         var r = MetricsRecord()
         r.set("epoch", epoch + 1)
@@ -64,6 +69,7 @@ extension Trainer {
         r.set("allreduce_wait_seconds", reduced.waitSeconds)
         if engine.mixing.name != "none" { r.set("mix", engine.mixing.name) }
         for (key, value) in engine.mixing.report(mix, worldSize: comm.size) { r.set(key, value) }
+        for (key, value) in engine.metrics.report(metrics) { r.set(key, value) }
         return r
     }
 }

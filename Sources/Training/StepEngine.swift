@@ -28,6 +28,8 @@ final class StepEngine {
     private let criterion = SoftTargetCrossEntropy()
     private let targets: Tensor
     private let buckets: GradientBuckets
+    /// The per-epoch training metrics' counters of this rank (`EpochMetrics.all`).
+    var metrics = EpochMetrics()
     /// `--trace`: records each step's batch, draws and results (nil when not tracing).
     var tracer: StepTracer?
 
@@ -51,12 +53,16 @@ final class StepEngine {
     /// Every parameter the optimizer updates, collected once (the step must not allocate).
     private(set) lazy var trainableParameters: [Parameter] = model.parameters + extraParameters
 
-    func startEpoch() { mixing.startEpoch() }
+    func startEpoch() {
+        mixing.startEpoch()
+        metrics.reset()
+    }
 
     /// This rank's own state for checkpoints (RecursiveMix history, mixing statistics), and its restoration.
-    func rankState() -> [SafeTensors.Entry] { mixing.state() }
+    func rankState() -> [SafeTensors.Entry] { mixing.state() + metrics.entries() }
     func restoreRankState(_ entries: [String: SafeTensors.Entry], source: String) throws {
         try mixing.restore(entries, source: source)
+        metrics.restore(entries)
     }
 
     func step(_ batch: Batch, step: Int) throws -> StepStats {
@@ -68,6 +74,7 @@ final class StepEngine {
         let features = model.forwardFeatures(x, training: !config.freezeBN)
         let logits = model.classify(features, training: !config.freezeBN)
         let hits = countTop1(logits, batch.labels)
+        metrics.observe(StepOutputs(logits: logits, labels: batch.labels, targets: targets))
         let ce = criterion.forward(logits: logits, targets: targets)
         var loss = ce
         let auxiliary = mixing.auxiliaryLoss(features: features, imageWidth: x.w, record: record)
