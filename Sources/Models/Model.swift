@@ -38,9 +38,13 @@ public extension Model {
 
 /// The networks `--model` can name: the one list a new network adds itself to.
 public enum Networks {
-    /// Name → constructor (input channels, classes).
-    public static let all: [(name: String, make: @Sendable (Int, Int) -> Network)] =
-        ResNet.Variant.allCases.map { v in (v.rawValue, { ResNet(v, inChannels: $0, numClasses: $1) }) }
+    /// Builds a network for images of `inChannels` channels and `numClasses` classes.
+    public typealias Builder = @Sendable (_ inChannels: Int, _ numClasses: Int) -> Network
+
+    /// Name → builder. A new network adds its line: `("name", { MyNet(inChannels: $0, numClasses: $1) })`.
+    public static let all: [(name: String, make: Builder)] =
+        ResNet.Variant.allCases.map { v in (v.rawValue, { ResNet(v, inChannels: $0, numClasses: $1) }) } + others
+    private static let others: [(name: String, make: Builder)] = []
 
     public static var names: [String] { all.map(\.name) }
 
