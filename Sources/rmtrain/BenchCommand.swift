@@ -20,10 +20,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Mixing methods to measure, comma-separated (none, rm, mixup, cutmix).")
     var mix = "none"
 
-    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Batch size per rank.")
+    @Option(parsing: .unconditional, help: "Batch size per rank.")
     var batchSize = 64
 
-    @Option(name: .customLong("image-size"), parsing: .unconditional, help: "Input height and width.")
+    @Option(parsing: .unconditional, help: "Input height and width.")
     var imageSize = 32
 
     @Option(parsing: .unconditional, help: "Thread counts per rank to measure, comma-separated (single process only).")
@@ -32,10 +32,10 @@ struct BenchCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Timed steps per measurement (after two warm-up steps).")
     var steps = 20
 
-    @Flag(name: .customLong("no-overlap"), help: "All-reduce after backward instead of overlapping it.")
+    @Flag(help: "All-reduce after backward instead of overlapping it.")
     var noOverlap = false
 
-    @Flag(name: .customLong("skip-sgemm"), help: "Do not measure the sgemm peak.")
+    @Flag(help: "Do not measure the sgemm peak.")
     var skipSGEMM = false
 
     @Flag(help: "Print one JSON object per measurement instead of key=value lines.")

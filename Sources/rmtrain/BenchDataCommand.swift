@@ -16,16 +16,16 @@ struct BenchDataCommand: ParsableCommand {
     @Option(help: "Data sets to measure (repeat the flag): imagefolder:PATH, shards:DIR, cifar10-bin:PATH, …")
     var data: [String] = []
 
-    @Option(name: .customLong("image-size"), parsing: .unconditional, help: "Output size (default: the data set's).")
+    @Option(parsing: .unconditional, help: "Output size (default: the data set's).")
     var imageSize: Int?
 
-    @Flag(name: .customLong("aug-plus"), help: "Add colour jitter and lighting.")
+    @Flag(help: "Add colour jitter and lighting.")
     var augPlus = false
 
-    @Option(name: .customLong("loader-threads"), parsing: .unconditional, help: "Loader thread counts to measure, comma-separated.")
+    @Option(parsing: .unconditional, help: "Loader thread counts to measure, comma-separated.")
     var loaderThreads = "1,2"
 
-    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Batch size.")
+    @Option(parsing: .unconditional, help: "Batch size.")
     var batchSize = 64
 
     @Option(parsing: .unconditional, help: "Timed seconds per measurement (after one warm-up epoch).")

@@ -5,25 +5,24 @@ extension BadImagePolicy: ExpressibleByArgument {}
 
 /// The data flags shared by `train` and `bench-data`. (`--data` itself stays with each command.)
 struct DataOptions: ParsableArguments {
-    @Option(name: .customLong("image-size"), parsing: .unconditional,
+    @Option(parsing: .unconditional,
             help: "Output height and width (default: 32 for ≤32-px images, else 224). ≤ 32 uses the CIFAR pipeline (pad-4 crop, flip, CIFAR mean/std); larger sizes the ImageNet one (RandomResizedCrop, flip; eval resize to size/0.875 + centre crop; ImageNet mean/std).")
     var imageSize: Int?
 
-    @Option(name: .customLong("val-split"), help: "Image folders: the evaluation folder under PATH (default: val, else test).")
+    @Option(help: "Image folders: the evaluation folder under PATH (default: val, else test).")
     var valSplit: String?
 
-    @Option(name: .customLong("bad-image"),
-            help: "A corrupt or truncated image: skip (count it, log the first paths, replace it in training, drop it in evaluation) or fail.")
+    @Option(help: "A corrupt or truncated image: skip (count it, log the first paths, replace it in training, drop it in evaluation) or fail.")
     var badImage: BadImagePolicy = .skip
 
-    @Option(name: .customLong("loader-threads"), parsing: .unconditional,
+    @Option(parsing: .unconditional,
             help: "Background threads decoding and augmenting whole batches ahead of the step (0: load in the training thread).")
     var loaderThreads = 1
 
-    @Flag(name: .customLong("aug-plus"), help: "Add ColorJitter(0.4, 0.4, 0.4) in random order and PCA lighting(0.1) (the RecursiveMix ImageNet recipe).")
+    @Flag(help: "Add ColorJitter(0.4, 0.4, 0.4) in random order and PCA lighting(0.1) (the RecursiveMix ImageNet recipe).")
     var augPlus = false
 
-    @Flag(name: .customLong("drop-last"), help: "Drop each epoch's last partial global batch (PyTorch's drop_last). Without it the sampler pads the epoch to a multiple of the ranks with repeated samples and the last batch is smaller, except that a last batch of a single sample per rank is dropped (BatchNorm statistics from one image).")
+    @Flag(help: "Drop each epoch's last partial global batch (PyTorch's drop_last). Without it the sampler pads the epoch to a multiple of the ranks with repeated samples and the last batch is smaller, except that a last batch of a single sample per rank is dropped (BatchNorm statistics from one image).")
     var dropLast = false
 
     func validate() throws {

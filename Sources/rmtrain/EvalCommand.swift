@@ -14,8 +14,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Checkpoint file (.rmck).") var checkpoint: String
     @Option(help: "Data set (as for train); its evaluation split is used.") var data = "fashion-mnist"
     @OptionGroup var dataOptions: DataOptions
-    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Batch size per rank.") var batchSize = 256
-    @Option(name: .customLong("val-limit"), parsing: .unconditional, help: "Evaluate on N images: a class-balanced subset (fixed draw), the same that train --val-limit N uses.") var valLimit: Int?
+    @Option(parsing: .unconditional, help: "Batch size per rank.") var batchSize = 256
+    @Option(parsing: .unconditional, help: "Evaluate on N images: a class-balanced subset (fixed draw), the same that train --val-limit N uses.") var valLimit: Int?
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {

@@ -8,52 +8,49 @@ struct MixingOptions: ParsableArguments {
     @Option(help: "Mixing: none, mixup, cutmix, mixup+cutmix (timm conventions), rm (RecursiveMix).")
     var mix: MixMethod = .none
 
-    @Option(name: .customLong("rm-alpha"), parsing: .unconditional,
+    @Option(parsing: .unconditional,
             help: "RM: historical area u ~ U[0, α] per batch; λ is recomputed from the clipped box (code: 0.5).")
     var rmAlpha = 0.5
 
-    @Option(name: .customLong("rm-omega"), parsing: .unconditional,
+    @Option(parsing: .unconditional,
             help: "RM: weight ω of the consistency loss ω·(1−λ)·CE(H′(RoI), softmax(p_hist)) (code default 0.5; CIFAR recipe 0.1). The paper calls it KL; the code's soft CE has the same gradient.")
     var rmOmega = 0.5
 
-    @Option(name: .customLong("rm-interp"),
-            help: "RM: history resize, nearest (PyTorch's legacy rule, the code's default) or bilinear (align_corners).")
+    @Option(help: "RM: history resize, nearest (PyTorch's legacy rule, the code's default) or bilinear (align_corners).")
     var rmInterp: InterpolationMode = .nearest
 
-    @Option(name: .customLong("rm-history"),
-            help: "RM: per-epoch (reset each epoch, as the code does) or persistent (kept across epochs).")
+    @Option(help: "RM: per-epoch (reset each epoch, as the code does) or persistent (kept across epochs).")
     var rmHistory: HistoryMode = .perEpoch
 
-    @Flag(name: .customLong("rm-share-head"), help: "RM: the consistency head reuses the classifier fc (code: separate fc_roi).")
+    @Flag(help: "RM: the consistency head reuses the classifier fc (code: separate fc_roi).")
     var rmShareHead = false
 
     @Flag(name: .customLong("rm-legacy-transposed-roi"),
           help: "RM: reproduce the original release, whose pasted box was the transpose of the RoI (fixed upstream in 2023).")
     var rmLegacyTransposedRoI = false
 
-    @Option(name: .customLong("rm-box"), help: "RM: shared (every rank draws the same box and λ, as the code) or per-rank.")
+    @Option(help: "RM: shared (every rank draws the same box and λ, as the code) or per-rank.")
     var rmBox: BoxDraw = .shared
 
-    @Option(name: .customLong("mixup-alpha"), parsing: .unconditional, help: "Mixup: λ ~ Beta(α, α).")
+    @Option(parsing: .unconditional, help: "Mixup: λ ~ Beta(α, α).")
     var mixupAlpha = 1.0
 
-    @Option(name: .customLong("cutmix-alpha"), parsing: .unconditional, help: "CutMix: λ ~ Beta(α, α), corrected to the clipped box.")
+    @Option(parsing: .unconditional, help: "CutMix: λ ~ Beta(α, α), corrected to the clipped box.")
     var cutmixAlpha = 1.0
 
     @Option(name: .customLong("cutmix-minmax"), help: "CutMix: box side ratios MIN,MAX instead of Beta (timm's cutmix_minmax).")
     var cutmixMinMax: String?
 
-    @Option(name: .customLong("mix-prob"), parsing: .unconditional, help: "Mixup/CutMix: probability of mixing a batch.")
+    @Option(parsing: .unconditional, help: "Mixup/CutMix: probability of mixing a batch.")
     var mixProb = 1.0
 
-    @Option(name: .customLong("switch-prob"), parsing: .unconditional, help: "mixup+cutmix: probability of CutMix.")
+    @Option(parsing: .unconditional, help: "mixup+cutmix: probability of CutMix.")
     var switchProb = 0.5
 
     @Option(parsing: .unconditional, help: "Label smoothing s.")
     var smoothing = 0.0
 
-    @Option(name: .customLong("smoothing-style"),
-            help: "Smoothing off-value: timm (s/K) or rm (the RecursiveMix code's s/(K−1)).")
+    @Option(help: "Smoothing off-value: timm (s/K) or rm (the RecursiveMix code's s/(K−1)).")
     var smoothingStyle: SmoothingStyle = .timm
 
     func validate() throws {

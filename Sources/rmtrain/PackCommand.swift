@@ -20,7 +20,7 @@ struct PackCommand: ParsableCommand {
     @Option(help: "Output folder.")
     var out: String
 
-    @Option(name: .customLong("short-side"), parsing: .unconditional,
+    @Option(parsing: .unconditional,
             help: "Resize images whose short side is longer to this many pixels (default: keep sizes).")
     var shortSide: Int?
 
@@ -36,10 +36,10 @@ struct PackCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Shards packed in parallel (default: all cores).")
     var threads: Int?
 
-    @Option(name: .customLong("val-split"), help: "The evaluation folder under PATH (default: val, else test).")
+    @Option(help: "The evaluation folder under PATH (default: val, else test).")
     var valSplit: String?
 
-    @Option(name: .customLong("bad-image"), help: "An unreadable image: skip (stored as a bad record, skipped when training) or fail.")
+    @Option(help: "An unreadable image: skip (stored as a bad record, skipped when training) or fail.")
     var badImage: BadImagePolicy = .skip
 
     @Option(parsing: .unconditional, help: "Pack only the first N images of each split (quick runs).")

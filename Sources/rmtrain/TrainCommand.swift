@@ -31,16 +31,16 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Epochs.")
     var epochs = 3
 
-    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Batch size per process.")
+    @Option(parsing: .unconditional, help: "Batch size per process.")
     var batchSize = 128
 
-    @Option(name: .customLong("eval-batch-size"), parsing: .unconditional, help: "Batch size for evaluation.")
+    @Option(parsing: .unconditional, help: "Batch size for evaluation.")
     var evalBatchSize = 256
 
     @Option(parsing: .unconditional, help: "Base learning rate.")
     var lr = 0.1
 
-    @Flag(name: .customLong("scale-lr"), help: "Scale the learning rate: lr × global batch / 256.")
+    @Flag(help: "Scale the learning rate: lr × global batch / 256.")
     var scaleLR = false
 
     @Option(parsing: .unconditional, help: "Weight decay.")
@@ -52,37 +52,37 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Nesterov momentum.")
     var nesterov = false
 
-    @Flag(name: .customLong("no-bn-decay"), help: "Exempt BatchNorm parameters and biases from weight decay (the RecursiveMix code decays all).")
+    @Flag(help: "Exempt BatchNorm parameters and biases from weight decay (the RecursiveMix code decays all).")
     var noBNDecay = false
 
-    @Option(name: .customLong("warmup-epochs"), parsing: .unconditional, help: "Linear warmup, in epochs (fractions allowed).")
+    @Option(parsing: .unconditional, help: "Linear warmup, in epochs (fractions allowed).")
     var warmupEpochs = 0.0
 
-    @Option(name: .customLong("lr-schedule"), help: "cosine (per iteration, after warmup) or step.")
+    @Option(help: "cosine (per iteration, after warmup) or step.")
     var lrSchedule: LRSchedule.Kind = .cosine
 
-    @Option(name: .customLong("milestones"), parsing: .unconditional, help: "Epochs at which the step schedule multiplies the lr by --lr-decay, comma-separated.")
+    @Option(parsing: .unconditional, help: "Epochs at which the step schedule multiplies the lr by --lr-decay, comma-separated.")
     var milestones = ""
 
-    @Option(name: .customLong("lr-decay"), parsing: .unconditional, help: "Factor of the step schedule.")
+    @Option(parsing: .unconditional, help: "Factor of the step schedule.")
     var lrDecay = 0.1
 
     @Option(parsing: .unconditional, help: "Random seed (initialisation, shuffling, augmentation).")
     var seed: UInt64 = 27
 
-    @Option(name: .customLong("out"), help: "Run directory for metrics and weights.")
+    @Option(help: "Run directory for metrics and weights.")
     var out = "runs/latest"
 
     @Option(parsing: .unconditional, help: "BLAS and loop threads (default: OPENBLAS_NUM_THREADS, else all cores).")
     var threads: Int?
 
-    @Option(name: .customLong("max-steps"), parsing: .unconditional, help: "Stop after this many optimizer steps (quick runs).")
+    @Option(parsing: .unconditional, help: "Stop after this many optimizer steps (quick runs).")
     var maxSteps: Int?
 
-    @Option(name: .customLong("train-limit"), parsing: .unconditional, help: "Train on N samples: a class-balanced subset (⌊N/K⌋ per class, the rest spread at random; a fixed draw, the same for every --seed).")
+    @Option(parsing: .unconditional, help: "Train on N samples: a class-balanced subset (⌊N/K⌋ per class, the rest spread at random; a fixed draw, the same for every --seed).")
     var trainLimit: Int?
 
-    @Option(name: .customLong("val-limit"), parsing: .unconditional, help: "Evaluate on N samples: a class-balanced subset, drawn as for --train-limit.")
+    @Option(parsing: .unconditional, help: "Evaluate on N samples: a class-balanced subset, drawn as for --train-limit.")
     var valLimit: Int?
 
     @Option(help: "A YAML file of train flags (e.g. launch/configs/*.yaml, or a run's config.yaml); flags given here override it.")
@@ -91,37 +91,37 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "No progress line.")
     var quiet = false
 
-    @Option(name: .customLong("bucket-mb"), parsing: .unconditional, help: "Gradient bucket size for the all-reduce, MiB.")
+    @Option(parsing: .unconditional, help: "Gradient bucket size for the all-reduce, MiB.")
     var bucketMB = 25.0
 
-    @Flag(name: .customLong("no-overlap"), help: "All-reduce gradients after backward instead of overlapping it.")
+    @Flag(help: "All-reduce gradients after backward instead of overlapping it.")
     var noOverlap = false
 
-    @Option(name: .customLong("collective-timeout"), parsing: .unconditional,
+    @Option(parsing: .unconditional,
             help: "Seconds a collective may wait for the other ranks before the job is aborted.")
     var collectiveTimeout = 300.0
 
-    @Option(name: .customLong("check-every"), parsing: .unconditional,
+    @Option(parsing: .unconditional,
             help: "Compare a parameter checksum across ranks every N steps (0: never).")
     var checkEvery = 200
 
     @OptionGroup(title: "Mixing (RecursiveMix follows the authors' code by default; flags give the paper's or the original release's variant)")
     var mixing: MixingOptions
 
-    @Option(name: .customLong("save-every"), parsing: .unconditional,
+    @Option(parsing: .unconditional,
             help: "Also save a checkpoint every N steps (0: only at epoch ends and on SIGTERM/SIGUSR1).")
     var saveEvery = 0
 
     @Option(parsing: .unconditional, help: "Step checkpoints to keep; the best by validation top-1 is kept as best.rmck.")
     var keep = 2
 
-    @Option(name: .customLong("ckpt-level"), parsing: .unconditional, help: "zstd level of checkpoints (1–19).")
+    @Option(parsing: .unconditional, help: "zstd level of checkpoints (1–19).")
     var ckptLevel = 3
 
     @Option(help: "Resume: 'auto' (newest valid checkpoint in --out, if any) or a checkpoint file.")
     var resume: String?
 
-    @Flag(name: .customLong("resume-weights-only"), help: "Load only weights and BN statistics from --resume (new schedule; any world size).")
+    @Flag(help: "Load only weights and BN statistics from --resume (new schedule; any world size).")
     var resumeWeightsOnly = false
 
     @Flag(help: "Resume although the data differs from the checkpoint's (image counts, classes, file list); the log records the difference.")
@@ -130,13 +130,13 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .customLong("skip-nonfinite"), help: "Skip steps whose gradients are NaN or infinite instead of stopping.")
     var skipNonFinite = false
 
-    @Flag(name: .customLong("freeze-bn"), help: "BatchNorm in eval mode while training (running statistics, frozen).")
+    @Flag(help: "BatchNorm in eval mode while training (running statistics, frozen).")
     var freezeBN = false
 
-    @Option(name: .customLong("dump-gradients"), help: ArgumentHelp("Write the first step's averaged gradients here (verification).", visibility: .hidden))
+    @Option(help: ArgumentHelp("Write the first step's averaged gradients here (verification).", visibility: .hidden))
     var dumpGradients: String?
 
-    @Flag(name: .customLong("save-all-ranks"), help: ArgumentHelp("Every rank writes final.rank<k>.safetensors (verification).", visibility: .hidden))
+    @Flag(help: ArgumentHelp("Every rank writes final.rank<k>.safetensors (verification).", visibility: .hidden))
     var saveAllRanks = false
 
     @Option(help: ArgumentHelp("Record every step (batch as loaded, draws, mixed batch, targets, logits, losses) and the weights before and after, for launch/checks/rm_reference.py; rank 0 only unless --trace-all-ranks. Use with --max-steps.", valueName: "dir"))
@@ -203,8 +203,8 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
-    private func train(_ world: World) throws {
-        let comm = world.comm
+    /// The run's settings from the flags (what config.yaml records and `--config` reads back).
+    func makeConfig() throws -> TrainConfig {
         var c = TrainConfig()
         c.data = data
         c.dataOptions = dataOptions.options
@@ -246,6 +246,12 @@ struct TrainCommand: ParsableCommand {
         c.saveAllRanks = saveAllRanks
         c.tracePath = trace
         c.traceAllRanks = traceAllRanks
+        return c
+    }
+
+    private func train(_ world: World) throws {
+        let comm = world.comm
+        let c = try makeConfig()
         let trainer: Trainer
         do { trainer = try Trainer(config: c, comm: comm) }
         catch is DataInterrupted {

@@ -17,7 +17,7 @@ struct VisualizeCommand: ParsableCommand {
     @Option(help: "Mixing to show: rm, mixup, cutmix, mixup+cutmix.") var mix: MixMethod = .rm
     @Option(parsing: .unconditional, help: "Consecutive steps (rows).") var steps = 5
     @Option(parsing: .unconditional, help: "Images per batch (columns).") var images = 6
-    @Option(name: .customLong("rm-alpha"), parsing: .unconditional, help: "RM α.") var rmAlpha = 0.5
+    @Option(parsing: .unconditional, help: "RM α.") var rmAlpha = 0.5
     @Option(parsing: .unconditional, help: "Seed.") var seed: UInt64 = 27
     @Option(parsing: .unconditional, help: "Pixel scale of each image (default: about 128 px per image).") var scale: Int?
     @Option(help: "Output PNG.") var out = "mixed.png"

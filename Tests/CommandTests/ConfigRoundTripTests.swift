@@ -1,0 +1,68 @@
+import Foundation
+import XCTest
+import ArgumentParser
+@testable import rmtrain
+@testable import Training
+
+/// `rmtrain train`'s flags and RUN_DIR/config.yaml: every flag is a setting that config.yaml records and
+/// `--config` reads back to the same run, or one of the few flags that belong to a launch alone.
+final class ConfigRoundTripTests: XCTestCase {
+    /// Flags that are not settings of the training (config.yaml leaves them out on purpose).
+    static let launchOnly: Set<String> = ["config", "threads", "quiet", "resume", "resume-weights-only", "allow-data-change",
+                                          "dump-gradients", "save-all-ranks", "trace", "trace-all-ranks", "help"]
+
+    /// A value other than the default for every setting, in flag syntax (true: the flag is given).
+    static let nonDefault: [String: String] = [
+        "data": "fashion-mnist:/tmp/fm", "model": "resnet56", "epochs": "7", "batch-size": "48", "eval-batch-size": "100",
+        "lr": "0.05", "scale-lr": "true", "wd": "0.0001", "momentum": "0.8", "nesterov": "true", "no-bn-decay": "true",
+        "warmup-epochs": "1.5", "lr-schedule": "step", "milestones": "3,5", "lr-decay": "0.2", "seed": "99",
+        "bucket-mb": "4.0", "no-overlap": "true", "check-every": "17", "freeze-bn": "true", "mix": "cutmix",
+        "rm-alpha": "0.3", "rm-omega": "0.2", "rm-interp": "bilinear", "rm-history": "persistent", "rm-share-head": "true",
+        "rm-legacy-transposed-roi": "true", "rm-box": "per-rank", "mixup-alpha": "0.4", "cutmix-alpha": "0.7",
+        "mix-prob": "0.9", "switch-prob": "0.3", "smoothing": "0.1", "smoothing-style": "rm", "bad-image": "fail",
+        "aug-plus": "true", "drop-last": "true", "out": "/tmp/run-x", "save-every": "11", "keep": "3", "ckpt-level": "5",
+        "loader-threads": "3", "collective-timeout": "77.0", "skip-nonfinite": "true", "cutmix-minmax": "0.2,0.8",
+        "image-size": "40", "val-split": "test", "max-steps": "13", "train-limit": "300", "val-limit": "50",
+    ]
+
+    /// Every `--flag` of `rmtrain train`, hidden ones included.
+    private func flags() -> Set<String> {
+        let help = TrainCommand.helpMessage(includeHidden: true, columns: 400)
+        let names = help.matches(of: /--([a-z0-9-]+)/).map { String($0.1) }
+        return Set(names)
+    }
+
+    private func arguments(_ settings: [String: String]) -> [String] {
+        settings.sorted { $0.key < $1.key }.flatMap { k, v -> [String] in
+            v == "true" ? ["--" + k] : v == "false" ? [] : ["--" + k, v]
+        }
+    }
+
+    func testEveryFlagIsARecordedSettingOrLaunchOnly() throws {
+        let c = try TrainCommand.parse(arguments(Self.nonDefault)).makeConfig()
+        let keys = Set(c.settings.map(\.key))
+        let flags = flags()
+        XCTAssertEqual(flags.subtracting(keys).subtracting(Self.launchOnly), [], "flags that config.yaml would not record")
+        XCTAssertEqual(keys.subtracting(flags), [], "settings without a flag to read them back")
+        XCTAssertEqual(keys.subtracting(Self.nonDefault.keys), [], "settings this test gives no value (add one)")
+    }
+
+    /// Every setting at a non-default value → config.yaml → `--config` → the same settings, value for value.
+    func testConfigYAMLRoundTripsEverySetting() throws {
+        let c1 = try TrainCommand.parse(arguments(Self.nonDefault)).makeConfig()
+        for (k, v) in c1.settings where v != "false" {
+            XCTAssertEqual(v, Self.nonDefault[k], "--\(k) did not reach the configuration")
+        }
+        XCTAssertNotEqual(c1.settings.map(\.value), TrainConfig().settings.map(\.value))
+        let path = NSTemporaryDirectory() + "config-\(UUID().uuidString).yaml"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try c1.resolvedYAML.write(toFile: path, atomically: true, encoding: .utf8)
+        let c2 = try TrainCommand.parse(try ConfigFile.flags(path)).makeConfig()
+        XCTAssertEqual(c2.settings.map(\.key), c1.settings.map(\.key))
+        XCTAssertEqual(c2.settings.map(\.value), c1.settings.map(\.value))
+        // And the defaults round-trip too (booleans false, optional settings absent).
+        try TrainConfig().resolvedYAML.write(toFile: path, atomically: true, encoding: .utf8)
+        let d = try TrainCommand.parse(try ConfigFile.flags(path)).makeConfig()
+        XCTAssertEqual(d.settings.map(\.value), TrainConfig().settings.map(\.value))
+    }
+}
