@@ -72,8 +72,9 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Kernels", "CZlib"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Kernels"]),
-        .testTarget(name: "CommandTests", dependencies: ["rmtrain", "Training",
-                                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(name: "CommandTests", dependencies: ["rmtrain", "Training", "Models", "Kernels", "Checkpoint",
+                                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                    exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,7 +1,8 @@
 import Foundation
 
 /// Reads and writes the safetensors format (8-byte little-endian header length, a JSON header of
-/// {name: {dtype, shape, data_offsets}}, then raw little-endian data). Only F32 tensors are used here.
+/// {name: {dtype, shape, data_offsets}}, then raw little-endian data). Written as F32 (and I64 counters);
+/// read from F32, F16 or BF16 (I64 entries are skipped).
 /// It is what PyTorch tooling loads, and what our golden files and weight dumps use.
 public enum SafeTensors {
     public struct Entry: Sendable {
@@ -65,12 +66,18 @@ public enum SafeTensors {
                 throw FormatError(description: "\(source): bad entry \(name)")
             }
             if dtype == "I64" { continue }     // counters (num_batches_tracked); not needed as floats
-            guard dtype == "F32" else { throw FormatError(description: "\(source): \(name) has dtype \(dtype), expected F32") }
-            guard base + offs[1] <= data.count, offs[1] - offs[0] == shape.reduce(1, *) * 4 else {
+            // F16 and BF16 (how pretrained weights are often shipped) widen to F32 exactly.
+            let width = ["F32": 4, "F16": 2, "BF16": 2][dtype]
+            guard let width else { throw FormatError(description: "\(source): \(name) has dtype \(dtype), expected F32, F16 or BF16") }
+            guard offs[0] >= 0, offs[0] <= offs[1], base + offs[1] <= data.count, offs[1] - offs[0] == shape.reduce(1, *) * width else {
                 throw FormatError(description: "\(source): \(name) data out of range (truncated file?)")
             }
             let values: [Float] = data.subdata(in: (base + offs[0])..<(base + offs[1])).withUnsafeBytes { raw in
-                (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+                (0..<(raw.count / width)).map { i -> Float in
+                    if width == 4 { return Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))) }
+                    let h = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))
+                    return dtype == "BF16" ? Float(bitPattern: UInt32(h) << 16) : Float(Float16(bitPattern: h))
+                }
             }
             out[name] = Entry(name: name, shape: shape, values: values)
         }

@@ -93,6 +93,8 @@ public struct TrainConfig: Sendable {
     public var resumeWeightsOnly = false
     /// Resume although the data fingerprint differs from the checkpoint's (logged).
     public var allowDataChange = false
+    /// `--init-weights`: pretrained weights under torchvision's names (`InitWeights`).
+    public var initWeights: String?
     /// Skip optimizer steps whose gradients are not finite instead of stopping.
     public var skipNonFinite = false
 
@@ -127,7 +129,7 @@ public struct TrainConfig: Sendable {
             ("cutmix-minmax", cutmixMinMax.map { "\($0.lowerBound),\($0.upperBound)" }),
             ("image-size", dataOptions.imageSize.map(String.init)), ("val-split", dataOptions.valSplit),
             ("max-steps", maxSteps.map(String.init)), ("train-limit", trainLimit.map(String.init)),
-            ("val-limit", valLimit.map(String.init)),
+            ("val-limit", valLimit.map(String.init)), ("init-weights", initWeights),
         ]
         for case let (k, v?) in optional { s.append((k, v)) }
         return s

@@ -91,6 +91,7 @@ extension Trainer {
         run.csv = try MetricsCSV(path: file("metrics.csv"))
         run.runLog.record("rmtrain train, \(comm.size) rank(s), configuration in \(file("config.yaml"))")
         for note in resumeNotes { warn(note); run.runLog.record("warning: " + note) }
+        for note in startNotes { run.log("rmtrain: " + note) }
     }
 
     /// One epoch's steps, from where the run stands to the epoch's end or `--max-steps` (no batch beyond

@@ -28,6 +28,8 @@ public final class Trainer {
     public let dataFingerprint: [String]
     /// What a resume accepted that the run log must record (other data behind --allow-data-change).
     var resumeNotes: [String] = []
+    /// What the start of the run must log (weights loaded, skipped, re-initialised).
+    var startNotes: [String] = []
 
     public init(config: TrainConfig, comm: Communicator = SingleProcess()) throws {
         self.config = config
@@ -47,6 +49,10 @@ public final class Trainer {
         }
         model = network
         model.initialize(seed: config.seed)
+        if let path = config.initWeights {
+            startNotes += try InitWeights.load(path, into: model).map { "--init-weights: " + $0 }
+            startNotes.append("--init-weights: loaded \(path)")
+        }
         trainLoader = BatchLoader(dataset: splits.train,
                                   sampler: DistributedSampler(count: splits.train.count, worldSize: comm.size, rank: comm.rank,
                                                               shuffle: true, seed: config.seed, dropLast: config.dataOptions.dropLast),

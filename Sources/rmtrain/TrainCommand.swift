@@ -124,6 +124,9 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Load only weights and BN statistics from --resume (new schedule; any world size).")
     var resumeWeightsOnly = false
 
+    @Option(help: ArgumentHelp("Start from these weights (safetensors under torchvision's names: torchvision, timm, `rmtrain export`; F32, F16 or BF16). A classifier for another number of classes is re-initialised; the log names every tensor skipped.", valueName: "file"))
+    var initWeights: String?
+
     @Flag(help: "Resume although the data differs from the checkpoint's (image counts, classes, file list); the log records the difference.")
     var allowDataChange = false
 
@@ -170,6 +173,9 @@ struct TrainCommand: ParsableCommand {
         if resumeWeightsOnly && resume == nil { throw ValidationError("--resume-weights-only needs --resume") }
         if let resume, resume != "auto", !FileManager.default.fileExists(atPath: resume) {
             throw ValidationError("--resume: no checkpoint at \(resume)")
+        }
+        if let initWeights, !FileManager.default.fileExists(atPath: initWeights) {
+            throw ValidationError("--init-weights: no file at \(initWeights)")
         }
         if traceAllRanks && trace == nil { throw ValidationError("--trace-all-ranks needs --trace DIR") }
         let m = try parsedMilestones()
@@ -242,6 +248,7 @@ struct TrainCommand: ParsableCommand {
         c.resumeWeightsOnly = resumeWeightsOnly
         c.skipNonFinite = skipNonFinite
         c.allowDataChange = allowDataChange
+        c.initWeights = initWeights
         c.dumpGradientsPath = dumpGradients
         c.saveAllRanks = saveAllRanks
         c.tracePath = trace

@@ -23,6 +23,7 @@ final class ConfigRoundTripTests: XCTestCase {
         "aug-plus": "true", "drop-last": "true", "out": "/tmp/run-x", "save-every": "11", "keep": "3", "ckpt-level": "5",
         "loader-threads": "3", "collective-timeout": "77.0", "skip-nonfinite": "true", "cutmix-minmax": "0.2,0.8",
         "image-size": "40", "val-split": "test", "max-steps": "13", "train-limit": "300", "val-limit": "50",
+        "init-weights": "/tmp/pretrained.safetensors",
     ]
 
     /// Every `--flag` of `rmtrain train`, hidden ones included.
@@ -36,6 +37,11 @@ final class ConfigRoundTripTests: XCTestCase {
         settings.sorted { $0.key < $1.key }.flatMap { k, v -> [String] in
             v == "true" ? ["--" + k] : v == "false" ? [] : ["--" + k, v]
         }
+    }
+
+    override func setUp() {
+        // --init-weights must name a file that exists.
+        FileManager.default.createFile(atPath: Self.nonDefault["init-weights"]!, contents: Data())
     }
 
     func testEveryFlagIsARecordedSettingOrLaunchOnly() throws {

@@ -1,0 +1,99 @@
+import Foundation
+import XCTest
+import Kernels
+import Models
+import Checkpoint
+@testable import rmtrain
+@testable import Training
+
+/// `--init-weights`: files written by the `safetensors` package (F32, F16, BF16) give PyTorch's logits; an
+/// exported checkpoint starts a run with identical logits; a 10-class file fine-tunes on 3 classes.
+final class InitWeightsTests: XCTestCase {
+    private static let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden").path
+    private static let cifar = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../../shared/data/cifar10").standardized.path
+
+    func testSafetensorsPackageFileGivesPyTorchsLogits() throws {
+        let model = try XCTUnwrap(Networks.make("resnet8", inChannels: 3, numClasses: 10))
+        model.initialize(seed: 1)
+        let notes = try InitWeights.load(Self.golden + "/init_weights.safetensors", into: model)
+        XCTAssertEqual(notes, [])
+        let expected = try SafeTensors.read(Self.golden + "/init_weights_expected.safetensors")
+        let x = try XCTUnwrap(expected["input_nhwc"]), want = try XCTUnwrap(expected["logits"])
+        let logits = model.forward(Tensor(shape: x.shape, values: x.values), training: false)
+        for (a, b) in zip(logits.array, want.values) { XCTAssertEqual(a, b, accuracy: 1e-4 * max(1, abs(b))) }
+    }
+
+    /// A folder of `classes` CIFAR-10 classes, `perClass` training and 2 test images each.
+    private func folder(_ classes: Int, perClass: Int = 6) throws -> String {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: Self.cifar) else { throw TestSetupError("\(Self.cifar) not present: tests read ../shared/data") }
+        let dir = NSTemporaryDirectory() + "initw-\(UUID().uuidString)"
+        addTeardownBlock { try? fm.removeItem(atPath: dir) }
+        for (split, n) in [("train", perClass), ("test", 2)] {
+            for c in try fm.contentsOfDirectory(atPath: "\(Self.cifar)/\(split)").sorted().prefix(classes) {
+                try fm.createDirectory(atPath: "\(dir)/\(split)/\(c)", withIntermediateDirectories: true)
+                for f in try fm.contentsOfDirectory(atPath: "\(Self.cifar)/\(split)/\(c)").sorted().prefix(n) {
+                    try fm.copyItem(atPath: "\(Self.cifar)/\(split)/\(c)/\(f)", toPath: "\(dir)/\(split)/\(c)/\(f)")
+                }
+            }
+        }
+        return dir
+    }
+
+    private func config(_ data: String, out: String) -> TrainConfig {
+        var c = TrainConfig()
+        c.data = "imagefolder:" + data
+        c.model = "resnet8"
+        c.batchSize = 10
+        c.epochs = 1
+        c.quiet = true
+        c.outDir = out
+        c.mix = .rm
+        return c
+    }
+
+    func testExportThenInitGivesIdenticalLogitsAndFineTunesOnThreeClasses() throws {
+        let ten = try folder(10), three = try folder(3)
+        let run = NSTemporaryDirectory() + "initw-run-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        let source = try Trainer(config: config(ten, out: run + "/a"))
+        try source.run(log: { _ in })
+        try ExportCommand.parse(["--checkpoint", run + "/a/best.rmck", "--out", run + "/m.safetensors"]).run()
+
+        var c = config(ten, out: run + "/b")
+        c.initWeights = run + "/m.safetensors"
+        let started = try Trainer(config: c)
+        XCTAssertEqual(started.startNotes, ["--init-weights: loaded \(run)/m.safetensors"])
+        let reference = try Evaluator.model(from: try CheckpointStore.read(run + "/a/best.rmck"), path: "a",
+                                            data: started.data.train)
+        let x = Tensor(shape: [2, 32, 32, 3])
+        for i in 0..<x.count { x[i] = Float(i % 17) / 17 - 0.5 }
+        XCTAssertEqual(started.model.forward(x, training: false).array, reference.forward(x, training: false).array)
+
+        var fine = config(three, out: run + "/c")
+        fine.initWeights = run + "/m.safetensors"
+        let t = try Trainer(config: fine)
+        XCTAssertEqual(t.model.numClasses, 3)
+        XCTAssertTrue(t.startNotes.contains("--init-weights: fc.weight re-initialised: the file has 10 classes, the data 3"), "\(t.startNotes)")
+        XCTAssertTrue(t.startNotes.contains("--init-weights: fc.bias re-initialised: the file has 10 classes, the data 3"), "\(t.startNotes)")
+        XCTAssertEqual(t.model.parameters.first { $0.name == "conv1.weight" }?.value.array,
+                       reference.parameters.first { $0.name == "conv1.weight" }?.value.array)
+        try t.run(log: { _ in })
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/c/final.safetensors"))
+    }
+
+    func testAnotherShapeIsAnErrorNamingTheTensor() throws {
+        let model = try XCTUnwrap(Networks.make("resnet20", inChannels: 3, numClasses: 10))
+        XCTAssertThrowsError(try InitWeights.load(Self.golden + "/init_weights.safetensors", into: model)) { e in
+            XCTAssertTrue("\(e)".hasPrefix("--init-weights \(Self.golden)/init_weights.safetensors: "), "\(e)")
+            XCTAssertTrue("\(e)".contains("layer"), "\(e)")
+        }
+    }
+}
+
+/// A missing test prerequisite is a failure, never a skip.
+struct TestSetupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
