@@ -18,6 +18,9 @@ expect_error "unknown model" "--model" train --model resnet99 --out "$WORK/x"
 expect_error "negative lr" "--lr" train --lr -0.1 --out "$WORK/x"
 expect_error "zero batch size" "--batch-size" train --batch-size 0 --out "$WORK/x"
 expect_error "unknown data set" "--data" train --data imagenet-nope --out "$WORK/x"
+expect_error "missing --init-weights file" "--init-weights: no file at /nonexistent/w.safetensors" train --init-weights /nonexistent/w.safetensors --out "$WORK/x"
+head -c 100 "$(dirname "$0")/../../Tests/CommandTests/Golden/init_weights.safetensors" > "$WORK/truncated.safetensors"
+expect_error "truncated --init-weights file" "--init-weights $WORK/truncated.safetensors: .*(exceeds the file|truncated)" train --model resnet8 --init-weights "$WORK/truncated.safetensors" --out "$WORK/x"
 
 # --- every numeric flag: NaN, infinities and out-of-range values stop the run before any data is read,
 #     with exit 64 and one line naming the flag, the value and the range
