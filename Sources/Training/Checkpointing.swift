@@ -29,9 +29,9 @@ extension Trainer {
         var mine = engine.rankState()
         mine += sums.entries(prefix: EpochSums.checkpointPrefix)
         mine += entries(model.buffers.map { ("rank_buffer." + $0.name, $0.value) })
-        let averaged = model.buffers.map { Buffer($0.name, shape: $0.value.shape, fill: 0) }
-        for (a, b) in zip(averaged, model.buffers) { a.value.copy(from: b.value) }
-        try Consensus.averageBuffers(averaged, comm: comm)
+        if let ema { mine += entries(ema.model.buffers.map { (WeightEMA.rankPrefix + $0.name, $0.value) }) }
+        let averaged = try averagedCopy(model.buffers)
+        let averagedEMA = try ema.map { try averagedCopy($0.model.buffers) } ?? []
         let gathered = try comm.gather(bytes: [UInt8](SafeTensors.encode(mine)), root: 0, "gather checkpoint state")
         guard comm.rank == 0 else { return "" }
         let ranks = try gathered.enumerated().map { r, bytes -> [SafeTensors.Entry] in
@@ -40,6 +40,10 @@ extension Trainer {
         }
         var tensors = entries(engine.trainableParameters.map { ($0.name, $0.value) } + averaged.map { ($0.name, $0.value) })
         tensors += entries(zip(optimizer.parameters, optimizer.velocity).map { ("momentum." + $0.0.name, $0.1) })
+        if let ema {
+            tensors += entries((ema.model.parameters.map { ($0.name, $0.value) } + averagedEMA.map { ($0.name, $0.value) })
+                .map { (WeightEMA.prefix + $0.0, $0.1) })
+        }
         let header = CheckpointHeader(
             model: config.model,
             shapes: Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.value.shape) }),
@@ -79,6 +83,7 @@ extension Trainer {
         try load(byName, into: engine.trainableParameters.map { ($0.name, $0.value) } + model.buffers.map { ($0.name, $0.value) },
                  path: path)
         if config.resumeWeightsOnly {
+            ema?.restart()
             if comm.rank == 0 { writeLine("rmtrain: loaded weights from \(path) (step \(h.step)); starting a new schedule") }
             return nil
         }
@@ -117,11 +122,29 @@ extension Trainer {
         try load(rankEntries, into: model.buffers.map { ("rank_buffer." + $0.name, $0.value) },
                  path: "\(path) rank \(comm.rank)")
         try engine.restoreRankState(rankEntries, source: "\(path) rank \(comm.rank)")
+        if let ema {
+            if byName[WeightEMA.prefix + model.classifier.weight.name] == nil {
+                ema.restart()
+                resumeNotes.append("--model-ema: \(path) holds no average; it restarts from the resumed weights")
+            } else {
+                try load(byName, into: ema.model.parameters.map { (WeightEMA.prefix + $0.name, $0.value) }, path: path)
+                try load(rankEntries, into: ema.model.buffers.map { (WeightEMA.rankPrefix + $0.name, $0.value) },
+                         path: "\(path) rank \(comm.rank)")
+            }
+        }
         let sums = EpochSums(entries: rankEntries, prefix: EpochSums.checkpointPrefix, legacy: EpochSums.legacy)
         if comm.rank == 0 {
             writeLine("rmtrain: resumed from \(path): epoch \(h.epoch + 1), batch \(h.batchInEpoch), step \(h.step)")
         }
         return (Position(epoch: h.epoch, batch: h.batchInEpoch, step: h.step, valTop1: h.valTop1History), sums)
+    }
+
+    /// Copies of `buffers` averaged over the ranks (a collective; the buffers themselves stay this rank's).
+    private func averagedCopy(_ buffers: [Buffer]) throws -> [Buffer] {
+        let copies = buffers.map { Buffer($0.name, shape: $0.value.shape, fill: 0) }
+        for (a, b) in zip(copies, buffers) { a.value.copy(from: b.value) }
+        try Consensus.averageBuffers(copies, comm: comm)
+        return copies
     }
 
     private func entries(_ named: [(String, Tensor)]) -> [SafeTensors.Entry] {

@@ -20,20 +20,24 @@ extension Trainer {
         mix.values = Array(all.prefix(MixStatistics.fields.count))
         let metrics = Array(all.dropFirst(MixStatistics.fields.count))
         try Consensus.averageBuffers(model.buffers, comm: comm)
+        if let ema { try Consensus.averageBuffers(ema.model.buffers, comm: comm) }
 
         let started = Date()
         let local = try Evaluator.evaluate(model, loader: valLoader, shouldStop: { Preemption.requested })
-        let stopped = try anyRank(local == nil, "agree on a preemption during evaluation")
+        let localEMA = try ema.map { try Evaluator.evaluate($0.model, loader: valLoader, shouldStop: { Preemption.requested }) }
+        let stopped = try anyRank(local == nil || localEMA == .some(nil), "agree on a preemption during evaluation")
         guard !stopped, var eval = local else {
             // The epoch trained, its evaluation did not finish: save with the sums that its row needs.
             let path = try saveCheckpoint(next, sums: sums)
             throw PreemptedError(checkpoint: path)
         }
         try eval.reduce(comm)
+        var evalEMA = localEMA.flatMap { $0 }
+        try evalEMA?.reduce(comm)
         record(eval)
         position.valTop1.append(eval.top1Accuracy)
         let seconds = sums.trainSeconds + Date().timeIntervalSince(started)
-        try report(epochRecord(epoch, reduced: reduced, mix: mix, metrics: metrics, eval: eval, best: position.valTop1.max() ?? 0,
+        try report(epochRecord(epoch, reduced: reduced, mix: mix, metrics: metrics, eval: eval, evalEMA: evalEMA, best: position.valTop1.max() ?? 0,
                                seconds: seconds, trainSeconds: sums.trainSeconds),
                    String(format: "epoch %d/%d  train_loss %.4f  val_top1 %.2f%%  val_top5 %.2f%%  %.0f img/s  %.1fs",
                           epoch + 1, config.epochs, reduced.meanLoss, 100 * eval.top1Accuracy, 100 * eval.top5Accuracy,
@@ -48,7 +52,8 @@ extension Trainer {
     }
 
     /// One metrics.jsonl / metrics.csv row.
-    func epochRecord(_ epoch: Int, reduced: EpochSums.Reduced, mix: MixStatistics, metrics: [Double], eval: EvalCounts, best: Double,
+    func epochRecord(_ epoch: Int, reduced: EpochSums.Reduced, mix: MixStatistics, metrics: [Double], eval: EvalCounts,
+                     evalEMA: EvalCounts? = nil, best: Double,
                      seconds: Double, trainSeconds: Double) -> MetricsRecord {
         var r = MetricsRecord()
         r.set("epoch", epoch + 1)
@@ -70,6 +75,11 @@ extension Trainer {
         if engine.mixing.name != "none" { r.set("mix", engine.mixing.name) }
         for (key, value) in engine.mixing.report(mix, worldSize: comm.size) { r.set(key, value) }
         for (key, value) in engine.metrics.report(metrics) { r.set(key, value) }
+        if let evalEMA {
+            r.set("val_loss_ema", evalEMA.meanLoss)
+            r.set("val_top1_ema", evalEMA.top1Accuracy)
+            r.set("val_top5_ema", evalEMA.top5Accuracy)
+        }
         return r
     }
 }

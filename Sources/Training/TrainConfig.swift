@@ -93,6 +93,10 @@ public struct TrainConfig: Sendable {
     public var resumeWeightsOnly = false
     /// Resume although the data fingerprint differs from the checkpoint's (logged).
     public var allowDataChange = false
+    /// `--model-ema DECAY`: keep and evaluate an exponential moving average of the weights (`WeightEMA`).
+    public var modelEMA: Double?
+    /// `--model-ema-warmup`: timm's decay warm-up.
+    public var modelEMAWarmup = false
     /// `--init-weights`: pretrained weights under torchvision's names (`InitWeights`).
     public var initWeights: String?
     /// Skip optimizer steps whose gradients are not finite instead of stopping.
@@ -123,13 +127,14 @@ public struct TrainConfig: Sendable {
             ("drop-last", "\(dataOptions.dropLast)"),
             ("out", outDir), ("save-every", "\(saveEvery)"), ("keep", "\(keep)"), ("ckpt-level", "\(checkpointLevel)"),
             ("loader-threads", "\(dataOptions.loaderThreads)"), ("collective-timeout", "\(collectiveTimeout)"),
-            ("skip-nonfinite", "\(skipNonFinite)"),
+            ("skip-nonfinite", "\(skipNonFinite)"), ("model-ema-warmup", "\(modelEMAWarmup)"),
         ]
         let optional: [(String, String?)] = [
             ("cutmix-minmax", cutmixMinMax.map { "\($0.lowerBound),\($0.upperBound)" }),
             ("image-size", dataOptions.imageSize.map(String.init)), ("val-split", dataOptions.valSplit),
             ("max-steps", maxSteps.map(String.init)), ("train-limit", trainLimit.map(String.init)),
             ("val-limit", valLimit.map(String.init)), ("init-weights", initWeights),
+            ("model-ema", modelEMA.map { "\($0)" }),
         ]
         for case let (k, v?) in optional { s.append((k, v)) }
         return s

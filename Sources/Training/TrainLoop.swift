@@ -160,6 +160,7 @@ extension Trainer {
         }
         if stats.gradientsFinite {
             optimizer.step(lr: Float(lr))
+            ema?.update(step: step + 1)
         } else if run.isRoot {
             warn("step \(step + 1): gradients are not finite; step skipped (--skip-nonfinite)")
         }
@@ -170,6 +171,7 @@ extension Trainer {
     /// The end of a run: BN statistics averaged, the trace closed, final weights written, a summary line.
     func finishRun(_ run: RunContext) throws {
         try Consensus.averageBuffers(model.buffers, comm: comm)
+        if let ema { try Consensus.averageBuffers(ema.model.buffers, comm: comm) }
         if let tracer = run.tracer {
             try tracer.writeWeights("weights-final.safetensors", parameters: engine.trainableParameters, buffers: model.buffers)
             try tracer.finish()
@@ -177,6 +179,7 @@ extension Trainer {
         if config.saveAllRanks { try saveWeights(name: "final.rank\(comm.rank).safetensors") }
         guard run.isRoot else { return }
         try saveWeights()
+        if let ema { try saveWeights(name: "final_ema.safetensors", of: ema.model) }
         let top1 = run.position.valTop1
         let best = top1.enumerated().max { $0.element <= $1.element }
         run.log(String(format: "done in %@; final val top-1 %.2f%% (best %.2f%% at epoch %d); metrics: %@",

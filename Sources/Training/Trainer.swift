@@ -28,6 +28,8 @@ public final class Trainer {
     public let dataFingerprint: [String]
     /// What a resume accepted that the run log must record (other data behind --allow-data-change).
     var resumeNotes: [String] = []
+    /// `--model-ema`: the average of the weights (nil without the flag).
+    let ema: WeightEMA?
     /// What the start of the run must log (weights loaded, skipped, re-initialised).
     var startNotes: [String] = []
 
@@ -83,6 +85,11 @@ public final class Trainer {
         try Consensus.checkSameConfiguration(config.fingerprint, comm: comm)
         try Consensus.checkSameData(dataFingerprint, comm: comm)
         try Consensus.broadcastModel(model, extra: engine.extraParameters, comm: comm)
+        if let decay = config.modelEMA {
+            ema = try WeightEMA(of: network, inChannels: shape.channels, decay: decay, warmup: config.modelEMAWarmup)
+        } else {
+            ema = nil
+        }
     }
 
     public var globalBatch: Int { config.batchSize * comm.size }
@@ -144,7 +151,8 @@ public final class Trainer {
     }
 
     /// Writes the trained parameters and BN buffers to RUN_DIR/final.safetensors (our layout, NHWC/OHWI).
-    public func saveWeights(name: String = "final.safetensors") throws {
+    public func saveWeights(name: String = "final.safetensors", of model: (any Model)? = nil) throws {
+        let model = model ?? self.model
         let entries = model.parameters.map { SafeTensors.Entry(name: $0.name, shape: $0.value.shape, values: $0.value.array) }
             + model.buffers.map { SafeTensors.Entry(name: $0.name, shape: $0.value.shape, values: $0.value.array) }
         try FileManager.default.createDirectory(atPath: config.outDir, withIntermediateDirectories: true)

@@ -13,12 +13,18 @@ struct ExportCommand: ParsableCommand {
 
     @Option(help: "Checkpoint file (.rmck).") var checkpoint: String
     @Option(help: "Output .safetensors file.") var out: String
+    @Flag(help: "Export the moving average of the weights (a run trained with --model-ema) instead of the weights.") var ema = false
 
     func run() throws {
         let state = try CheckpointStore.read(checkpoint)
         var entries: [SafeTensors.Entry] = []
         var counters: [SafeTensors.Int64Entry] = []
-        for e in state.tensors where !e.name.hasPrefix("momentum.") && !e.name.hasPrefix("fc_roi.") {
+        // The average's tensors carry the prefix "ema." in the checkpoint; the export drops it.
+        let prefix = ema ? "ema." : ""
+        let chosen = state.tensors.filter { $0.name.hasPrefix("ema.") == ema }
+            .map { SafeTensors.Entry(name: String($0.name.dropFirst(prefix.count)), shape: $0.shape, values: $0.values) }
+        if ema && chosen.isEmpty { throw TrainingError("export --ema: \(checkpoint) holds no moving average (train with --model-ema)") }
+        for e in chosen where !e.name.hasPrefix("momentum.") && !e.name.hasPrefix("fc_roi.") {
             if e.shape.count == 4 {
                 entries.append(SafeTensors.Entry(name: e.name, shape: [e.shape[0], e.shape[3], e.shape[1], e.shape[2]],
                                                  values: ohwiToOIHW(e.values, e.shape)))

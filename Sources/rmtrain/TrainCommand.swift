@@ -124,6 +124,12 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Load only weights and BN statistics from --resume (new schedule; any world size).")
     var resumeWeightsOnly = false
 
+    @Option(help: ArgumentHelp("Keep an exponential moving average of the weights with this decay (timm's ModelEmaV3; e.g. 0.9998), evaluated each epoch (val_top1_ema), checkpointed, written as final_ema.safetensors.", valueName: "decay"))
+    var modelEma: Double?
+
+    @Flag(help: "With --model-ema: timm's decay warm-up, min(decay, 1 − (1 + step)^(−2/3)).")
+    var modelEmaWarmup = false
+
     @Option(help: ArgumentHelp("Start from these weights (safetensors under torchvision's names: torchvision, timm, `rmtrain export`; F32, F16 or BF16). A classifier for another number of classes is re-initialised; the log names every tensor skipped.", valueName: "file"))
     var initWeights: String?
 
@@ -174,6 +180,8 @@ struct TrainCommand: ParsableCommand {
         if let resume, resume != "auto", !FileManager.default.fileExists(atPath: resume) {
             throw ValidationError("--resume: no checkpoint at \(resume)")
         }
+        if let modelEma { try FlagCheck.number("--model-ema", modelEma, "in [0, 1)") { $0 >= 0 && $0 < 1 } }
+        if modelEmaWarmup && modelEma == nil { throw ValidationError("--model-ema-warmup needs --model-ema DECAY") }
         if let initWeights, !FileManager.default.fileExists(atPath: initWeights) {
             throw ValidationError("--init-weights: no file at \(initWeights)")
         }
@@ -249,6 +257,8 @@ struct TrainCommand: ParsableCommand {
         c.skipNonFinite = skipNonFinite
         c.allowDataChange = allowDataChange
         c.initWeights = initWeights
+        c.modelEMA = modelEma
+        c.modelEMAWarmup = modelEmaWarmup
         c.dumpGradientsPath = dumpGradients
         c.saveAllRanks = saveAllRanks
         c.tracePath = trace

@@ -23,7 +23,7 @@ final class ConfigRoundTripTests: XCTestCase {
         "aug-plus": "true", "drop-last": "true", "out": "/tmp/run-x", "save-every": "11", "keep": "3", "ckpt-level": "5",
         "loader-threads": "3", "collective-timeout": "77.0", "skip-nonfinite": "true", "cutmix-minmax": "0.2,0.8",
         "image-size": "40", "val-split": "test", "max-steps": "13", "train-limit": "300", "val-limit": "50",
-        "init-weights": "/tmp/pretrained.safetensors",
+        "init-weights": "/tmp/pretrained.safetensors", "model-ema": "0.999", "model-ema-warmup": "true",
     ]
 
     /// Every `--flag` of `rmtrain train`, hidden ones included.

@@ -83,6 +83,22 @@ final class InitWeightsTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/c/final.safetensors"))
     }
 
+    /// `export --ema` writes the average kept with `--model-ema`: loaded back, it equals the checkpoint's average.
+    func testExportOfTheMovingAverage() throws {
+        let ten = try folder(10, perClass: 3)
+        let run = NSTemporaryDirectory() + "initw-ema-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        var c = config(ten, out: run + "/a")
+        c.modelEMA = 0.5
+        try Trainer(config: c).run(log: { _ in })
+        try ExportCommand.parse(["--checkpoint", run + "/a/best.rmck", "--ema", "--out", run + "/ema.safetensors"]).run()
+        let model = try XCTUnwrap(Networks.make("resnet8", inChannels: 3, numClasses: 10))
+        XCTAssertEqual(try InitWeights.load(run + "/ema.safetensors", into: model), [])
+        let saved = Dictionary(uniqueKeysWithValues: try CheckpointStore.read(run + "/a/best.rmck").tensors.map { ($0.name, $0) })
+        for p in model.parameters { XCTAssertEqual(p.value.array, saved["ema." + p.name]?.values, p.name) }
+        XCTAssertNotEqual(model.parameters[0].value.array, saved[model.parameters[0].name]?.values, "the average is not the weights")
+    }
+
     func testAnotherShapeIsAnErrorNamingTheTensor() throws {
         let model = try XCTUnwrap(Networks.make("resnet20", inChannels: 3, numClasses: 10))
         XCTAssertThrowsError(try InitWeights.load(Self.golden + "/init_weights.safetensors", into: model)) { e in

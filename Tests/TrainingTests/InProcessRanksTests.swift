@@ -14,11 +14,13 @@ final class InProcessRanksTests: XCTestCase {
         c.batchSize = 16
         c.epochs = 2
         c.maxSteps = 6
+        c.modelEMA = 0.9                // the average too: checkpointed per rank, resumed bit-exact
         return c
     }
 
     private func bits(_ t: Trainer) -> [[UInt32]] {
-        (t.model.parameters.map(\.value) + t.model.buffers.map(\.value)).map { $0.array.map(\.bitPattern) }
+        let ema = t.ema.map { $0.model.parameters.map(\.value) + $0.model.buffers.map(\.value) } ?? []
+        return (t.model.parameters.map(\.value) + t.model.buffers.map(\.value) + ema).map { $0.array.map(\.bitPattern) }
     }
 
     /// Two ranks end with bit-identical weights, and rank 0 alone writes one metrics row per epoch with the
@@ -38,7 +40,7 @@ final class InProcessRanksTests: XCTestCase {
         XCTAssertEqual(weights[0], weights[1], "ranks disagree after training")
         let rows = try String(contentsOfFile: tmp + "/a/metrics.jsonl", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(rows.count, 2)
-        XCTAssertTrue(rows.allSatisfy { $0.contains("\"world_size\": 2") })
+        XCTAssertTrue(rows.allSatisfy { $0.contains("\"world_size\": 2") && $0.contains("\"val_top1_ema\": ") })
 
         var resumed = try config(out: tmp + "/b")
         resumed.resume = tmp + "/a/ckpt-000000003.rmck"

@@ -46,6 +46,8 @@ expect_usage "--warmup-epochs must be in \[0, --epochs 3\], got 4" --warmup-epoc
 expect_usage "--bucket-mb must be in \(0, 4096\], got inf" --bucket-mb inf
 expect_usage "--collective-timeout must be in \(0, 86400\] seconds, got nan" --collective-timeout nan
 expect_usage "--cutmix-minmax must be MIN,MAX with 0 < MIN < MAX < 1" --mix cutmix --cutmix-minmax 0.5,0.5
+expect_usage "--model-ema must be in \[0, 1\), got 1" --model-ema 1
+expect_usage "--model-ema-warmup needs --model-ema DECAY" --model-ema-warmup
 expect_usage "--milestones .* needs --lr-schedule step" --milestones 2
 expect_usage "--milestones must increase" --lr-schedule step --milestones 3,2 --epochs 4
 expect_usage "--cutmix-minmax needs --mix cutmix" --cutmix-minmax 0.2,0.8
