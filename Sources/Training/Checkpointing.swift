@@ -94,8 +94,22 @@ extension Trainer {
         // Checkpoints keep the configuration and the data fingerprint (older ones the configuration only).
         let current = config.fingerprint + dataFingerprint
         let ours = Set(current), theirs = Set(h.configuration)
-        let differs = theirs.subtracting(ours).filter { line in
+        var differs = theirs.subtracting(ours).filter { line in
             !TrainConfig.resumableDifferences.contains(String(line.split(separator: "=").first ?? ""))
+        }
+        // --epochs may change on resume (a requeued job given more time): the schedule is rebuilt for the new
+        // length and continues from the resumed step.
+        if let old = differs.first(where: { $0.hasPrefix("epochs=") }) {
+            differs.remove(old)
+            resumeNotes.append("--epochs changed on resume (checkpoint \(old), now \(config.epochs)): the learning-rate "
+                               + "schedule is recomputed for \(config.epochs) epochs and continues from step \(h.step)")
+        }
+        // The data may move (another mount, another node's copy) when its fingerprint is the checkpoint's.
+        if h.configuration.contains(where: { $0.hasPrefix("data-") }), !differs.contains(where: { $0.hasPrefix("data-") }),
+           let old = differs.first(where: { $0.hasPrefix("data=") }) {
+            differs.remove(old)
+            resumeNotes.append("the data moved (checkpoint \(old), now data=\(config.data)); the same images by the data "
+                               + "fingerprint (classes, counts, file list)")
         }
         func detail(_ lines: Set<String>) -> String {
             lines.sorted().map { line -> String in

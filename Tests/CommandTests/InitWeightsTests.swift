@@ -10,8 +10,6 @@ import Checkpoint
 /// exported checkpoint starts a run with identical logits; a 10-class file fine-tunes on 3 classes.
 final class InitWeightsTests: XCTestCase {
     private static let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden").path
-    private static let cifar = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../../../shared/data/cifar10").standardized.path
 
     func testSafetensorsPackageFileGivesPyTorchsLogits() throws {
         let model = try XCTUnwrap(Networks.make("resnet8", inChannels: 3, numClasses: 10))
@@ -24,21 +22,8 @@ final class InitWeightsTests: XCTestCase {
         for (a, b) in zip(logits.array, want.values) { XCTAssertEqual(a, b, accuracy: 1e-4 * max(1, abs(b))) }
     }
 
-    /// A folder of `classes` CIFAR-10 classes, `perClass` training and 2 test images each.
     private func folder(_ classes: Int, perClass: Int = 6) throws -> String {
-        let fm = FileManager.default
-        guard fm.fileExists(atPath: Self.cifar) else { throw TestSetupError("\(Self.cifar) not present: tests read ../shared/data") }
-        let dir = NSTemporaryDirectory() + "initw-\(UUID().uuidString)"
-        addTeardownBlock { try? fm.removeItem(atPath: dir) }
-        for (split, n) in [("train", perClass), ("test", 2)] {
-            for c in try fm.contentsOfDirectory(atPath: "\(Self.cifar)/\(split)").sorted().prefix(classes) {
-                try fm.createDirectory(atPath: "\(dir)/\(split)/\(c)", withIntermediateDirectories: true)
-                for f in try fm.contentsOfDirectory(atPath: "\(Self.cifar)/\(split)/\(c)").sorted().prefix(n) {
-                    try fm.copyItem(atPath: "\(Self.cifar)/\(split)/\(c)/\(f)", toPath: "\(dir)/\(split)/\(c)/\(f)")
-                }
-            }
-        }
-        return dir
+        try TestFolders.cifar(classes: classes, perClass: perClass, test: self)
     }
 
     private func config(_ data: String, out: String) -> TrainConfig {
@@ -105,6 +90,29 @@ final class InitWeightsTests: XCTestCase {
             XCTAssertTrue("\(e)".hasPrefix("--init-weights \(Self.golden)/init_weights.safetensors: "), "\(e)")
             XCTAssertTrue("\(e)".contains("layer"), "\(e)")
         }
+    }
+}
+
+/// Small image folders copied from the shared CIFAR-10 images (never into the repository).
+enum TestFolders {
+    static let cifar10 = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../../shared/data/cifar10").standardized.path
+
+    /// `classes` classes, `perClass` training and 2 test images each, removed when `test` ends.
+    static func cifar(classes: Int, perClass: Int, test: XCTestCase) throws -> String {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: cifar10) else { throw TestSetupError("\(cifar10) not present: tests read ../shared/data") }
+        let dir = NSTemporaryDirectory() + "cifar-\(UUID().uuidString)"
+        test.addTeardownBlock { try? fm.removeItem(atPath: dir) }
+        for (split, n) in [("train", perClass), ("test", 2)] {
+            for c in try fm.contentsOfDirectory(atPath: "\(cifar10)/\(split)").sorted().prefix(classes) {
+                try fm.createDirectory(atPath: "\(dir)/\(split)/\(c)", withIntermediateDirectories: true)
+                for f in try fm.contentsOfDirectory(atPath: "\(cifar10)/\(split)/\(c)").sorted().prefix(n) {
+                    try fm.copyItem(atPath: "\(cifar10)/\(split)/\(c)/\(f)", toPath: "\(dir)/\(split)/\(c)/\(f)")
+                }
+            }
+        }
+        return dir
     }
 }
 
