@@ -87,9 +87,14 @@ extension Trainer {
             if comm.rank == 0 { writeLine("rmtrain: loaded weights from \(path) (step \(h.step)); starting a new schedule") }
             return nil
         }
-        guard h.worldSize == comm.size else {
-            throw TrainingError("--resume \(path): checkpoint was written by \(h.worldSize) ranks, this run has \(comm.size) "
-                                + "(use --resume-weights-only to load its weights alone)")
+        // Another number of ranks (a requeued job on other nodes) resumes from an epoch's end: nothing of a rank's
+        // own is needed there but its RecursiveMix history, which an epoch starts without anyway.
+        let elastic = h.worldSize != comm.size
+        if elastic && (h.batchInEpoch != 0 || h.valTop1History.count != h.epoch) {
+            throw TrainingError("--resume \(path): checkpoint was written by \(h.worldSize) ranks in the middle of epoch "
+                                + "\(h.epoch + (h.batchInEpoch != 0 ? 1 : 0)), this run has \(comm.size): another number of ranks "
+                                + "resumes only from an epoch's end (resume on \(h.worldSize) ranks to finish the epoch, or use "
+                                + "--resume-weights-only to load its weights alone)")
         }
         // Checkpoints keep the configuration and the data fingerprint (older ones the configuration only).
         let current = config.fingerprint + dataFingerprint
@@ -102,7 +107,7 @@ extension Trainer {
         if let old = differs.first(where: { $0.hasPrefix("epochs=") }) {
             differs.remove(old)
             resumeNotes.append("--epochs changed on resume (checkpoint \(old), now \(config.epochs)): the learning-rate "
-                               + "schedule is recomputed for \(config.epochs) epochs and continues from step \(h.step)")
+                               + "schedule is recomputed for \(config.epochs) epochs and continues from the resumed position")
         }
         // The data may move (another mount, another node's copy) when its fingerprint is the checkpoint's.
         if h.configuration.contains(where: { $0.hasPrefix("data-") }), !differs.contains(where: { $0.hasPrefix("data-") }),
@@ -132,6 +137,11 @@ extension Trainer {
         }
         try load(byName, into: zip(optimizer.parameters, optimizer.velocity).map { ("momentum." + $0.0.name, $0.1) },
                  path: path)
+        if elastic {
+            try restoreElastic(h, byName, path: path)
+            return (Position(epoch: h.epoch, batch: 0, step: h.epoch * trainLoader.batchesPerEpoch, valTop1: h.valTop1History),
+                    EpochSums())
+        }
         let rankEntries = Dictionary(uniqueKeysWithValues: state.ranks[comm.rank].map { ($0.name, $0) })
         try load(rankEntries, into: model.buffers.map { ("rank_buffer." + $0.name, $0.value) },
                  path: "\(path) rank \(comm.rank)")
@@ -151,6 +161,29 @@ extension Trainer {
             writeLine("rmtrain: resumed from \(path): epoch \(h.epoch + 1), batch \(h.batchInEpoch), step \(h.step)")
         }
         return (Position(epoch: h.epoch, batch: h.batchInEpoch, step: h.step, valTop1: h.valTop1History), sums)
+    }
+
+    /// The rest of a resume on another number of ranks, at an epoch's end: BN statistics (and the weight
+    /// average's) are the ranks' averages already loaded, the sampler re-shards by itself, each rank's mixing
+    /// state starts as at any epoch start, and the step is renumbered for this world's steps per epoch.
+    private func restoreElastic(_ h: CheckpointHeader, _ byName: [String: SafeTensors.Entry], path: String) throws {
+        if let ema {
+            if byName[WeightEMA.prefix + model.classifier.weight.name] == nil { ema.restart() } else {
+                try load(byName, into: (ema.model.parameters.map { ($0.name, $0.value) } + ema.model.buffers.map { ($0.name, $0.value) })
+                    .map { (WeightEMA.prefix + $0.0, $0.1) }, path: path)
+            }
+        }
+        let step = h.epoch * trainLoader.batchesPerEpoch
+        var note = "resumed on \(comm.size) rank(s) from a checkpoint of \(h.worldSize) at the end of epoch \(h.epoch): the data "
+            + "is re-sharded (global batch \(config.batchSize * h.worldSize) → \(globalBatch), \(trainLoader.batchesPerEpoch) "
+            + "steps per epoch, step \(h.step) renumbered \(step)), BN statistics are the ranks' average"
+        if config.mix == .rm {
+            note += config.rmHistory == .persistent
+                ? "; --rm-history persistent: the \(h.worldSize) ranks' histories cannot be split over \(comm.size), so they start empty"
+                : "; RecursiveMix histories start empty, as at any epoch start"
+        }
+        resumeNotes.append(note)
+        if comm.rank == 0 { writeLine("rmtrain: resumed from \(path): epoch \(h.epoch + 1), batch 0, step \(step)") }
     }
 
     /// Copies of `buffers` averaged over the ranks (a collective; the buffers themselves stay this rank's).

@@ -42,7 +42,7 @@ expect_error "--resume of a truncated file names it" "$newest" "$RMTRAIN" "${Q[@
 good=$(ls "$WORK/fb"/ckpt-*.rmck | sort | head -n 1)
 expect_error "--resume with another model is refused" "model resnet20, this run is --model resnet56" \
   "$RMTRAIN" "${Q[@]}" --model resnet56 --resume "$good" --out "$WORK/x2"
-expect_error "--resume with another world size is refused" "written by 1 ranks, this run has 2" \
+expect_error "--resume mid-epoch with another world size is refused" "written by 1 ranks in the middle of epoch 1, this run has 2" \
   "${MPIRUN[@]}" -np 2 "$RMTRAIN" "${Q[@]}" --resume "$good" --out "$WORK/x3"
 if "${MPIRUN[@]}" -np 2 "$RMTRAIN" "${Q[@]}" --max-steps 2 --resume "$good" --resume-weights-only --out "$WORK/x4" > /dev/null 2>&1; then
   ok "--resume-weights-only loads across world sizes"
