@@ -55,6 +55,11 @@ public struct MixStatistics: NamedSums {
         targetRows += Double(rows)
     }
 
+    /// Mixed steps (per rank) and the mean mixed-in area, over `worldSize` ranks' sums.
+    public func mixedFields(worldSize: Int) -> [(key: String, value: Double)] {
+        [("mixed_steps", mixedSteps / Double(worldSize)), ("mean_hist_area", mixedSteps > 0 ? mixedArea / mixedSteps : 0)]
+    }
+
     /// The effective-class metrics every method reports.
     public var effectiveClasses: [(key: String, value: Double)] {
         [("effective_classes_1e-4", targetRows > 0 ? classesAbove1e4 / targetRows : 0),
@@ -107,8 +112,7 @@ public extension MixingMethod {
     }
     /// Mixed steps (per rank) and the mean mixed-in area, then the effective classes.
     func report(_ s: MixStatistics, worldSize: Int) -> [(key: String, value: Double)] {
-        [("mixed_steps", s.mixedSteps / Double(worldSize)), ("mean_hist_area", s.mixedSteps > 0 ? s.mixedArea / s.mixedSteps : 0)]
-            + s.effectiveClasses
+        s.mixedFields(worldSize: worldSize) + s.effectiveClasses
     }
     /// The step's random stream: the seed and the step (every rank draws alike).
     func stepStream(seed: UInt64, step: Int) -> RandomStream { RandomStream(seed: seed, stream: 0x4D49, UInt64(step)) }

@@ -152,8 +152,8 @@ public final class RecursiveMixMethod: MixingMethod {
     }
 
     public func report(_ s: MixStatistics, worldSize: Int) -> [(key: String, value: Double)] {
-        [("mixed_steps", s.mixedSteps / Double(worldSize)), ("mean_hist_area", s.mixedSteps > 0 ? s.mixedArea / s.mixedSteps : 0),
-         ("consistency_loss", s.mixedSteps > 0 ? s.consistency / s.mixedSteps : 0)] + s.effectiveClasses
+        s.mixedFields(worldSize: worldSize) + [("consistency_loss", s.mixedSteps > 0 ? s.consistency / s.mixedSteps : 0)]
+            + s.effectiveClasses
     }
 
     /// The history of this rank (empty tensors of shape [0] when there is none) and the statistics.

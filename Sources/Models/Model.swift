@@ -77,7 +77,6 @@ public class Network: Model, @unchecked Sendable {
         classifier = Linear("fc", featureChannels, numClasses)
     }
 
-    public var fc: Linear { classifier }
     public var parameters: [Parameter] { layers.flatMap(\.parameters) + classifier.parameters }
     public var buffers: [Buffer] { layers.flatMap(\.buffers) }
     public var convolutions: [Conv2d] { layers.flatMap(\.convolutions) }

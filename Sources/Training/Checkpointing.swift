@@ -146,16 +146,7 @@ extension Trainer {
         try load(rankEntries, into: model.buffers.map { ("rank_buffer." + $0.name, $0.value) },
                  path: "\(path) rank \(comm.rank)")
         try engine.restoreRankState(rankEntries, source: "\(path) rank \(comm.rank)")
-        if let ema {
-            if byName[WeightEMA.prefix + model.classifier.weight.name] == nil {
-                ema.restart()
-                resumeNotes.append("--model-ema: \(path) holds no average; it restarts from the resumed weights")
-            } else {
-                try load(byName, into: ema.model.parameters.map { (WeightEMA.prefix + $0.name, $0.value) }, path: path)
-                try load(rankEntries, into: ema.model.buffers.map { (WeightEMA.rankPrefix + $0.name, $0.value) },
-                         path: "\(path) rank \(comm.rank)")
-            }
-        }
+        try restoreEMA(byName, rankEntries: rankEntries, path: path)
         let sums = EpochSums(entries: rankEntries, prefix: EpochSums.checkpointPrefix, legacy: EpochSums.legacy)
         if comm.rank == 0 {
             writeLine("rmtrain: resumed from \(path): epoch \(h.epoch + 1), batch \(h.batchInEpoch), step \(h.step)")
@@ -167,12 +158,7 @@ extension Trainer {
     /// average's) are the ranks' averages already loaded, the sampler re-shards by itself, each rank's mixing
     /// state starts as at any epoch start, and the step is renumbered for this world's steps per epoch.
     private func restoreElastic(_ h: CheckpointHeader, _ byName: [String: SafeTensors.Entry], path: String) throws {
-        if let ema {
-            if byName[WeightEMA.prefix + model.classifier.weight.name] == nil { ema.restart() } else {
-                try load(byName, into: (ema.model.parameters.map { ($0.name, $0.value) } + ema.model.buffers.map { ($0.name, $0.value) })
-                    .map { (WeightEMA.prefix + $0.0, $0.1) }, path: path)
-            }
-        }
+        try restoreEMA(byName, rankEntries: nil, path: path)
         let step = h.epoch * trainLoader.batchesPerEpoch
         var note = "resumed on \(comm.size) rank(s) from a checkpoint of \(h.worldSize) at the end of epoch \(h.epoch): the data "
             + "is re-sharded (global batch \(config.batchSize * h.worldSize) → \(globalBatch), \(trainLoader.batchesPerEpoch) "
@@ -184,6 +170,25 @@ extension Trainer {
         }
         resumeNotes.append(note)
         if comm.rank == 0 { writeLine("rmtrain: resumed from \(path): epoch \(h.epoch + 1), batch 0, step \(step)") }
+    }
+
+    /// The weight average (`--model-ema`): its parameters from the shared section, its BN statistics from this
+    /// rank's section, or the shared (rank-averaged) ones when `rankEntries` is nil (another number of ranks).
+    /// A checkpoint without an average restarts it from the resumed weights, and the log says so.
+    private func restoreEMA(_ byName: [String: SafeTensors.Entry], rankEntries: [String: SafeTensors.Entry]?, path: String) throws {
+        guard let ema else { return }
+        guard byName[WeightEMA.prefix + model.classifier.weight.name] != nil else {
+            ema.restart()
+            resumeNotes.append("--model-ema: \(path) holds no average; it restarts from the resumed weights")
+            return
+        }
+        try load(byName, into: ema.model.parameters.map { (WeightEMA.prefix + $0.name, $0.value) }, path: path)
+        if let rankEntries {
+            try load(rankEntries, into: ema.model.buffers.map { (WeightEMA.rankPrefix + $0.name, $0.value) },
+                     path: "\(path) rank \(comm.rank)")
+        } else {
+            try load(byName, into: ema.model.buffers.map { (WeightEMA.prefix + $0.name, $0.value) }, path: path)
+        }
     }
 
     /// Copies of `buffers` averaged over the ranks (a collective; the buffers themselves stay this rank's).

@@ -66,12 +66,9 @@ extension EvalCounts {
         for (i, label) in labels.enumerated() {
             let row = logits.data + i * k
             let target = row[label]
-            var higher = 0
+            let higher = classesAbove(label: label, in: row, classes: k)
             var m = row[0]
-            for c in 0..<k {
-                if row[c] > target { higher += 1 }
-                m = max(m, row[c])
-            }
+            for c in 0..<k { m = max(m, row[c]) }
             var s = 0.0
             for c in 0..<k { s += _exp(Double(row[c] - m)) }
             lossSum += Double(m) + _log(s) - Double(target)
@@ -80,6 +77,14 @@ extension EvalCounts {
             if higher < 5 { top5 += 1 }
         }
     }
+}
+
+/// How many of a row's `k` logits score strictly higher than the label's: the label is in the top n when
+/// this is below n (ties count in its favour).
+func classesAbove(label: Int, in row: UnsafeMutablePointer<Float>, classes k: Int) -> Int {
+    var above = 0
+    for c in 0..<k where row[c] > row[label] { above += 1 }
+    return above
 }
 
 import Foundation

@@ -29,7 +29,7 @@ public enum InitWeights {
             used.insert(name)
             var shape = e.shape, values = e.values
             if shape.count == 4 && !ourLayout {
-                (shape, values) = ([shape[0], shape[2], shape[3], shape[1]], oihwToOHWI(values, shape))
+                (shape, values) = ([shape[0], shape[2], shape[3], shape[1]], ConvLayout.ohwi(fromOIHW: values, shape: shape))
             }
             if shape != t.shape {
                 if name.hasPrefix(model.classifier.weight.name.dropLast("weight".count)), shape.first != t.shape.first {
@@ -44,15 +44,5 @@ public enum InitWeights {
         let unused = tensors.keys.filter { !used.contains($0) }.sorted()
         if !unused.isEmpty { notes.append("not used from the file: " + unused.joined(separator: ", ")) }
         return notes
-    }
-
-    /// [O, I, kh, kw] → [O, kh, kw, I].
-    static func oihwToOHWI(_ v: [Float], _ s: [Int]) -> [Float] {
-        let (o, i, kh, kw) = (s[0], s[1], s[2], s[3])
-        var r = [Float](repeating: 0, count: v.count)
-        for a in 0..<o { for c in 0..<i { for y in 0..<kh { for x in 0..<kw {
-            r[((a * kh + y) * kw + x) * i + c] = v[((a * i + c) * kh + y) * kw + x]
-        } } } }
-        return r
     }
 }

@@ -27,7 +27,7 @@ struct ExportCommand: ParsableCommand {
         for e in chosen where !e.name.hasPrefix("momentum.") && !e.name.hasPrefix("fc_roi.") {
             if e.shape.count == 4 {
                 entries.append(SafeTensors.Entry(name: e.name, shape: [e.shape[0], e.shape[3], e.shape[1], e.shape[2]],
-                                                 values: ohwiToOIHW(e.values, e.shape)))
+                                                 values: ConvLayout.oihw(fromOHWI: e.values, shape: e.shape)))
             } else {
                 entries.append(e)
             }
@@ -43,15 +43,5 @@ struct ExportCommand: ParsableCommand {
         do { try blob.write(to: URL(fileURLWithPath: out), options: .atomic) }
         catch { throw TrainingError("cannot write \(out): \(error.localizedDescription)") }
         writeLine("rmtrain: exported \(entries.count + counters.count) tensors of \(state.header.model) to \(out)")
-    }
-
-    /// [O, kh, kw, I] → [O, I, kh, kw].
-    func ohwiToOIHW(_ v: [Float], _ s: [Int]) -> [Float] {
-        let (o, kh, kw, i) = (s[0], s[1], s[2], s[3])
-        var r = [Float](repeating: 0, count: v.count)
-        for a in 0..<o { for y in 0..<kh { for x in 0..<kw { for c in 0..<i {
-            r[((a * i + c) * kh + y) * kw + x] = v[((a * kh + y) * kw + x) * i + c]
-        } } } }
-        return r
     }
 }
