@@ -8,7 +8,9 @@
 #   2. the mpirun launcher inside the allocation: 2 ranks, same parameters as plain mpirun;
 #   3. a plain scancel ends the job for good (the script does not requeue a cancelled job);
 #   4. scontrol requeue from outside (SIGTERM to the job, SLURM requeues it): the ranks checkpoint, the job
-#      comes back by itself and ends bitwise equal to the uninterrupted run.
+#      comes back by itself and ends bitwise equal to the uninterrupted run;
+#   5. a job that comes back with another --ntasks: 2 ranks train epoch 1, the job resubmitted on 1 rank with
+#      --epochs 2 resumes from the epoch's end (re-sharded, logged) and finishes.
 # Without root or the daemons the test FAILS loudly. Prints 'slurm: N passed, M failed'.
 set -uo pipefail
 NAME=slurm source "$(dirname "$0")/lib.sh"
@@ -49,13 +51,13 @@ else
 fi
 
 # --- 1. preempted, requeued, resumed, bitwise equal to an uninterrupted run
-ARGS=(--train-limit 3200 --val-limit 64 --batch-size 16 --epochs 2 --quiet --check-every 0 --mix rm)
+ARGS=(--train-limit 3200 --val-limit 64 --batch-size 16 --epochs 1 --quiet --check-every 0 --mix rm)
 cd "$WORK"
 t1=$SECONDS
 job=$(LAUNCHER=$LAUNCHER RMTRAIN="$RMTRAIN" RUN_DIR="$WORK/run" sbatch --parsable "$ROOT/launch/slurm.sbatch" "${ARGS[@]}")
 log="$WORK/rmtrain-$job.log"
 for _ in $(seq 1 300); do grep -q "steps/epoch" "$log" 2>/dev/null && break; sleep 0.2; done
-sleep 2                                                     # well into epoch 1 (100 steps per epoch)
+sleep 2                                                     # well into the epoch (100 steps)
 scancel --signal=USR1 --batch "$job"
 for _ in $(seq 1 300); do grep -q "requeueing job" "$log" 2>/dev/null && break; sleep 0.2; done
 t_requeue=$SECONDS
@@ -135,6 +137,22 @@ if grep -q "TERM received" "$log4" && grep -q "not requeueing" "$log4" && [ -n "
   ok "scontrol requeue: SIGTERM, $(basename "$ckpt4") written, SLURM requeued it, resumed and finished bitwise equal ($state4, $((SECONDS - t4)) s)"
 else
   fail "scontrol requeue" "state: $state4; ${msg:-}; log: $(tail -n 8 "$log4")"
+fi
+
+# --- 5. requeued on another number of ranks: 2 ranks for epoch 1, then 1 rank for epoch 2
+EL=(--train-limit 640 --val-limit 64 --batch-size 16 --quiet --check-every 0 --mix rm)
+job5=$(RMTRAIN="$RMTRAIN" LAUNCHER=$LAUNCHER RUN_DIR="$WORK/run5" sbatch --parsable --ntasks-per-node=2 \
+  "$ROOT/launch/slurm.sbatch" "${EL[@]}" --epochs 1)
+wait_no_jobs 240
+job6=$(RMTRAIN="$RMTRAIN" LAUNCHER=$LAUNCHER RUN_DIR="$WORK/run5" sbatch --parsable --ntasks-per-node=1 \
+  "$ROOT/launch/slurm.sbatch" "${EL[@]}" --epochs 2)
+wait_no_jobs 240
+log6="$WORK/rmtrain-$job6.log"
+if grep -q "rmtrain exited with 0" "$WORK/rmtrain-$job5.log" && grep -q "resumed on 1 rank(s) from a checkpoint of 2 at the end of epoch 1" "$log6" \
+   && grep -q "rmtrain exited with 0" "$log6" && [ "$(grep -c '"epoch"' "$WORK/run5/metrics.jsonl")" -eq 2 ]; then
+  ok "requeued with --ntasks 2 → 1: $(grep -o 'resumed on 1 rank.*steps per epoch' "$log6" | cut -c1-110)…"
+else
+  fail "requeue on another --ntasks" "$(tail -n 6 "$log6")"
 fi
 
 echo "slurm test took $((SECONDS - t0)) s"
