@@ -11,6 +11,7 @@ PACKAGES=(
   libturbojpeg0-dev                   # JPEG decode for image folders
   zlib1g-dev                          # .gz data files, PNG writer
   libpng-dev                          # PNG images in image folders (libpng decodes them)
+  libdnnl-dev                         # oneDNN 2.6: convolution kernels (the library PyTorch's CPU convolutions use)
   pkg-config
   # data: the embedded default data set (Fashion-MNIST, IDX .gz files)
   dataset-fashion-mnist

@@ -24,3 +24,29 @@ public enum BLAS {
     public static func setBLASThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
     public static var threads: Int { Int(openblas_get_num_threads()) }
 }
+
+/// OpenBLAS picks its kernels by CPU model when it loads. A model it does not know (a virtual machine's
+/// generic "Intel Xeon Processor", a CPU newer than the library) falls back to `Prescott`, SSE3 kernels
+/// that run sgemm 3–9× below the CPU's peak: measured here (Debian's OpenBLAS 0.3.21 on an AVX-512 Xeon
+/// VM), 23 vs 219 GFLOP/s on 2 threads, and ResNet-20 training at 82 vs 235 img/s. The choice is made in
+/// the library's constructor, before `main`, so the only remedy is the environment variable
+/// `OPENBLAS_CORETYPE` at process start: `rmtrain` re-executes itself once with it (`RMTrain.main`).
+public enum BLASCore {
+    /// The kernel set OpenBLAS is using, e.g. "SkylakeX", "Haswell", "Prescott".
+    public static var name: String { String(cString: openblas_get_corename()) }
+
+    /// Kernel sets that use neither AVX2 nor AVX-512 (OpenBLAS's names, lower-cased).
+    static let legacy: Set<String> = ["prescott", "core2", "penryn", "dunnington", "nehalem", "atom",
+                                      "katmai", "coppermine", "northwood", "banias", "sandybridge", "unknown"]
+
+    /// The `OPENBLAS_CORETYPE` to re-run with, or nil when OpenBLAS already uses the CPU's vector width
+    /// (or the user set `OPENBLAS_CORETYPE`: their choice is kept).
+    public static func betterCoreType(environment: [String: String]) -> String? {
+        guard environment["OPENBLAS_CORETYPE"] == nil, legacy.contains(name.lowercased()) else { return nil }
+        switch rmtrain_cpu_vector_level() {
+        case 2: return "SkylakeX"
+        case 1: return "Haswell"
+        default: return nil
+        }
+    }
+}

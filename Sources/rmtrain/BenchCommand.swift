@@ -68,7 +68,7 @@ struct BenchCommand: ParsableCommand {
             if !skipSGEMM {
                 BLAS.setBLASThreads(t)
                 peak = sgemmPeak()
-                emit(["kind": "sgemm", "threads": "\(t)", "gflops": fmt(peak)], comm)
+                emit(["kind": "sgemm", "threads": "\(t)", "gflops": fmt(peak), "blas_core": BLASCore.name], comm)
             }
             BLAS.setThreads(t)
             for v in variants {

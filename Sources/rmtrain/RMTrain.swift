@@ -12,8 +12,22 @@ struct RMTrain: ParsableCommand {
         subcommands: [TrainCommand.self, BenchCommand.self, DiffCommand.self, VisualizeCommand.self, PlotCommand.self, EvalCommand.self, ExportCommand.self, PackCommand.self, BenchDataCommand.self, CheckCollectivesCommand.self],
         defaultSubcommand: nil)
 
+    /// Re-runs this process (same arguments, same PID: mpirun and SLURM see nothing) with
+    /// `OPENBLAS_CORETYPE` set when OpenBLAS fell back to pre-AVX2 kernels on a CPU it does not recognise
+    /// (see `BLASCore`). Runs before any thread or signal handler exists. `RMTRAIN_BLAS_REEXEC=0` turns it off.
+    private static func reexecWithBetterBLASKernels() {
+        let env = ProcessInfo.processInfo.environment
+        guard env["RMTRAIN_BLAS_REEXEC"] != "0", let core = BLASCore.betterCoreType(environment: env) else { return }
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        setenv("RMTRAIN_BLAS_REEXEC", "0", 1)            // once, whatever happens
+        let argv = CommandLine.unsafeArgv
+        execv("/proc/self/exe", argv)
+        // exec failed (no /proc): carry on with OpenBLAS's own choice.
+    }
+
     /// Errors are one line on stderr with a non-zero exit code, never a stack trace or a usage dump.
     static func main() {
+        reexecWithBetterBLASKernels()
         // First of all: a preemption signal that arrives while the run starts (indexing data, building the
         // model) must not kill it; the trainer acts on it before the first step.
         if CommandLine.arguments.dropFirst().first == "train" { Preemption.install() }
