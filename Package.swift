@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // rmtrain: distributed RecursiveMix training on CPU.
 // Module graph (dependencies point one way; each target below declares exactly what it imports):
-//   Kernels (COpenBLAS)
+//   Kernels (COpenBLAS, CConv: oneDNN)
 //   ├─ Layers ─┬─ Models, Optim, Mixing
 //   ├─ Data (CZlib, CTurboJPEG, CPNG)      Imaging (CZlib)
 //   ├─ Distributed (CMPI)                  Checkpoint (CZstd)
@@ -43,7 +43,9 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
 
-        .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: optimize),
+        // oneDNN's convolutions behind a small C interface (Sources/CConv/include/cconv.h).
+        .target(name: "CConv", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("dnnl")]),
+        .target(name: "Kernels", dependencies: ["COpenBLAS", "CConv"], swiftSettings: optimize),
         .target(name: "Layers", dependencies: ["Kernels"], swiftSettings: optimize),
         .target(name: "Models", dependencies: ["Layers", "Kernels"], swiftSettings: optimize),
         .target(name: "Optim", dependencies: ["Layers", "Kernels"], swiftSettings: optimize),

@@ -18,6 +18,7 @@ public enum BLAS {
     public static func setThreads(_ n: Int) {
         openblas_set_num_threads(1)
         Parallel.setThreads(n)
+        OneDNNConvolution.setThreads(max(1, n))
     }
 
     /// OpenBLAS's own thread count, for measuring its multi-threaded sgemm peak.

@@ -28,6 +28,9 @@ public final class Conv2d: Layer {
     /// Shared by all convolutions: only one runs at a time, and its partial sums are dead after backward.
     nonisolated(unsafe) private static var partialWeightGradients: Tensor?
     private var flippedWeight: Tensor?
+    /// oneDNN primitives per input shape [n, h, w] (the last batch of an epoch may be smaller, evaluation
+    /// may run other sizes); nil entries mark a shape oneDNN could not build: it takes the portable path.
+    private var onednn: [[Int]: OneDNNConvolution?] = [:]
 
     /// Stride-1 convolutions take the input gradient as a convolution of dy with the flipped, transposed
     /// kernel: im2col(dy) · W′ᵀ. That GEMM has the forward's good shape (K = k·k·Cout) and writes dx
@@ -83,6 +86,11 @@ public final class Conv2d: Layer {
         lastForwardFlops = 2 * Double(n * g.oh * g.ow) * Double(outChannels * g.patch)
         let y = ensure(&output, [n, g.oh, g.ow, outChannels])
         let rowsPerImage = g.oh * g.ow, inImage = g.h * g.w * g.c
+        if let fast = onednnConvolution(batch: n, g) {
+            fast.forward(x: x.data, weight: weight.value.data, y: y.data)
+            addBias(y.data, rows: n * rowsPerImage)
+            return y
+        }
         let per = imagesPerChunk(g, batch: n)
         let chunks = (n + per - 1) / per
         let cout = outChannels, w = weight.value.data, xp = x.data, yp = y.data
@@ -92,13 +100,43 @@ public final class Conv2d: Layer {
             sgemm(transB: true, m: rows, n: cout, k: g.patch, a: a, lda: g.patch,
                   b: w, ldb: g.patch, c: yp + n0 * rowsPerImage * cout, ldc: cout)
         }
-        if let bias {
-            let b = bias.value.data
-            Parallel.ranges(n * rowsPerImage, minPerTask: 1024) { rows in
-                for r in rows { let row = yp + r * cout; for c in 0..<cout { row[c] += b[c] } }
-            }
-        }
+        addBias(yp, rows: n * rowsPerImage)
         return y
+    }
+
+    private func addBias(_ yp: UnsafeMutablePointer<Float>, rows: Int) {
+        guard let bias else { return }
+        let b = bias.value.data, cout = outChannels
+        Parallel.ranges(rows, minPerTask: 1024) { rows in
+            for r in rows { let row = yp + r * cout; for c in 0..<cout { row[c] += b[c] } }
+        }
+    }
+
+    /// The oneDNN primitives for this batch size, created on first use; nil with `RMTRAIN_CONV=portable`
+    /// or when oneDNN cannot build the shape (said once on stderr).
+    private func onednnConvolution(batch n: Int, _ g: ConvGeometry) -> OneDNNConvolution? {
+        guard ConvBackend.current == .onednn else { return nil }
+        let key = [n, g.h, g.w]
+        if let known = onednn[key] { return known }
+        do {
+            let made = try OneDNNConvolution(batch: n, g, outChannels: outChannels)
+            onednn[key] = made
+            return made
+        } catch {
+            FileHandle.standardError.write(Data("rmtrain: warning: \(weight.name): \(error); portable convolution used\n".utf8))
+            onednn[key] = .some(nil)
+            return nil
+        }
+    }
+
+    /// "H×W" of the last input, "" before the first forward.
+    public var lastInputSize: String { input.map { "\($0.h)×\($0.w)" } ?? "" }
+
+    /// oneDNN's kernel names for the last input shape this layer ran, or the portable path's name.
+    public var backendDescription: String {
+        guard ConvBackend.current == .onednn, let x = input, let made = onednn[[x.n, x.h, x.w]] ?? nil else { return "im2col+sgemm" }
+        let i = made.implementation
+        return "oneDNN \(i.forward) / \(i.backwardData) / \(i.backwardWeights)"
     }
 
     public func backward(_ dy: Tensor) -> Tensor { backward(dy, inputGradient: true)! }
@@ -121,6 +159,13 @@ public final class Conv2d: Layer {
         lastBackwardFlops = lastForwardFlops * (inputGradient ? 2 : 1)
         let cout = outChannels, w = weight.value.data, xp = x.data, dyp = dy.data
         let dxp = dx?.data
+        if let fast = onednnConvolution(batch: n, g) {
+            fast.backwardWeights(x: xp, dy: dyp, dw: pp)
+            if let dxp { fast.backwardData(dy: dyp, weight: w, dx: dxp) }
+            addWeightGradient(from: pp, groups: 1)
+            addBiasGradient(dyp, rows: n * rowsPerImage)
+            return dx
+        }
         let flippedPointer: UnsafePointer<Float>? = (dx != nil && usesTransposedConvolution) ? UnsafePointer(flipWeights()) : nil
         Workspace.forEachChunk(groups) { group, scratch in
           for chunk in (group * chunksPerGroup)..<min(chunks, (group + 1) * chunksPerGroup) {
@@ -148,21 +193,29 @@ public final class Conv2d: Layer {
             }
           }
         }
-        // Add the groups' weight gradients in group order (fixed, whatever the thread count).
-        let gw = weight.grad.data
+        addWeightGradient(from: pp, groups: groups)
+        addBiasGradient(dyp, rows: n * rowsPerImage)
+        return dx
+    }
+
+    /// Adds the groups' weight gradients in group order (fixed, whatever the thread count).
+    private func addWeightGradient(from pp: UnsafeMutablePointer<Float>, groups: Int) {
+        let gw = weight.grad.data, wsize = weight.value.count
         Parallel.ranges(wsize, minPerTask: 1 << 14) { r in
             for group in 0..<groups {
                 let p = pp + group * wsize
                 for i in r { gw[i] += p[i] }
             }
         }
-        if let bias {
-            let sums = ChannelReduce.sum(rows: n * rowsPerImage, width: cout) { rows, p in
-                for r in rows { let row = dyp + r * cout; for c in 0..<cout { p[c] += row[c] } }
-            }
-            for c in 0..<cout { bias.grad.data[c] += Float(sums[c]) }
+    }
+
+    private func addBiasGradient(_ dyp: UnsafeMutablePointer<Float>, rows: Int) {
+        guard let bias else { return }
+        let cout = outChannels
+        let sums = ChannelReduce.sum(rows: rows, width: cout) { rows, p in
+            for r in rows { let row = dyp + r * cout; for c in 0..<cout { p[c] += row[c] } }
         }
-        return dx
+        for c in 0..<cout { bias.grad.data[c] += Float(sums[c]) }
     }
 }
 

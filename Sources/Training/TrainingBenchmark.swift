@@ -2,6 +2,7 @@ import Data
 import Distributed
 import Foundation
 import Kernels
+import Layers
 import Models
 import Optim
 
@@ -13,6 +14,8 @@ public enum TrainingBenchmark {
         public var flopsPerImage: Double
         public var secondsPerStep: Double
         public var allReduceWaitFraction: Double  // share of the step spent waiting for gradients
+        /// Each distinct convolution shape ("16→32 3×3 s2 at 32×32") and the kernels that ran it.
+        public var convolutionKernels: [(shape: String, kernels: String)]
     }
 
     public static func run(model name: String, batchSize: Int, imageSize: Int, mix: MixMethod,
@@ -51,7 +54,17 @@ public enum TrainingBenchmark {
         let perRank = v[0] / Double(comm.size)
         return Result(imagesPerSecond: Double(steps * batchSize * comm.size) / perRank,
                       flopsPerImage: model.lastTrainingStepFlops / Double(batchSize),
-                      secondsPerStep: perRank / Double(steps), allReduceWaitFraction: v[1] / v[0])
+                      secondsPerStep: perRank / Double(steps), allReduceWaitFraction: v[1] / v[0],
+                      convolutionKernels: kernels(model.convolutions))
+    }
+
+    static func kernels(_ convolutions: [Conv2d]) -> [(shape: String, kernels: String)] {
+        var seen = Set<String>(), out: [(String, String)] = []
+        for c in convolutions {
+            let shape = "\(c.inChannels)→\(c.outChannels) \(c.kernel)×\(c.kernel) s\(c.stride) at \(c.lastInputSize)"
+            if seen.insert(shape).inserted { out.append((shape, c.backendDescription)) }
+        }
+        return out
     }
 }
 

@@ -82,6 +82,11 @@ struct BenchCommand: ParsableCommand {
                           "fraction_of_sgemm_peak": fmt(gflops / (peak * Double(comm.size))),
                           "allreduce_wait_fraction": fmt(r.allReduceWaitFraction),
                           "overlap": "\(!noOverlap)"], comm)
+                    if t == threadCounts.first && m == mixes.first {
+                        for k in r.convolutionKernels {
+                            emit(["kind": "conv", "model": v, "shape": k.shape, "kernels": k.kernels], comm)
+                        }
+                    }
                 }
             }
         }

@@ -31,6 +31,10 @@ struct RMTrain: ParsableCommand {
         // First of all: a preemption signal that arrives while the run starts (indexing data, building the
         // model) must not kill it; the trainer acts on it before the first step.
         if CommandLine.arguments.dropFirst().first == "train" { Preemption.install() }
+        if let v = ProcessInfo.processInfo.environment["RMTRAIN_CONV"], ConvBackend(rawValue: v) == nil {
+            FileHandle.standardError.write(Data("rmtrain: error: RMTRAIN_CONV=\(v): expected onednn or portable\n".utf8))
+            Foundation.exit(64)
+        }
         do {
             let arguments = try ConfigFile.expand(Array(CommandLine.arguments.dropFirst()))
             var command = try parseAsRoot(arguments)

@@ -172,4 +172,15 @@ if grep -qw avx2 /proc/cpuinfo && echo "$core" | grep -qiE '^(prescott|core2|pen
 elif [ "$forced" != "Prescott" ]; then fail "OpenBLAS kernels" "OPENBLAS_CORETYPE set by the user was not kept (got '$forced')"
 else ok "OpenBLAS kernels: $core (a user's OPENBLAS_CORETYPE is kept: $forced)"; fi
 
+# Convolution kernels: oneDNN by default (bench names each shape's kernels), capped at AVX2 as on a CPU
+# without AVX-512 (DNNL_MAX_CPU_ISA), or the portable im2col + sgemm path (RMTRAIN_CONV=portable).
+k_default=$("$RMTRAIN" bench --models resnet20 --threads 1 --steps 1 --batch-size 2 --skip-sgemm 2>&1 | grep -c 'kernels=oneDNN.*kind=conv')
+k_avx2=$(DNNL_MAX_CPU_ISA=AVX2 "$RMTRAIN" bench --models resnet20 --threads 1 --steps 1 --batch-size 2 --skip-sgemm 2>&1 | grep 'kind=conv' | grep -vc 'avx2')
+k_portable=$(RMTRAIN_CONV=portable "$RMTRAIN" bench --models resnet20 --threads 1 --steps 1 --batch-size 2 --skip-sgemm 2>&1 | grep -c 'kernels=im2col+sgemm')
+if [ "$k_default" -ge 6 ] && [ "$k_avx2" -eq 0 ] && [ "$k_portable" -ge 6 ]; then
+  ok "convolution kernels: oneDNN on $k_default shapes, AVX2-only when capped, portable when forced"
+else
+  fail "convolution kernels" "oneDNN shapes $k_default, non-AVX2 kernels under the cap $k_avx2, portable shapes $k_portable"
+fi
+RMTRAIN_CONV=fast expect_error "RMTRAIN_CONV is checked" "RMTRAIN_CONV=fast: expected onednn or portable" bench --steps 1
 finish integration

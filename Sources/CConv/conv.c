@@ -1,0 +1,186 @@
+// oneDNN convolution primitives behind the small interface of cconv.h (see there). C, because oneDNN's
+// C API passes argument arrays and descriptors by pointer: one place for that, the Swift side stays small.
+#include "cconv.h"
+#include <dlfcn.h>
+#include <dnnl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { FWD, BWD_DATA, BWD_WEIGHTS, KINDS };
+
+struct rm_conv {
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    dnnl_primitive_t prim[KINDS];
+    const char *impl[KINDS];
+    dnnl_primitive_t to_blocked[2];     // OHWI -> the forward's / backward-data's weight layout (or NULL)
+    dnnl_primitive_t from_blocked;      // the weight gradient's layout -> OHWI (or NULL)
+    dnnl_memory_t x, y, w_plain, w_blocked[2], dw_blocked, scratch[KINDS];
+    dnnl_primitive_desc_t pd[KINDS];
+};
+
+static dnnl_engine_t shared_engine;
+
+static int fail(char *error, int size, const char *what, dnnl_status_t s) {
+    if (error && size > 0) snprintf(error, size, "oneDNN %s failed (status %d)", what, (int)s);
+    return 0;
+}
+
+#define TRY(call, what) do { dnnl_status_t s_ = (call); if (s_ != dnnl_success) { fail(error, error_size, what, s_); goto bad; } } while (0)
+
+static dnnl_status_t reorder(dnnl_primitive_t *r, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                             dnnl_engine_t e) {
+    *r = NULL;
+    if (dnnl_memory_desc_equal(from, to)) return dnnl_success;
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t s = dnnl_reorder_primitive_desc_create(&pd, from, e, to, e, NULL);
+    if (s != dnnl_success) return s;
+    s = dnnl_primitive_create(r, pd);
+    dnnl_primitive_desc_destroy(pd);
+    return s;
+}
+
+rm_conv *rm_conv_create(int n, int h, int w, int cin, int cout, int k, int stride, int pad,
+                        char *error, int error_size) {
+    rm_conv *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    if (!shared_engine) TRY(dnnl_engine_create(&shared_engine, dnnl_cpu, 0), "engine");
+    c->engine = shared_engine;
+    TRY(dnnl_stream_create(&c->stream, c->engine, dnnl_stream_default_flags), "stream");
+    int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+    dnnl_dims_t xd = {n, cin, h, w}, wd = {cout, cin, k, k}, yd = {n, cout, oh, ow};
+    // Right/bottom padding as oneDNN defines it: what makes the output size exact (0 or negative for a
+    // stride-2 layer on an even input, whose last row or column no window reaches).
+    dnnl_dims_t strides = {stride, stride}, pads = {pad, pad},
+                pads_r = {(oh - 1) * stride + k - h - pad, (ow - 1) * stride + k - w - pad};
+    dnnl_memory_desc_t xmd, ymd, wany, wplain;
+    TRY(dnnl_memory_desc_init_by_tag(&xmd, 4, xd, dnnl_f32, dnnl_nhwc), "src desc");
+    TRY(dnnl_memory_desc_init_by_tag(&ymd, 4, yd, dnnl_f32, dnnl_nhwc), "dst desc");
+    TRY(dnnl_memory_desc_init_by_tag(&wany, 4, wd, dnnl_f32, dnnl_format_tag_any), "weights desc");
+    TRY(dnnl_memory_desc_init_by_tag(&wplain, 4, wd, dnnl_f32, dnnl_ohwi), "weights desc");
+    dnnl_primitive_attr_t attr;
+    TRY(dnnl_primitive_attr_create(&attr), "attr");
+    TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode");
+    dnnl_convolution_desc_t d[KINDS];
+    TRY(dnnl_convolution_forward_desc_init(&d[FWD], dnnl_forward_training, dnnl_convolution_direct, &xmd, &wany,
+                                           NULL, &ymd, strides, pads, pads_r), "forward desc");
+    TRY(dnnl_convolution_backward_data_desc_init(&d[BWD_DATA], dnnl_convolution_direct, &xmd, &wany, &ymd,
+                                                 strides, pads, pads_r), "backward-data desc");
+    TRY(dnnl_convolution_backward_weights_desc_init(&d[BWD_WEIGHTS], dnnl_convolution_direct, &xmd, &wany, NULL,
+                                                    &ymd, strides, pads, pads_r), "backward-weights desc");
+    for (int kind = 0; kind < KINDS; kind++) {
+        TRY(dnnl_primitive_desc_create(&c->pd[kind], &d[kind], attr, c->engine, kind ? c->pd[FWD] : NULL),
+            "primitive desc");
+        TRY(dnnl_primitive_create(&c->prim[kind], c->pd[kind]), "primitive");
+        dnnl_primitive_desc_query(c->pd[kind], dnnl_query_impl_info_str, 0, &c->impl[kind]);
+        const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(c->pd[kind], dnnl_query_scratchpad_md, 0);
+        TRY(dnnl_memory_create(&c->scratch[kind], sp, c->engine, DNNL_MEMORY_ALLOCATE), "scratchpad");
+    }
+    dnnl_primitive_attr_destroy(attr);
+    attr = NULL;
+    const dnnl_memory_desc_t *wf = dnnl_primitive_desc_query_md(c->pd[FWD], dnnl_query_weights_md, 0);
+    const dnnl_memory_desc_t *wb = dnnl_primitive_desc_query_md(c->pd[BWD_DATA], dnnl_query_weights_md, 0);
+    const dnnl_memory_desc_t *dw = dnnl_primitive_desc_query_md(c->pd[BWD_WEIGHTS], dnnl_query_diff_weights_md, 0);
+    TRY(reorder(&c->to_blocked[0], &wplain, wf, c->engine), "weights reorder");
+    TRY(reorder(&c->to_blocked[1], &wplain, wb, c->engine), "weights reorder");
+    TRY(reorder(&c->from_blocked, dw, &wplain, c->engine), "weight-gradient reorder");
+    TRY(dnnl_memory_create(&c->x, &xmd, c->engine, DNNL_MEMORY_NONE), "memory");
+    TRY(dnnl_memory_create(&c->y, &ymd, c->engine, DNNL_MEMORY_NONE), "memory");
+    TRY(dnnl_memory_create(&c->w_plain, &wplain, c->engine, DNNL_MEMORY_NONE), "memory");
+    TRY(dnnl_memory_create(&c->w_blocked[0], wf, c->engine, DNNL_MEMORY_ALLOCATE), "memory");
+    TRY(dnnl_memory_create(&c->w_blocked[1], wb, c->engine, DNNL_MEMORY_ALLOCATE), "memory");
+    TRY(dnnl_memory_create(&c->dw_blocked, dw, c->engine, DNNL_MEMORY_ALLOCATE), "memory");
+    return c;
+bad:
+    rm_conv_destroy(c);
+    return NULL;
+}
+
+void rm_conv_destroy(rm_conv *c) {
+    if (!c) return;
+    for (int k = 0; k < KINDS; k++) {
+        if (c->prim[k]) dnnl_primitive_destroy(c->prim[k]);
+        if (c->pd[k]) dnnl_primitive_desc_destroy(c->pd[k]);
+        if (c->scratch[k]) dnnl_memory_destroy(c->scratch[k]);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (c->to_blocked[i]) dnnl_primitive_destroy(c->to_blocked[i]);
+        if (c->w_blocked[i]) dnnl_memory_destroy(c->w_blocked[i]);
+    }
+    if (c->from_blocked) dnnl_primitive_destroy(c->from_blocked);
+    if (c->dw_blocked) dnnl_memory_destroy(c->dw_blocked);
+    if (c->x) dnnl_memory_destroy(c->x);
+    if (c->y) dnnl_memory_destroy(c->y);
+    if (c->w_plain) dnnl_memory_destroy(c->w_plain);
+    if (c->stream) dnnl_stream_destroy(c->stream);
+    free(c);
+}
+
+static int run(rm_conv *c, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args) {
+    dnnl_status_t s = dnnl_primitive_execute(p, c->stream, nargs, args);
+    return s == dnnl_success ? 0 : (int)s;
+}
+
+/// The weights in the layout of primitive `which` (0 forward, 1 backward data): reordered, or the plain ones.
+static dnnl_memory_t weights_for(rm_conv *c, int which, const float *w, int *status) {
+    dnnl_memory_set_data_handle(c->w_plain, (void *)w);
+    if (!c->to_blocked[which]) return c->w_plain;
+    dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, c->w_plain}, {DNNL_ARG_TO, c->w_blocked[which]}};
+    *status = run(c, c->to_blocked[which], 2, a);
+    return c->w_blocked[which];
+}
+
+int rm_conv_forward(rm_conv *c, const float *x, const float *w, float *y) {
+    int s = 0;
+    dnnl_memory_t wm = weights_for(c, 0, w, &s);
+    if (s) return s;
+    dnnl_memory_set_data_handle(c->x, (void *)x);
+    dnnl_memory_set_data_handle(c->y, y);
+    dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, c->x}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, c->y},
+                            {DNNL_ARG_SCRATCHPAD, c->scratch[FWD]}};
+    if ((s = run(c, c->prim[FWD], 4, a))) return s;
+    return dnnl_stream_wait(c->stream) == dnnl_success ? 0 : -1;
+}
+
+int rm_conv_backward_data(rm_conv *c, const float *dy, const float *w, float *dx) {
+    int s = 0;
+    dnnl_memory_t wm = weights_for(c, 1, w, &s);
+    if (s) return s;
+    dnnl_memory_set_data_handle(c->y, (void *)dy);
+    dnnl_memory_set_data_handle(c->x, dx);
+    dnnl_exec_arg_t a[4] = {{DNNL_ARG_DIFF_DST, c->y}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_SRC, c->x},
+                            {DNNL_ARG_SCRATCHPAD, c->scratch[BWD_DATA]}};
+    if ((s = run(c, c->prim[BWD_DATA], 4, a))) return s;
+    return dnnl_stream_wait(c->stream) == dnnl_success ? 0 : -1;
+}
+
+int rm_conv_backward_weights(rm_conv *c, const float *x, const float *dy, float *dw) {
+    int s;
+    dnnl_memory_set_data_handle(c->x, (void *)x);
+    dnnl_memory_set_data_handle(c->y, (void *)dy);
+    dnnl_memory_set_data_handle(c->w_plain, dw);
+    dnnl_memory_t target = c->from_blocked ? c->dw_blocked : c->w_plain;
+    dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, c->x}, {DNNL_ARG_DIFF_DST, c->y}, {DNNL_ARG_DIFF_WEIGHTS, target},
+                            {DNNL_ARG_SCRATCHPAD, c->scratch[BWD_WEIGHTS]}};
+    if ((s = run(c, c->prim[BWD_WEIGHTS], 4, a))) return s;
+    if (c->from_blocked) {
+        dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, c->dw_blocked}, {DNNL_ARG_TO, c->w_plain}};
+        if ((s = run(c, c->from_blocked, 2, r))) return s;
+    }
+    return dnnl_stream_wait(c->stream) == dnnl_success ? 0 : -1;
+}
+
+const char *rm_conv_impl(const rm_conv *c, int kind) { return (kind >= 0 && kind < KINDS) ? c->impl[kind] : ""; }
+
+void rm_conv_set_threads(int threads) {
+    void (*set)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
+    if (set) set(threads);
+}
+
+const char *rm_conv_version(void) {
+    static char text[32];
+    const dnnl_version_t *v = dnnl_version();
+    snprintf(text, sizeof text, "%d.%d.%d", v->major, v->minor, v->patch);
+    return text;
+}

@@ -1,0 +1,25 @@
+#ifndef RMTRAIN_CCONV_H
+#define RMTRAIN_CCONV_H
+/// oneDNN convolutions for one layer shape, NHWC activations and [Cout, kh, kw, Cin] (OHWI) weights,
+/// float32. Primitives are created once per shape and reused; the weights are reordered to oneDNN's
+/// blocked layout on each call (they change every step), the weight gradient back to OHWI. Scratch
+/// memory is owned by the caller's handle (no allocation inside a step after the first).
+typedef struct rm_conv rm_conv;
+
+/// NULL when oneDNN cannot build the primitives (the caller uses its portable path); `error` gets why.
+rm_conv *rm_conv_create(int n, int h, int w, int cin, int cout, int kernel, int stride, int pad,
+                        char *error, int error_size);
+void rm_conv_destroy(rm_conv *conv);
+/// y = conv(x, w). 0 on success, else a oneDNN status.
+int rm_conv_forward(rm_conv *conv, const float *x, const float *w, float *y);
+/// dx = conv_transpose(dy, w) (overwritten).
+int rm_conv_backward_data(rm_conv *conv, const float *dy, const float *w, float *dx);
+/// dw = Σ over the batch of x ⊗ dy, in OHWI (overwritten).
+int rm_conv_backward_weights(rm_conv *conv, const float *x, const float *dy, float *dw);
+/// The implementation oneDNN chose: kind 0 forward, 1 backward data, 2 backward weights.
+const char *rm_conv_impl(const rm_conv *conv, int kind);
+/// Threads of oneDNN's OpenMP runtime (omp_set_num_threads, found at run time).
+void rm_conv_set_threads(int threads);
+/// oneDNN's version, "major.minor.patch".
+const char *rm_conv_version(void);
+#endif
