@@ -5,7 +5,7 @@
 //   ├─ Layers ─┬─ Models, Optim, Mixing
 //   ├─ Data (CZlib, CTurboJPEG, CPNG)      Imaging (CZlib)
 //   ├─ Distributed (CMPI)                  Checkpoint (CZstd)
-//   Training: Models, Optim, Mixing, Data, Distributed, Checkpoint, Layers, Kernels
+//   Training: Models, Optim, Mixing, Data, Distributed, Checkpoint, TensorBoard, Layers, Kernels
 //   rmtrain: Training and the modules it names (not Layers, not the C libraries)
 import PackageDescription
 
@@ -32,6 +32,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
     ],
     targets: [
         // C libraries from Debian, reached through module maps. Each shim.h includes the library's header
@@ -54,8 +55,11 @@ let package = Package(
         .target(name: "Data", dependencies: ["Kernels", "CZlib", "CTurboJPEG", "CPNG"], swiftSettings: optimize),
         .target(name: "Distributed", dependencies: ["Kernels", "CMPI"], swiftSettings: optimize),
         .target(name: "Checkpoint", dependencies: ["Kernels", "CZstd"], swiftSettings: optimize),
+        // TensorBoard event files: records encoded with swift-protobuf (generated code committed).
+        .target(name: "TensorBoard", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                exclude: ["Proto/tensorboard_event.proto"], swiftSettings: optimize),
         .target(name: "Training", dependencies: ["Models", "Optim", "Mixing", "Data", "Layers", "Kernels",
-                                                   "Distributed", "Checkpoint"],
+                                                   "Distributed", "Checkpoint", "TensorBoard"],
                 swiftSettings: optimize),
         .executableTarget(name: "rmtrain", dependencies: [
             "Training", "Models", "Optim", "Mixing", "Imaging", "Data", "Kernels", "Distributed", "Checkpoint",
@@ -68,7 +72,7 @@ let package = Package(
                     exclude: ["Golden"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "Kernels"], exclude: ["Golden"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "Optim", "Layers", "Kernels",
-                                                          "Distributed"], exclude: ["Golden"]),
+                                                          "Distributed", "TensorBoard"], exclude: ["Golden"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CMPI", "CZstd", "CTurboJPEG", "CZlib", "COpenBLAS"]),
         .testTarget(name: "MixingTests", dependencies: ["Mixing", "Kernels", "Layers"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Kernels", "CZlib"]),

@@ -101,6 +101,10 @@ public struct TrainConfig: Sendable {
     public var initWeights: String?
     /// Skip optimizer steps whose gradients are not finite instead of stopping.
     public var skipNonFinite = false
+    /// TensorBoard event files in the run folder (rank 0): `--no-tensorboard` turns them off.
+    public var tensorboard = true
+    /// Per-step loss and learning rate every N steps in the event file.
+    public var tensorboardEvery = 10
 
     public init() {}
 
@@ -128,6 +132,7 @@ public struct TrainConfig: Sendable {
             ("out", outDir), ("save-every", "\(saveEvery)"), ("keep", "\(keep)"), ("ckpt-level", "\(checkpointLevel)"),
             ("loader-threads", "\(dataOptions.loaderThreads)"), ("collective-timeout", "\(collectiveTimeout)"),
             ("skip-nonfinite", "\(skipNonFinite)"), ("model-ema-warmup", "\(modelEMAWarmup)"),
+            ("no-tensorboard", "\(!tensorboard)"), ("tensorboard-every", "\(tensorboardEvery)"),
         ]
         let optional: [(String, String?)] = [
             ("cutmix-minmax", cutmixMinMax.map { "\($0.lowerBound),\($0.upperBound)" }),
@@ -142,7 +147,8 @@ public struct TrainConfig: Sendable {
 
     /// Settings that belong to one launch, not to the training: they may differ across ranks and resumes.
     public static let perLaunchSettings: Set<String> = ["out", "save-every", "keep", "ckpt-level", "loader-threads",
-                                                         "collective-timeout", "skip-nonfinite"]
+                                                         "collective-timeout", "skip-nonfinite",
+                                                         "no-tensorboard", "tensorboard-every"]
 
     /// The settings that must be equal on every rank, as `name=value` lines (compared at start and on resume).
     public var fingerprint: [String] {

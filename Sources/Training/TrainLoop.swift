@@ -14,6 +14,7 @@ final class RunContext {
     var position = Position()
     var resumedSums = EpochSums()
     var tracer: StepTracer?
+    var board: TrainingBoard?
     let progress: ProgressLine
     let totalSteps: Int
     let started = Date()
@@ -26,6 +27,7 @@ final class RunContext {
     func report(_ record: MetricsRecord, _ line: String) throws {
         try metrics?.append(record)
         try csv?.append(record)
+        try board?.epoch(record)
         if isRoot { log(line) }
     }
 }
@@ -89,6 +91,7 @@ extension Trainer {
         }
         run.metrics = try MetricsLog(path: file("metrics.jsonl"))
         run.csv = try MetricsCSV(path: file("metrics.csv"))
+        if config.tensorboard { run.board = try TrainingBoard(directory: config.outDir) }
         run.runLog.record("rmtrain train, \(comm.size) rank(s), configuration in \(file("config.yaml"))")
         for note in resumeNotes { warn(note); run.runLog.record("warning: " + note) }
         for note in startNotes { run.log("rmtrain: " + note) }
@@ -133,6 +136,9 @@ extension Trainer {
         try comm.allReduceSum(&g, "reduce step loss")
         sums.globalLoss += g[0]
         sums.globalSeen += g[1]
+        if let board = run.board, step % config.tensorboardEvery == 0, g[1] > 0 {
+            try board.step(step, loss: g[0] / g[1], lr: lr)
+        }
         if config.checkEvery > 0 && step % config.checkEvery == 0 {
             try Consensus.checkParametersAgree(engine.trainableParameters, step: step, comm: comm)
         }

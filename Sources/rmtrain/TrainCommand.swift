@@ -139,6 +139,12 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .customLong("skip-nonfinite"), help: "Skip steps whose gradients are NaN or infinite instead of stopping.")
     var skipNonFinite = false
 
+    @Flag(help: "Do not write TensorBoard event files (RUN_DIR/events.out.tfevents.*; on by default, rank 0).")
+    var noTensorboard = false
+
+    @Option(help: ArgumentHelp("Write the step loss and learning rate to TensorBoard every N steps.", valueName: "n"))
+    var tensorboardEvery = 10
+
     @Flag(help: "BatchNorm in eval mode while training (running statistics, frozen).")
     var freezeBN = false
 
@@ -159,6 +165,7 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--model must be one of \(Networks.names.joined(separator: ", ")), got \(model)")
         }
         try FlagCheck.integer("--epochs", epochs, 1...1_000_000)
+        try FlagCheck.integer("--tensorboard-every", tensorboardEvery, 1...1_000_000_000)
         try FlagCheck.integer("--batch-size", batchSize, 1...1_000_000)
         try FlagCheck.integer("--eval-batch-size", evalBatchSize, 1...1_000_000)
         try FlagCheck.positive("--lr", lr)
@@ -255,6 +262,8 @@ struct TrainCommand: ParsableCommand {
         c.resume = resume
         c.resumeWeightsOnly = resumeWeightsOnly
         c.skipNonFinite = skipNonFinite
+        c.tensorboard = !noTensorboard
+        c.tensorboardEvery = tensorboardEvery
         c.allowDataChange = allowDataChange
         c.initWeights = initWeights
         c.modelEMA = modelEma

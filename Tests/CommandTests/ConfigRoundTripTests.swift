@@ -24,6 +24,7 @@ final class ConfigRoundTripTests: XCTestCase {
         "loader-threads": "3", "collective-timeout": "77.0", "skip-nonfinite": "true", "cutmix-minmax": "0.2,0.8",
         "image-size": "40", "val-split": "test", "max-steps": "13", "train-limit": "300", "val-limit": "50",
         "init-weights": "/tmp/pretrained.safetensors", "model-ema": "0.999", "model-ema-warmup": "true",
+        "no-tensorboard": "true", "tensorboard-every": "7",
     ]
 
     /// Every `--flag` of `rmtrain train`, hidden ones included.
