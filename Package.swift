@@ -4,7 +4,7 @@
 //   Kernels (COpenBLAS, CConv: oneDNN)
 //   ├─ Layers ─┬─ Models, Optim, Mixing
 //   ├─ Data (CZlib, CTurboJPEG, CPNG)      Imaging (CZlib)
-//   ├─ Distributed (CMPI)                  Checkpoint (CZstd)
+//   ├─ Distributed (CMPI)                  Checkpoint (CZstd)     TensorBoard (SwiftProtobuf)
 //   Training: Models, Optim, Mixing, Data, Distributed, Checkpoint, TensorBoard, Layers, Kernels
 //   rmtrain: Training and the modules it names (not Layers, not the C libraries)
 import PackageDescription
