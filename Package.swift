@@ -5,7 +5,7 @@
 //   ├─ Layers ─┬─ Models, Optim, Mixing
 //   ├─ Data (CZlib, CTurboJPEG, CPNG)      Imaging (CZlib)
 //   ├─ Distributed (CMPI)                  Checkpoint (CZstd)     TensorBoard (SwiftProtobuf)
-//   Training: Models, Optim, Mixing, Data, Distributed, Checkpoint, TensorBoard, Layers, Kernels
+//   Training: Models, Optim, Mixing, Data, Distributed, Checkpoint, TensorBoard, Imaging, Layers, Kernels
 //   rmtrain: Training and the modules it names (not Layers, not the C libraries)
 import PackageDescription
 
@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "TensorBoard", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["Proto/tensorboard_event.proto"], swiftSettings: optimize),
         .target(name: "Training", dependencies: ["Models", "Optim", "Mixing", "Data", "Layers", "Kernels",
-                                                   "Distributed", "Checkpoint", "TensorBoard"],
+                                                   "Distributed", "Checkpoint", "TensorBoard", "Imaging"],
                 swiftSettings: optimize),
         .executableTarget(name: "rmtrain", dependencies: [
             "Training", "Models", "Optim", "Mixing", "Imaging", "Data", "Kernels", "Distributed", "Checkpoint",

@@ -111,6 +111,11 @@ public struct Canvas: Sendable {
         outline(x: x + x1 * scale, y: y + y1 * scale, width: (x2 - x1) * scale, height: (y2 - y1) * scale, color: color)
     }
 
+    /// The picture as a PNG file's bytes (TensorBoard images).
+    public func pngData() throws -> [UInt8] {
+        try PNGImage.encode(pixels: pixels, width: width, height: height, channels: 3)
+    }
+
     public func writePNG(to path: String) throws {
         try PNGImage.write(pixels: pixels, width: width, height: height, channels: 3, to: path)
     }

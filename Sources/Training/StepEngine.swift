@@ -26,7 +26,9 @@ final class StepEngine {
     let config: TrainConfig
     let mixing: MixingMethod
     private let criterion = SoftTargetCrossEntropy()
-    private let targets: Tensor
+    /// This step's targets (after mixing) and what the mixing method did: read by the TensorBoard picture.
+    private(set) var targets: Tensor
+    private(set) var lastRecord: MixRecord?
     private let buckets: GradientBuckets
     /// The per-epoch training metrics' counters of this rank (`EpochMetrics.all`).
     var metrics = EpochMetrics()
@@ -70,6 +72,7 @@ final class StepEngine {
         tracer?.captureRaw(images: x, labels: batch.labels, indices: batch.indices)
         targets.reshape([batch.size, numClasses])
         let record = mixing.mix(images: x, labels: batch.labels, targets: targets, step: step)
+        lastRecord = record
         for p in trainableParameters { p.grad.zero() }
         let features = model.forwardFeatures(x, training: !config.freezeBN)
         let logits = model.classify(features, training: !config.freezeBN)

@@ -124,6 +124,8 @@ extension Trainer {
     func trainStep(_ batch: Batch, epoch: Int, batch b: Int, sums: inout EpochSums, run: RunContext, epochStart: Date) throws {
         let lr = schedule.lr(at: step)
         let stats = try engine.step(batch, step: step)
+        try run.board?.observeMixing(b: b, batchesPerEpoch: trainLoader.batchesPerEpoch, step: step + 1, epoch: epoch, x: batch.images, record: engine.lastRecord,
+                                     targets: engine.targets, data: data.train, method: config.mix.rawValue)
         if step == 0, let path = config.dumpGradientsPath, run.isRoot {
             try writeTensors(engine.trainableParameters.map { SafeTensors.Entry(name: $0.name, shape: $0.grad.shape, values: $0.grad.array) },
                              to: path)

@@ -1,12 +1,20 @@
+import Data
 import Foundation
+import Imaging
+import Kernels
+import Mixing
 import TensorBoard
 
 /// What a run writes to TensorBoard (rank 0, RUN_DIR/events.out.tfevents.*): the step loss (averaged over
 /// every rank's images) and learning rate every `--tensorboard-every` steps as `train/loss` and `train/lr`,
 /// and each epoch every number of its metrics.jsonl row as `epoch/<key>`, all at the global optimizer step.
-/// A resumed run starts a new event file; TensorBoard reads every file of the folder.
+/// With a mixing method, each epoch's first `pictureRows` steps are drawn as `MixedBatchPicture` draws
+/// them for `rmtrain visualize` (the first 8 images of each) and written as the image `mixed_batches` at
+/// the step of the last row. A resumed run starts a new event file; TensorBoard reads every file of the folder.
 final class TrainingBoard {
     private let writer: EventWriter
+    static let pictureRows = 3, pictureImages = 8
+    private var picture: MixedBatchPicture?
 
     init(directory: String) throws {
         do { writer = try EventWriter(directory: directory) }
@@ -14,6 +22,25 @@ final class TrainingBoard {
     }
 
     var path: String { writer.path }
+
+    /// Called after every step with its position in the epoch (0-based batch `b` of `batchesPerEpoch`) and
+    /// the global step (1-based).
+    func observeMixing(b: Int, batchesPerEpoch: Int, step: Int, epoch: Int, x: Tensor, record: MixRecord?,
+                       targets: Tensor, data: any Dataset, method: String) throws {
+        let rows = min(Self.pictureRows, batchesPerEpoch)
+        guard method != "none", let record, b < rows else { return }
+        if b == 0 || picture == nil {
+            picture = MixedBatchPicture(title: "\(method), epoch \(epoch + 1): one row per step, top-3 classes of each mixed label",
+                                        rows: rows, images: min(Self.pictureImages, x.n), sample: data.sampleShape,
+                                        classNames: data.classNames, normalization: data.normalization)
+        }
+        picture?.addRow(b, step: step, x: x, record: record, targets: targets)
+        if b == rows - 1, let canvas = picture?.canvas {
+            try writer.image("mixed_batches", png: Data(try canvas.pngData()), width: canvas.width, height: canvas.height,
+                             step: step)
+            picture = nil
+        }
+    }
 
     func step(_ step: Int, loss: Double, lr: Double) throws {
         try writer.scalars([("train/loss", loss), ("train/lr", lr)], step: step)

@@ -43,28 +43,15 @@ struct VisualizeCommand: ParsableCommand {
         let loader = BatchLoader(dataset: ds, sampler: DistributedSampler(count: ds.count, shuffle: true, seed: seed),
                                  batchSize: images, augment: true, seed: seed)
         let targets = Tensor(shape: [images, k]), zeros = Tensor(shape: [images, k])
-        let s = scale ?? max(1, 128 / shape.width)
-        let cellW = max(shape.width * s, 120) + 8, textH = 3 * 10 + 4, cellH = shape.height * s + textH + 20
-        var canvas = Canvas(width: cellW * images + 8, height: cellH * steps + 30)
-        canvas.drawText("\(mix.rawValue) on \(ds.name): one row per step, top-3 classes of each mixed label", x: 6, y: 8)
-        let norm = ds.normalization
+        var picture = MixedBatchPicture(title: "\(mix.rawValue) on \(ds.name): one row per step, top-3 classes of each mixed label",
+                                        rows: steps, images: images, sample: shape, classNames: ds.classNames,
+                                        normalization: ds.normalization, scale: scale)
         try loader.forEachBatch(epoch: 0, until: steps) { b, batch in
             let record = method.mix(images: batch.images, labels: batch.labels, targets: targets, step: b)
             method.remember(images: batch.images, targets: targets, logits: zeros)
-            let box = record.mixed ? record.pasteBox ?? record.box : nil, lam = record.lam
-            let y0 = 30 + b * cellH
-            canvas.drawText(String(format: "step %d  lam %.3f", b + 1, lam), x: 6, y: y0 - 2, color: .init(90, 90, 90))
-            for i in 0..<batch.size {
-                let x0 = 6 + i * cellW, iy = y0 + 8
-                canvas.drawImage(batch.images, index: i, x: x0, y: iy, scale: s, mean: norm.mean, std: norm.std)
-                if let box { canvas.drawBox(x1: box.x1, y1: box.y1, x2: box.x2, y2: box.y2, imageX: x0, imageY: iy, scale: s) }
-                let row = (0..<k).map { (c: $0, w: targets[i * k + $0]) }.sorted { $0.w > $1.w }.prefix(3)
-                for (j, e) in row.enumerated() where e.w > 0 {
-                    let name = ds.classNames[e.c].prefix(11)
-                    canvas.drawText(String(format: "%.2f %@", e.w, String(name)), x: x0, y: iy + shape.height * s + 4 + j * 10)
-                }
-            }
+            picture.addRow(b, step: b + 1, x: batch.images, record: record, targets: targets)
         }
+        let canvas = picture.canvas
         try canvas.writePNG(to: out)
         writeLine("rmtrain: wrote \(out) (\(canvas.width)×\(canvas.height))")
     }

@@ -53,6 +53,7 @@ final class TensorBoardTests: XCTestCase {
         c.valLimit = 32
         c.epochs = 2
         c.tensorboardEvery = 2
+        c.mix = .rm
         try Trainer(config: c).run(log: { _ in })
         let files = try FileManager.default.contentsOfDirectory(atPath: c.outDir).filter { $0.hasPrefix("events.out.tfevents.") }
         XCTAssertEqual(files.count, 1)
@@ -75,6 +76,14 @@ final class TensorBoardTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(compared, 20)
+        // One picture of the mixed batches per epoch (2 steps an epoch: 2 rows), a PNG, at the last row's step.
+        let pictures = events.flatMap { e in e.summary.value.filter { $0.tag == "mixed_batches" }.map { (e.step, $0.image) } }
+        XCTAssertEqual(pictures.map(\.0), [2, 4])
+        for (_, image) in pictures {
+            XCTAssertEqual(image.encodedImageString.prefix(8), Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]))
+            XCTAssertGreaterThan(image.width, 100)
+            XCTAssertGreaterThan(image.height, 100)
+        }
 
         c.outDir = tmp + "/off"
         c.tensorboard = false
