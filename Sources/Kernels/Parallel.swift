@@ -1,4 +1,6 @@
+import CConv
 import Dispatch
+import Foundation
 
 /// Splits loops that BLAS does not run (im2col, batch norm, elementwise) across the same number of
 /// threads that OpenBLAS uses, so a rank never runs more threads than the cores it was given.
@@ -14,11 +16,26 @@ public enum Parallel {
             for i in 0..<tasks { body(i) }
             return
         }
+        if useOpenMP {
+            let status = withoutActuallyEscaping(body) { escapable -> Int32 in
+                var task = escapable
+                return withUnsafeMutablePointer(to: &task) { p in
+                    rm_parallel_for(Int32(tasks), Int32(min(threads, tasks)), { ctx, k in
+                        ctx!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(k))
+                    }, p)
+                }
+            }
+            if status == 0 { return }
+        }
         withoutActuallyEscaping(body) { escapable in
             let box = UncheckedSendable(escapable)
             DispatchQueue.concurrentPerform(iterations: tasks) { box.value($0) }
         }
     }
+
+    /// Our loops run on oneDNN's OpenMP threads (`rm_parallel_for`): one team per rank, where a second
+    /// pool (Dispatch) competed with OpenMP's spinning workers. `RMTRAIN_PARALLEL=dispatch` uses Dispatch.
+    nonisolated(unsafe) static var useOpenMP = ProcessInfo.processInfo.environment["RMTRAIN_PARALLEL"] != "dispatch"
 
     /// Splits `0..<total` into `threads` contiguous ranges (fewer when `total` is small) and runs them.
     public static func ranges(_ total: Int, minPerTask: Int = 4096, _ body: (Range<Int>) -> Void) {

@@ -22,4 +22,11 @@ const char *rm_conv_impl(const rm_conv *conv, int kind);
 void rm_conv_set_threads(int threads);
 /// oneDNN's version, "major.minor.patch".
 const char *rm_conv_version(void);
+
+/// Runs fn(ctx, task) for task in [0, tasks) on `threads` threads of oneDNN's OpenMP runtime (libgomp's
+/// GOMP_parallel, found at run time): thread t runs tasks t, t + threads, … Our own parallel loops then
+/// share oneDNN's threads instead of a second pool that would compete with its spinning workers.
+/// Returns 0, or -1 when libgomp is not loaded (the caller runs its own pool).
+typedef void (*rm_task_fn)(void *ctx, int task);
+int rm_parallel_for(int tasks, int threads, rm_task_fn fn, void *ctx);
 #endif
