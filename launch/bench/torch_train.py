@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""PyTorch CPU reference for `rmtrain bench`: training images/s of the same models (plain torch, no
-torchvision), batch 64, 32x32 inputs, SGD, NCHW and channels_last, at the given thread counts.
-Run next to `rmtrain bench` in one session to quote ratios: python3 launch/bench/torch_train.py --threads 1,2
+"""PyTorch CPU reference for `rmtrain bench`: training images/s of the same models (the CIFAR ResNets in
+plain torch; `resnet50`/`resnet18`/`resnet34` from torchvision), batch 64, 32x32 inputs by default, SGD,
+NCHW and channels_last, at the given thread counts. Run next to `rmtrain bench` in one session to quote
+ratios: python3 launch/bench/torch_train.py --threads 1,2
+        python3 launch/bench/torch_train.py --models resnet50 --image-size 224 --batch-size 32 --threads 2
 """
 import argparse, json, time
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -10,11 +12,18 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from torch_models import MODELS
 
 
-def bench(name, threads, channels_last, batch, seconds):
+def make(name):
+    if name in MODELS:
+        return MODELS[name]()
+    import torchvision                     # the ImageNet ResNets, as rmtrain's resnet18/34/50
+    return getattr(torchvision.models, name)(num_classes=10)
+
+
+def bench(name, threads, channels_last, batch, seconds, size):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = MODELS[name]()
-    x = torch.randn(batch, 3, 32, 32); y = torch.randint(0, 10, (batch,))
+    model = make(name)
+    x = torch.randn(batch, 3, size, size); y = torch.randint(0, 10, (batch,))
     if channels_last:
         model = model.to(memory_format=torch.channels_last); x = x.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
@@ -39,10 +48,11 @@ if __name__ == "__main__":
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--image-size", type=int, default=32)
     a = ap.parse_args()
     for t in [int(v) for v in a.threads.split(",")]:
         for m in a.models.split(","):
             for cl in (False, True):
-                ips = bench(m, t, cl, a.batch_size, a.seconds)
+                ips = bench(m, t, cl, a.batch_size, a.seconds, a.image_size)
                 print(json.dumps({"kind": "torch", "model": m, "threads": t,
                                   "layout": "channels_last" if cl else "NCHW", "images_per_sec": round(ips, 2)}), flush=True)
