@@ -95,3 +95,63 @@ public final class GlobalAvgPool: Layer {
         return dx
     }
 }
+
+/// Average pooling with a k×k window and stride k, `ceil_mode=True`, no padding: PyramidNet's shortcut when a
+/// stage halves the map (the authors' `nn.AvgPool2d((2, 2), stride=(2, 2), ceil_mode=True)`,
+/// models_cifar/pyramidnet.py). A window cut by the border averages the pixels inside, as PyTorch does.
+/// [N, H, W, C] → [N, ⌈H/k⌉, ⌈W/k⌉, C].
+public final class AvgPool2d: Layer {
+    public let kernel: Int
+    private var output: Tensor?
+    private var inputGrad: Tensor?
+    private var inputShape: [Int] = []
+    public init(kernel: Int) { self.kernel = kernel }
+    public var parameters: [Parameter] { [] }
+
+    public func outputShape(_ s: [Int]) -> [Int] { [s[0], (s[1] + kernel - 1) / kernel, (s[2] + kernel - 1) / kernel, s[3]] }
+
+    /// The input rows and columns of output (oy, ox), and 1 / their count.
+    @inline(__always)
+    private func window(_ oy: Int, _ ox: Int, h: Int, w: Int) -> (Range<Int>, Range<Int>, Float) {
+        let ys = (oy * kernel)..<min(h, oy * kernel + kernel), xs = (ox * kernel)..<min(w, ox * kernel + kernel)
+        return (ys, xs, 1 / Float(ys.count * xs.count))
+    }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        inputShape = x.shape
+        let s = outputShape(x.shape), h = x.h, w = x.w, c = x.c, oh = s[1], ow = s[2]
+        let y = ensure(&output, s)
+        let xp = x.data, yp = y.data
+        Parallel.ranges(x.n * oh, minPerTask: 4) { rr in
+            for r in rr {
+                let b = r / oh, oy = r % oh
+                for ox in 0..<ow {
+                    let o = yp + ((b * oh + oy) * ow + ox) * c
+                    let (ys, xs, inv) = window(oy, ox, h: h, w: w)
+                    o.update(repeating: 0, count: c)
+                    for iy in ys { for ix in xs { let i = xp + ((b * h + iy) * w + ix) * c; for j in 0..<c { o[j] += i[j] } } }
+                    for j in 0..<c { o[j] *= inv }
+                }
+            }
+        }
+        return y
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        let dx = ensure(&inputGrad, inputShape)
+        let h = inputShape[1], w = inputShape[2], c = inputShape[3], oh = dy.h, ow = dy.w
+        let dxp = dx.data, dyp = dy.data
+        // Windows do not overlap (stride = kernel): each input pixel gets one output's share.
+        Parallel.ranges(inputShape[0] * oh, minPerTask: 4) { rr in
+            for r in rr {
+                let b = r / oh, oy = r % oh
+                for ox in 0..<ow {
+                    let g = dyp + ((b * oh + oy) * ow + ox) * c
+                    let (ys, xs, inv) = window(oy, ox, h: h, w: w)
+                    for iy in ys { for ix in xs { let d = dxp + ((b * h + iy) * w + ix) * c; for j in 0..<c { d[j] = g[j] * inv } } }
+                }
+            }
+        }
+        return dx
+    }
+}

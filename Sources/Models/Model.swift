@@ -44,7 +44,9 @@ public enum Networks {
     /// Name → builder. A new network adds its line: `("name", { MyNet(inChannels: $0, numClasses: $1) })`.
     public static let all: [(name: String, make: Builder)] =
         ResNet.Variant.allCases.map { v in (v.rawValue, { ResNet(v, inChannels: $0, numClasses: $1) }) } + others
-    private static let others: [(name: String, make: Builder)] = []
+    private static let others: [(name: String, make: Builder)] = PyramidNet.variants.map { v in
+        (v.name, { PyramidNet(depth: v.depth, alpha: v.alpha, name: v.name, inChannels: $0, numClasses: $1) })
+    }
 
     public static var names: [String] { all.map(\.name) }
 

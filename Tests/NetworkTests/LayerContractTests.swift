@@ -29,6 +29,8 @@ final class LayerContractTests: XCTestCase {
         run("linear", Linear("fc", 6, 4), [3, 6], seed: 3)
         run("global avg pool", GlobalAvgPool(), [2, 3, 3, 4], seed: 4)
         run("max pool 3x3 s2", MaxPool2d(kernel: 3, stride: 2, padding: 1), [2, 6, 6, 3], seed: 5)
+        run("avg pool 2x2 s2", AvgPool2d(kernel: 2), [2, 6, 6, 3], seed: 8)
+        run("avg pool 2x2 s2, odd size (ceil mode)", AvgPool2d(kernel: 2), [2, 5, 7, 3], seed: 9)
         run("batch norm (eval)", BatchNorm2d("bn", 4, relu: false), [2, 3, 3, 4], training: false, seed: 6)
         run("batch norm + relu (train)", BatchNorm2d("bn", 4, relu: true), [4, 3, 3, 4], directional: true,
             tolerance: 2e-2, eps: 1e-3, seed: 7)
@@ -43,6 +45,10 @@ final class LayerContractTests: XCTestCase {
         run("basic block, downsampling", BasicBlock("b", 4, 8, stride: 2), [4, 6, 6, 4], directional: true,
             tolerance: 2e-2, eps: 1e-3, seed: 14)
         run("bottleneck", Bottleneck("b", 8, 2, stride: 2), [4, 6, 6, 8], directional: true, tolerance: 2e-2, eps: 1e-3, seed: 15)
+        run("pyramid bottleneck, zero-padded shortcut", PyramidBottleneck("p", 4, 2, stride: 1), [4, 5, 5, 4], directional: true,
+            tolerance: 2e-2, eps: 1e-3, seed: 16)
+        run("pyramid bottleneck, pooled and padded shortcut", PyramidBottleneck("p", 4, 3, stride: 2), [4, 6, 6, 4],
+            directional: true, tolerance: 2e-2, eps: 1e-3, seed: 17)
     }
 
     /// A network is its layers in order: backward visits them reversed, and reports each layer's parameters

@@ -17,6 +17,18 @@ final class ModelShapeTests: XCTestCase {
         XCTAssertEqual(ResNet(.resnet56, inChannels: 3, numClasses: 10).parameterCount, 855_770)
     }
 
+    /// PyramidNet without the RoI head, as the RecursiveMix authors' models_cifar/pyramidnet.py counts it
+    /// (`PyramidNet('cifar100', 164, 270, 100, bottleneck=True)` …; our plain-torch definition gives the
+    /// same: python3 launch/bench/torch_models.py). PyramidNet-200 on CIFAR-10 is Table 1's 26.8 M.
+    func testPyramidNetParameterCountsMatchTheAuthors() {
+        func make(_ name: String, _ k: Int) -> Int { Networks.make(name, inChannels: 3, numClasses: k)!.parameterCount }
+        XCTAssertEqual(make("pyramidnet164", 100), 27_319_071)
+        XCTAssertEqual(make("pyramidnet164", 10), 27_216_021)
+        XCTAssertEqual(make("pyramidnet200", 10), 26_752_702)
+        XCTAssertEqual(make("pyramidnet200", 100), 26_844_952)
+        XCTAssertEqual(make("pyramidnet11", 10), 54_202)
+    }
+
     func testFeatureMapSizes() {
         let cases: [(ResNet.Variant, Int, [Int])] = [
             (.resnet20, 32, [2, 8, 8, 64]), (.cifarResnet18, 32, [2, 4, 4, 512]),

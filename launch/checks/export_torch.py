@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Checks `rmtrain export` against PyTorch (needs `pip install torch`; not part of CI):
-loads the exported safetensors into a plain-torch CIFAR ResNet with torchvision's parameter names
-(strict: every key must match, none may be missing) and evaluates it on the first N Fashion-MNIST test
-images. The top-1 and loss must equal what `rmtrain eval` printed for the same checkpoint.
+loads the exported safetensors into the plain-torch definition of its model (launch/bench/torch_models.py:
+the CIFAR ResNets, PyramidNet; strict: every key must match, none may be missing) and evaluates it on the
+first N Fashion-MNIST test images. With N = 10000 (the whole test set: `--val-limit` would draw a
+class-balanced subset instead of the first N) the top-1 and loss must equal what `rmtrain eval` prints.
 
   rmtrain export --checkpoint RUN/best.rmck --out /tmp/m.safetensors
-  rmtrain eval --checkpoint RUN/best.rmck --val-limit 200 --json
-  python3 launch/checks/export_torch.py /tmp/m.safetensors 200
+  rmtrain eval --checkpoint RUN/best.rmck --json
+  python3 launch/checks/export_torch.py /tmp/m.safetensors 10000
 """
 import gzip, json, os, struct, sys
 import numpy as np

@@ -17,6 +17,7 @@ Names used in every layer file:
 Extra names are documented per file below.
 """
 import json
+import sys
 import os
 import struct
 
@@ -217,14 +218,15 @@ class ResNet20(nn.Module):
         return self.fc(h.mean(dim=(2, 3)))
 
 
-def resnet_case(name, seed):
+def resnet_case(name, seed, model=None):
     """Batch 4, 3×16×16, 10 classes, training mode, loss = soft-target CE against a random soft target.
+    `model`: ResNet-20 by default; PyramidNet-11 from launch/bench/torch_models.py (also fc's width).
     param/<name>: weights before the step (random: conv kaiming-normal fan_out, BN γ∈[0.5,1.5], β~N(0,0.2²));
     grad/<name>: their gradients; buffer/<name>: BN running statistics after the forward (they start at
     the defaults, mean 0 and var 1, as our BatchNorm2d's do)."""
     torch.manual_seed(seed)
     g = gen(seed)
-    model = ResNet20()
+    model = model or ResNet20()
     with torch.no_grad():
         for mod in model.modules():
             if isinstance(mod, nn.Conv2d):
@@ -232,7 +234,7 @@ def resnet_case(name, seed):
             elif isinstance(mod, nn.BatchNorm2d):
                 mod.weight.copy_(uniform(g, 0.5, 1.5, mod.num_features))
                 mod.bias.copy_(randn(g, mod.num_features, scale=0.2))
-        model.fc.weight.copy_(randn(g, 10, 64, scale=0.2))
+        model.fc.weight.copy_(randn(g, 10, model.fc.in_features, scale=0.2))
         model.fc.bias.copy_(randn(g, 10, scale=0.2))
     model.train()
     x = randn(g, 4, 3, 16, 16)
@@ -259,3 +261,6 @@ if __name__ == "__main__":
     maxpool_case("maxpool3_2_1.safetensors", 8)
     ce_case("soft_target_ce.safetensors", 9)
     resnet_case("resnet20.safetensors", 10)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "launch", "bench"))
+    from torch_models import MODELS
+    resnet_case("pyramidnet11.safetensors", 11, MODELS["pyramidnet11"]())
