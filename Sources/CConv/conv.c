@@ -3,6 +3,7 @@
 #include "cconv.h"
 #include <dlfcn.h>
 #include <dnnl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,12 @@ struct rm_conv {
     dnnl_primitive_desc_t pd[KINDS];
 };
 
+// One CPU engine for every layer, created once: ranks run as threads in the tests, and two layers built
+// at the same moment must not race on it.
 static dnnl_engine_t shared_engine;
+static dnnl_status_t shared_engine_status;
+static pthread_once_t shared_engine_once = PTHREAD_ONCE_INIT;
+static void create_shared_engine(void) { shared_engine_status = dnnl_engine_create(&shared_engine, dnnl_cpu, 0); }
 
 static int fail(char *error, int size, const char *what, dnnl_status_t s) {
     if (error && size > 0) snprintf(error, size, "oneDNN %s failed (status %d)", what, (int)s);
@@ -45,7 +51,8 @@ rm_conv *rm_conv_create(int n, int h, int w, int cin, int cout, int k, int strid
                         char *error, int error_size) {
     rm_conv *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    if (!shared_engine) TRY(dnnl_engine_create(&shared_engine, dnnl_cpu, 0), "engine");
+    pthread_once(&shared_engine_once, create_shared_engine);
+    TRY(shared_engine_status, "engine");
     c->engine = shared_engine;
     TRY(dnnl_stream_create(&c->stream, c->engine, dnnl_stream_default_flags), "stream");
     int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;

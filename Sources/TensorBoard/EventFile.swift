@@ -30,10 +30,7 @@ public final class EventWriter {
 
     /// One scalar at a global step (x axis: optimizer steps).
     public func scalar(_ tag: String, _ value: Double, step: Int, wallTime: Date = Date()) throws {
-        var v = Tensorboard_Summary.Value()
-        v.tag = tag
-        v.simpleValue = Float(value)
-        try summary([v], step: step, wallTime: wallTime)
+        try scalars([(tag, value)], step: step, wallTime: wallTime)
     }
 
     /// Several scalars of one step in one record.

@@ -21,8 +21,6 @@ final class TrainingBoard {
         catch { throw TrainingError("TensorBoard: \(error) (--no-tensorboard turns the event file off)") }
     }
 
-    var path: String { writer.path }
-
     /// Called after every step with its position in the epoch (0-based batch `b` of `batchesPerEpoch`) and
     /// the global step (1-based).
     func observeMixing(b: Int, batchesPerEpoch: Int, step: Int, epoch: Int, x: Tensor, record: MixRecord?,
