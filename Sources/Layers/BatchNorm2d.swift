@@ -16,11 +16,17 @@ public final class BatchNorm2d: Layer {
 
     private var input: Tensor?
     private var output: Tensor?
-    private var maskedGrad: Tensor?     // dy after the ReLU mask: also the residual branch's gradient
-    private var inputGrad: Tensor?
+    /// dy after the ReLU mask, kept only when a residual was added (it is that branch's gradient): without
+    /// one the mask is applied again in pass 2, which saves an activation-sized buffer per layer.
+    private var maskedGrad: Tensor?
     private var mean: [Float]
     private var invStd: [Float]
+    // Per-channel coefficients of the forward (scale, shift) and backward (k, a, b) passes, kept so that a
+    // step allocates nothing.
+    private var scale: [Float], shift: [Float], k: [Float], a: [Float], b: [Float]
     private var lastTraining = true
+    private var lastResidual = false
+    private var lastDy: Tensor?
 
     public init(_ name: String, _ channels: Int, relu: Bool, momentum: Float = 0.1) {
         self.channels = channels
@@ -33,6 +39,7 @@ public final class BatchNorm2d: Layer {
         runningVar = Buffer(name + ".running_var", shape: [channels], fill: 1)
         mean = Array(repeating: 0, count: channels)
         invStd = Array(repeating: 1, count: channels)
+        (scale, shift, k, a, b) = (mean, mean, mean, mean, mean)
     }
 
     public var parameters: [Parameter] { [gamma, beta] }
@@ -46,6 +53,7 @@ public final class BatchNorm2d: Layer {
         let rows = x.count / c
         input = x
         lastTraining = training
+        lastResidual = residual != nil
         let xp = x.data
         if training {
             let sums = ChannelReduce.sum(rows: rows, width: c) { rr, p in
@@ -93,7 +101,6 @@ public final class BatchNorm2d: Layer {
         }
         let y = ensure(&output, x.shape)
         // y = x·scale + shift, with scale = γ·invstd and shift = β − mean·scale.
-        var scale = [Float](repeating: 0, count: c), shift = [Float](repeating: 0, count: c)
         for j in 0..<c {
             scale[j] = gamma.value[j] * invStd[j]
             shift[j] = beta.value[j] - mean[j] * scale[j]
@@ -123,10 +130,13 @@ public final class BatchNorm2d: Layer {
     public func backward(_ dy: Tensor) -> Tensor {
         guard let x = input, let y = output else { fatalError("\(gamma.name): backward before forward") }
         let c = channels, rows = x.count / c
-        let g = ensure(&maskedGrad, x.shape)
-        let dx = ensure(&inputGrad, x.shape)
-        let xp = x.data, yp = y.data, dyp = dy.data, gp = g.data
         let relu = self.relu
+        // Only a residual's gradient needs the masked dy stored; without a ReLU it is dy itself.
+        let store = relu && lastResidual
+        let gp: UnsafeMutablePointer<Float>? = store ? ensure(&maskedGrad, x.shape).data : nil
+        lastDy = lastResidual && !relu ? dy : nil   // held only when it is the residual's gradient
+        let dx = TensorPool.take(x.shape)
+        let xp = x.data, yp = y.data, dyp = dy.data
         // Pass 1: mask dy by the ReLU, and reduce Σg and Σg·(x−μ) per channel (×invstd afterwards).
         let sums = mean.withUnsafeBufferPointer { mb in
             ChannelReduce.sum(rows: rows, width: 2 * c) { rr, p in
@@ -140,7 +150,7 @@ public final class BatchNorm2d: Layer {
                             let o = r * c + j
                             var gj = load8(dyp + o)
                             if relu { gj.replace(with: 0, where: load8(yp + o) .<= 0) }
-                            store8(gj, gp + o)
+                            if let gp { store8(gj, gp + o) }
                             sg += gj
                             sgx += gj * (load8(xp + o) - m)
                         }
@@ -151,17 +161,16 @@ public final class BatchNorm2d: Layer {
                 }
                 for r in rr {
                     let o = r * c
-                    let xr = xp + o, yr = yp + o, dyr = dyp + o, gr = gp + o
+                    let xr = xp + o, yr = yp + o, dyr = dyp + o
                     for j in 0..<c {
                         let gj = (!relu || yr[j] > 0) ? dyr[j] : 0
-                        gr[j] = gj
+                        gp?[o + j] = gj
                         pg[j] += gj
                         pgx[j] += gj * (xr[j] - mu[j])
                     }
                 }
             }
         }
-        var a = [Float](repeating: 0, count: c), b = [Float](repeating: 0, count: c), k = [Float](repeating: 0, count: c)
         for j in 0..<c {
             let dbeta = Float(sums[j]), dgamma = Float(sums[c + j]) * invStd[j]
             beta.grad.data[j] += dbeta
@@ -174,7 +183,7 @@ public final class BatchNorm2d: Layer {
                 a[j] = gi * meanGX * invStd[j]                   // coefficient on (x − μ)
                 b[j] = gi * meanG - a[j] * mean[j]                // constant, folding the −μ of x̂
             } else {
-                k[j] = gi
+                (k[j], a[j], b[j]) = (gi, 0, 0)
             }
         }
         // Pass 2: dx = k·g − a·x − b (a = b = 0 in eval mode).
@@ -184,7 +193,18 @@ public final class BatchNorm2d: Layer {
             Parallel.ranges(rows, minPerTask: 512) { rr in
                 for r in rr {
                     let o = r * c
-                    for j in 0..<c { dxp[o + j] = kk[j] * gp[o + j] - aa[j] * xp[o + j] - bbp[j] }
+                    if c % 8 == 0 {
+                        for j in stride(from: 0, to: c, by: 8) {
+                            var gj = load8(dyp + o + j)
+                            if relu { gj.replace(with: 0, where: load8(yp + o + j) .<= 0) }
+                            store8(load8(kk + j) * gj - load8(aa + j) * load8(xp + o + j) - load8(bbp + j), dxp + o + j)
+                        }
+                        continue
+                    }
+                    for j in 0..<c {
+                        let gj = (!relu || yp[o + j] > 0) ? dyp[o + j] : 0
+                        dxp[o + j] = kk[j] * gj - aa[j] * xp[o + j] - bbp[j]
+                    }
                 }
             }
         } } }
@@ -193,7 +213,8 @@ public final class BatchNorm2d: Layer {
 
     /// dL/d(residual) of the last backward: the ReLU-masked output gradient.
     public var residualGradient: Tensor {
-        guard let maskedGrad else { fatalError("\(gamma.name): no backward yet") }
+        if lastResidual, !relu, let lastDy { return lastDy }
+        guard lastResidual, let maskedGrad else { fatalError("\(gamma.name): no backward after a forward with a residual") }
         return maskedGrad
     }
 }

@@ -23,7 +23,6 @@ public final class Conv2d: Layer {
 
     private var input: Tensor?
     private var output: Tensor?
-    private var inputGrad: Tensor?
     private var geometry: ConvGeometry?
     /// Shared by all convolutions: only one runs at a time, and its partial sums are dead after backward.
     nonisolated(unsafe) private static var partialWeightGradients: Tensor?
@@ -155,7 +154,7 @@ public final class Conv2d: Layer {
         let chunksPerGroup = (chunks + Conv2d.weightGradientGroups - 1) / Conv2d.weightGradientGroups
         let groups = (chunks + chunksPerGroup - 1) / chunksPerGroup     // none of them empty
         let pp = ensure(&Conv2d.partialWeightGradients, [groups * wsize]).data
-        let dx: Tensor? = inputGradient ? ensure(&inputGrad, x.shape) : nil
+        let dx: Tensor? = inputGradient ? TensorPool.take(x.shape) : nil
         lastBackwardFlops = lastForwardFlops * (inputGradient ? 2 : 1)
         let cout = outChannels, w = weight.value.data, xp = x.data, dyp = dy.data
         let dxp = dx?.data

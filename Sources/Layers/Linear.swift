@@ -6,7 +6,6 @@ public final class Linear: Layer {
     public let inFeatures: Int, outFeatures: Int
     private var input: Tensor?
     private var output: Tensor?
-    private var inputGrad: Tensor?
 
     public init(_ name: String, _ inFeatures: Int, _ outFeatures: Int) {
         self.inFeatures = inFeatures
@@ -45,7 +44,7 @@ public final class Linear: Layer {
             let row = dy.data + r * outFeatures
             for j in 0..<outFeatures { bias.grad.data[j] += row[j] }
         }
-        let dx = ensure(&inputGrad, x.shape)
+        let dx = TensorPool.take(x.shape)
         sgemm(m: n, n: inFeatures, k: outFeatures, a: dy.data, lda: outFeatures,
               b: weight.value.data, ldb: inFeatures, c: dx.data, ldc: inFeatures)
         return dx

@@ -7,7 +7,6 @@ public final class MaxPool2d: Layer {
     private var output: Tensor?
     private var argmax: [Int32] = []
     private var inputShape: [Int] = []
-    private var inputGrad: Tensor?
 
     public init(kernel: Int, stride: Int, padding: Int) {
         self.kernel = kernel; self.stride = stride; self.padding = padding
@@ -49,7 +48,7 @@ public final class MaxPool2d: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let dx = ensure(&inputGrad, inputShape)
+        let dx = TensorPool.take(inputShape)
         dx.zero()
         // Sequential: windows overlap, and a fixed order keeps the sums reproducible.
         let dxp = dx.data, dyp = dy.data
@@ -63,7 +62,6 @@ public final class MaxPool2d: Layer {
 /// Mean over H and W: [N, H, W, C] → [N, C].
 public final class GlobalAvgPool: Layer {
     private var output: Tensor?
-    private var inputGrad: Tensor?
     private var inputShape: [Int] = []
     public init() {}
     public var parameters: [Parameter] { [] }
@@ -84,7 +82,7 @@ public final class GlobalAvgPool: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let dx = ensure(&inputGrad, inputShape)
+        let dx = TensorPool.take(inputShape)
         let n = inputShape[0], hw = inputShape[1] * inputShape[2], c = inputShape[3]
         let inv = 1 / Float(hw)
         let dxp = dx.data, dyp = dy.data
@@ -96,19 +94,24 @@ public final class GlobalAvgPool: Layer {
     }
 }
 
-/// Average pooling with a k×k window and stride k, `ceil_mode=True`, no padding: PyramidNet's shortcut when a
-/// stage halves the map (the authors' `nn.AvgPool2d((2, 2), stride=(2, 2), ceil_mode=True)`,
-/// models_cifar/pyramidnet.py). A window cut by the border averages the pixels inside, as PyTorch does.
-/// [N, H, W, C] → [N, ⌈H/k⌉, ⌈W/k⌉, C].
+/// Average pooling with a k×k window and stride k, no padding.
+/// - `ceilMode: true`: PyramidNet's shortcut when a stage halves the map (the authors'
+///   `nn.AvgPool2d((2, 2), stride=(2, 2), ceil_mode=True)`, models_cifar/pyramidnet.py). A window cut by the
+///   border averages the pixels inside, as PyTorch does. [N, H, W, C] → [N, ⌈H/k⌉, ⌈W/k⌉, C].
+/// - `ceilMode: false`: DenseNet's transition (`nn.AvgPool2d(2, stride=2)`, models_cifar/densenet.py): the
+///   last row or column of an odd map is dropped and gets no gradient. [N, H, W, C] → [N, ⌊H/k⌋, ⌊W/k⌋, C].
 public final class AvgPool2d: Layer {
     public let kernel: Int
+    public let ceilMode: Bool
     private var output: Tensor?
-    private var inputGrad: Tensor?
     private var inputShape: [Int] = []
-    public init(kernel: Int) { self.kernel = kernel }
+    public init(kernel: Int, ceilMode: Bool = true) { (self.kernel, self.ceilMode) = (kernel, ceilMode) }
     public var parameters: [Parameter] { [] }
 
-    public func outputShape(_ s: [Int]) -> [Int] { [s[0], (s[1] + kernel - 1) / kernel, (s[2] + kernel - 1) / kernel, s[3]] }
+    public func outputShape(_ s: [Int]) -> [Int] {
+        let round = ceilMode ? kernel - 1 : 0
+        return [s[0], (s[1] + round) / kernel, (s[2] + round) / kernel, s[3]]
+    }
 
     /// The input rows and columns of output (oy, ox), and 1 / their count.
     @inline(__always)
@@ -138,9 +141,11 @@ public final class AvgPool2d: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let dx = ensure(&inputGrad, inputShape)
+        let dx = TensorPool.take(inputShape)
         let h = inputShape[1], w = inputShape[2], c = inputShape[3], oh = dy.h, ow = dy.w
         let dxp = dx.data, dyp = dy.data
+        // Floor mode leaves the pixels past the last whole window out of every window.
+        if h % kernel != 0 || w % kernel != 0, !ceilMode { dx.zero() }
         // Windows do not overlap (stride = kernel): each input pixel gets one output's share.
         Parallel.ranges(inputShape[0] * oh, minPerTask: 4) { rr in
             for r in rr {

@@ -111,3 +111,44 @@ func addInPlace(_ a: Tensor, _ b: Tensor) {
     let ap = a.data, bp = b.data
     Parallel.ranges(a.count, minPerTask: 1 << 15) { r in for i in r { ap[i] += bp[i] } }
 }
+
+/// out[…, 0..<C'] += s, for s of C' ≤ C channels (NHWC: the first C' of each pixel's C).
+func addPadded(into out: Tensor, _ s: Tensor) {
+    let c = out.c, cs = s.c, pixels = out.count / c
+    precondition(s.count / cs == pixels && cs <= c, "shortcut \(s.shape) does not fit \(out.shape)")
+    let op = out.data, sp = s.data
+    Parallel.ranges(pixels, minPerTask: 1024) { r in
+        for p in r { let o = op + p * c, i = sp + p * cs; for j in 0..<cs { o[j] += i[j] } }
+    }
+}
+
+/// d[…, 0..<C'] = g[…, offset..<offset + C'] (C' = d's channels): a block's share of a gradient whose
+/// channels are a concatenation (PyramidNet's padded shortcut, DenseNet's layer output).
+func sliceChannels(_ g: Tensor, from offset: Int = 0, into d: Tensor) {
+    let c = g.c, cs = d.c, pixels = g.count / c
+    precondition(d.count / cs == pixels && offset + cs <= c, "channels \(offset)..<\(offset + cs) do not fit \(g.shape)")
+    let gp = g.data + offset, dp = d.data
+    Parallel.ranges(pixels, minPerTask: 1024) { r in
+        for p in r { (dp + p * cs).update(from: gp + p * c, count: cs) }
+    }
+}
+
+/// d[…, 0..<C'] += g[…, 0..<C'] (C' = d's channels ≤ g's): the gradient a concatenation's first part gets.
+func addSlicedChannels(into d: Tensor, _ g: Tensor) {
+    let c = g.c, cs = d.c, pixels = g.count / c
+    precondition(d.count / cs == pixels && cs <= c, "\(d.shape) is not a channel slice of \(g.shape)")
+    let gp = g.data, dp = d.data
+    Parallel.ranges(pixels, minPerTask: 1024) { r in
+        for p in r { let o = dp + p * cs, i = gp + p * c; for j in 0..<cs { o[j] += i[j] } }
+    }
+}
+
+/// y = [a, b] along channels (NHWC): y[p, 0..<Ca] = a[p], y[p, Ca..<Ca + Cb] = b[p].
+func concatChannels(_ a: Tensor, _ b: Tensor, into y: Tensor) {
+    let ca = a.c, cb = b.c, c = ca + cb, pixels = a.count / ca
+    precondition(b.count / cb == pixels && y.count == pixels * c, "cannot concatenate \(a.shape) and \(b.shape) into \(y.shape)")
+    let ap = a.data, bp = b.data, yp = y.data
+    Parallel.ranges(pixels, minPerTask: 1024) { r in
+        for p in r { (yp + p * c).update(from: ap + p * ca, count: ca); (yp + p * c + ca).update(from: bp + p * cb, count: cb) }
+    }
+}

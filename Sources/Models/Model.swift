@@ -46,6 +46,8 @@ public enum Networks {
         ResNet.Variant.allCases.map { v in (v.rawValue, { ResNet(v, inChannels: $0, numClasses: $1) }) } + others
     private static let others: [(name: String, make: Builder)] = PyramidNet.variants.map { v in
         (v.name, { PyramidNet(depth: v.depth, alpha: v.alpha, name: v.name, inChannels: $0, numClasses: $1) })
+    } + DenseNet.variants.map { v in
+        (v.name, { DenseNet(blocks: v.blocks, growthRate: v.growthRate, name: v.name, inChannels: $0, numClasses: $1) })
     }
 
     public static var names: [String] { all.map(\.name) }
@@ -67,7 +69,6 @@ public class Network: Model, @unchecked Sendable {
     public let layers: [Layer]
     public let classifier: Linear
     let pool = GlobalAvgPool()
-    private var featureGrad: Tensor?
     public private(set) var features: Tensor?
 
     /// `layers` map the input to a feature map of `featureChannels` channels; the classifier is named `fc`.
@@ -86,17 +87,33 @@ public class Network: Model, @unchecked Sendable {
         [classifier.parameters] + layers.reversed().map(\.parameters).filter { !$0.isEmpty }
     }
 
-    /// torchvision's initialisation: conv weights ~ N(0, 2/fan_out) (kaiming_normal_, mode fan_out, relu),
-    /// BN γ = 1, β = 0, Linear weight and bias ~ U(±1/√fan_in) (PyTorch's Linear default); running
-    /// variances 1, means 0.
+    /// How convolution weights start (the rest is the same for every network).
+    public enum ConvolutionInit {
+        /// N(0, 2/fan_out): torchvision's ResNets (kaiming_normal_, mode fan_out, relu), the authors' PyramidNet.
+        case kaimingNormalFanOut
+        /// U(±1/√fan_in): PyTorch's nn.Conv2d default (kaiming_uniform_ with a = √5), for a definition that sets none.
+        case pytorchDefault
+    }
+    /// A subclass whose reference definition initialises otherwise overrides this.
+    var convolutionInit: ConvolutionInit { .kaimingNormalFanOut }
+
+    /// Conv weights as `convolutionInit` says (torchvision's by default), BN γ = 1, β = 0, Linear weight and
+    /// bias ~ U(±1/√fan_in) (PyTorch's Linear default); running variances 1, means 0.
     public func initialize(seed: UInt64) {
         var rng = RandomStream(seed: seed, stream: 0x1417)
         for p in parameters {
             switch p.kind {
             case .weight where p.value.shape.count == 4:
-                let fanOut = p.value.shape[0] * p.value.shape[1] * p.value.shape[2]
-                let std = (2.0 / Double(fanOut)).squareRoot()
-                for i in 0..<p.value.count { p.value[i] = Float(rng.normal() * std) }
+                // OHWI: fan_out = O·kh·kw, fan_in = kh·kw·I.
+                let s = p.value.shape
+                switch convolutionInit {
+                case .kaimingNormalFanOut:
+                    let std = (2.0 / Double(s[0] * s[1] * s[2])).squareRoot()
+                    for i in 0..<p.value.count { p.value[i] = Float(rng.normal() * std) }
+                case .pytorchDefault:
+                    let bound = 1 / Double(s[1] * s[2] * s[3]).squareRoot()
+                    for i in 0..<p.value.count { p.value[i] = Float(rng.uniform(-bound, bound)) }
+                }
             case .weight, .bias:
                 let fanIn = p.kind == .weight ? p.value.shape[1] : featureChannels
                 let bound = 1 / Double(fanIn).squareRoot()
@@ -124,7 +141,7 @@ public class Network: Model, @unchecked Sendable {
         var g = pool.backward(classifier.backward(logitsGradient))
         gradientsReady?(classifier.parameters)
         if let featureGradient {
-            let sum = ensure(&featureGrad, g.shape)
+            let sum = TensorPool.take(g.shape)
             let a = g.data, b = featureGradient.data, s = sum.data
             for i in 0..<g.count { s[i] = a[i] + b[i] }
             g = sum

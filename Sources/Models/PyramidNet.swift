@@ -45,7 +45,6 @@ public final class PyramidBottleneck: ResidualBlock {
     let bn1: BatchNorm2d, conv1: Conv2d, bn2: BatchNorm2d, conv2: Conv2d, bn3: BatchNorm2d, conv3: Conv2d, bn4: BatchNorm2d
     let pool: AvgPool2d?
     public let inChannels: Int, outChannels: Int
-    private var shortcutGrad: Tensor?
 
     public init(_ name: String, _ inC: Int, _ planes: Int, stride: Int) {
         let outC = planes * PyramidBottleneck.expansion
@@ -72,7 +71,7 @@ public final class PyramidBottleneck: ResidualBlock {
 
     public func backward(_ dy: Tensor) -> Tensor {
         // The shortcut's gradient: dy's first inChannels channels (the zero padding takes none).
-        let ds = ensure(&shortcutGrad, Array(dy.shape.dropLast()) + [inChannels])
+        let ds = TensorPool.take(Array(dy.shape.dropLast()) + [inChannels])
         sliceChannels(dy, into: ds)
         let dh2 = conv3.backward(bn4.backward(dy))
         let dh1 = conv2.backward(bn3.backward(dh2))
@@ -86,23 +85,4 @@ public final class PyramidBottleneck: ResidualBlock {
     }
     public var buffers: [Buffer] { bn1.buffers + bn2.buffers + bn3.buffers + bn4.buffers }
     public var convolutions: [Conv2d] { [conv1, conv2, conv3] }
-}
-
-/// out[…, 0..<C'] += s, for s of C' ≤ C channels (NHWC: the first C' of each pixel's C).
-func addPadded(into out: Tensor, _ s: Tensor) {
-    let c = out.c, cs = s.c, pixels = out.count / c
-    precondition(s.count / cs == pixels && cs <= c, "shortcut \(s.shape) does not fit \(out.shape)")
-    let op = out.data, sp = s.data
-    Parallel.ranges(pixels, minPerTask: 1024) { r in
-        for p in r { let o = op + p * c, i = sp + p * cs; for j in 0..<cs { o[j] += i[j] } }
-    }
-}
-
-/// d[…, 0..<C'] = g[…, 0..<C'] (C' = d's channels).
-func sliceChannels(_ g: Tensor, into d: Tensor) {
-    let c = g.c, cs = d.c, pixels = g.count / c
-    let gp = g.data, dp = d.data
-    Parallel.ranges(pixels, minPerTask: 1024) { r in
-        for p in r { (dp + p * cs).update(from: gp + p * c, count: cs) }
-    }
 }

@@ -109,7 +109,7 @@ public struct TrainConfig: Sendable {
     public init() {}
 
     /// Fingerprint lines a resumed run may change without changing the training it continues.
-    public static let resumableDifferences: Set<String> = ["max-steps", "check-every"]
+    public static let resumableDifferences: Set<String> = ["max-steps", "check-every", "eval-batch-size"]
 
     /// Every setting under its `rmtrain train` flag name, with the value in flag syntax (booleans are
     /// flags: `true` means present). This is what RUN_DIR/config.yaml holds and `--config` reads back.

@@ -34,8 +34,10 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Batch size per process.")
     var batchSize = 128
 
-    @Option(parsing: .unconditional, help: "Batch size for evaluation.")
-    var evalBatchSize = 256
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "Batch size for evaluation (default: --batch-size, as timm's validation_batch_size).",
+        discussion: "Every layer keeps buffers for the largest batch it has seen: a larger evaluation batch grows them all."))
+    var evalBatchSize: Int?
 
     @Option(parsing: .unconditional, help: "Base learning rate.")
     var lr = 0.1
@@ -167,7 +169,7 @@ struct TrainCommand: ParsableCommand {
         try FlagCheck.integer("--epochs", epochs, 1...1_000_000)
         try FlagCheck.integer("--tensorboard-every", tensorboardEvery, 1...1_000_000_000)
         try FlagCheck.integer("--batch-size", batchSize, 1...1_000_000)
-        try FlagCheck.integer("--eval-batch-size", evalBatchSize, 1...1_000_000)
+        if let evalBatchSize { try FlagCheck.integer("--eval-batch-size", evalBatchSize, 1...1_000_000) }
         try FlagCheck.positive("--lr", lr)
         try FlagCheck.number("--wd", wd, "in [0, 1)") { $0 >= 0 && $0 < 1 }
         try FlagCheck.number("--momentum", momentum, "in [0, 1)") { $0 >= 0 && $0 < 1 }
@@ -233,7 +235,7 @@ struct TrainCommand: ParsableCommand {
         c.model = model
         c.epochs = epochs
         c.batchSize = batchSize
-        c.evalBatchSize = evalBatchSize
+        c.evalBatchSize = evalBatchSize ?? batchSize
         c.lr = lr
         c.scaleLR = scaleLR
         c.weightDecay = wd

@@ -72,4 +72,12 @@ final class ConfigRoundTripTests: XCTestCase {
         let d = try TrainCommand.parse(try ConfigFile.flags(path)).makeConfig()
         XCTAssertEqual(d.settings.map(\.value), TrainConfig().settings.map(\.value))
     }
+
+    /// `--eval-batch-size` defaults to `--batch-size` (timm's validation_batch_size): a larger evaluation
+    /// batch would grow every layer's buffers. It may change on resume (it does not change the training).
+    func testEvalBatchSizeDefaultsToTheTrainingBatch() throws {
+        XCTAssertEqual(try TrainCommand.parse(["--batch-size", "48"]).makeConfig().evalBatchSize, 48)
+        XCTAssertEqual(try TrainCommand.parse(["--batch-size", "48", "--eval-batch-size", "100"]).makeConfig().evalBatchSize, 100)
+        XCTAssertTrue(TrainConfig.resumableDifferences.contains("eval-batch-size"))
+    }
 }

@@ -166,6 +166,12 @@ final class GoldenTests: XCTestCase {
         try checkNetwork("pyramidnet11.safetensors", try XCTUnwrap(Networks.make("pyramidnet11", inChannels: 3, numClasses: 10)))
     }
 
+    /// DenseNet-13 (one dense layer a block, k = 8): channel concatenation, BN-conv-average-pool transitions
+    /// that halve 16 → 8 → 4 → 2, BN + ReLU at the end, the authors' parameter names.
+    func testDenseNet13() throws {
+        try checkNetwork("densenet13.safetensors", try XCTUnwrap(Networks.make("densenet13", inChannels: 3, numClasses: 10)))
+    }
+
     func checkNetwork(_ file: String, _ model: Network) throws {
         let f = try load(file)
         let tag = model.name

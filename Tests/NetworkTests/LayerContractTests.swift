@@ -31,6 +31,7 @@ final class LayerContractTests: XCTestCase {
         run("max pool 3x3 s2", MaxPool2d(kernel: 3, stride: 2, padding: 1), [2, 6, 6, 3], seed: 5)
         run("avg pool 2x2 s2", AvgPool2d(kernel: 2), [2, 6, 6, 3], seed: 8)
         run("avg pool 2x2 s2, odd size (ceil mode)", AvgPool2d(kernel: 2), [2, 5, 7, 3], seed: 9)
+        run("avg pool 2x2 s2, odd size (floor mode)", AvgPool2d(kernel: 2, ceilMode: false), [2, 5, 7, 3], seed: 10)
         run("batch norm (eval)", BatchNorm2d("bn", 4, relu: false), [2, 3, 3, 4], training: false, seed: 6)
         run("batch norm + relu (train)", BatchNorm2d("bn", 4, relu: true), [4, 3, 3, 4], directional: true,
             tolerance: 2e-2, eps: 1e-3, seed: 7)
@@ -49,6 +50,9 @@ final class LayerContractTests: XCTestCase {
             tolerance: 2e-2, eps: 1e-3, seed: 16)
         run("pyramid bottleneck, pooled and padded shortcut", PyramidBottleneck("p", 4, 3, stride: 2), [4, 6, 6, 4],
             directional: true, tolerance: 2e-2, eps: 1e-3, seed: 17)
+        run("dense layer, channel concatenation", DenseLayer("d", 5, growthRate: 3), [4, 5, 5, 5], directional: true,
+            tolerance: 2e-2, eps: 1e-3, seed: 18)
+        run("transition, odd size", Transition("t", 6, 3), [4, 5, 5, 6], directional: true, tolerance: 2e-2, eps: 1e-3, seed: 19)
     }
 
     /// A network is its layers in order: backward visits them reversed, and reports each layer's parameters

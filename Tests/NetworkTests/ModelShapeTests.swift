@@ -29,6 +29,18 @@ final class ModelShapeTests: XCTestCase {
         XCTAssertEqual(make("pyramidnet11", 10), 54_202)
     }
 
+    /// DenseNet without the RoI head (`linear_roi`), as models_cifar/densenet.py counts it
+    /// (`densenet121(num_classes=100)` …; our plain-torch definition gives the same and loads the authors'
+    /// state dict strictly: python3 launch/bench/torch_models.py). Table 3: 7.0 M and 26.7 M on CIFAR-100.
+    func testDenseNetParameterCountsMatchTheAuthors() {
+        func make(_ name: String, _ k: Int) -> Int { Networks.make(name, inChannels: 3, numClasses: k)!.parameterCount }
+        XCTAssertEqual(make("densenet121", 100), 7_048_548)
+        XCTAssertEqual(make("densenet121", 10), 6_956_298)
+        XCTAssertEqual(make("densenet161", 100), 26_681_188)
+        XCTAssertEqual(make("densenet161", 10), 26_482_378)
+        XCTAssertEqual(make("densenet13", 10), 12_490)
+    }
+
     func testFeatureMapSizes() {
         let cases: [(ResNet.Variant, Int, [Int])] = [
             (.resnet20, 32, [2, 8, 8, 64]), (.cifarResnet18, 32, [2, 4, 4, 512]),
@@ -64,5 +76,22 @@ final class ModelShapeTests: XCTestCase {
             default: break
             }
         }
+    }
+
+    /// DenseNet starts as PyTorch's nn.Conv2d default (the authors' file sets no init): conv weights
+    /// U(±1/√fan_in), whose std is bound/√3; the feature map after three transitions is 32/8 = 4 pixels wide.
+    func testDenseNetInitialisationAndFeatureMap() throws {
+        let m = try XCTUnwrap(Networks.make("densenet121", inChannels: 3, numClasses: 100))
+        m.initialize(seed: 5)
+        for p in m.parameters where p.kind == .weight && p.value.shape.count == 4 {
+            let s = p.value.shape, bound = 1 / Double(s[1] * s[2] * s[3]).squareRoot()
+            let v = p.value.array
+            XCTAssertTrue(v.allSatisfy { abs(Double($0)) <= bound }, p.name)
+            guard v.count >= 20_000 else { continue }
+            let std = (v.reduce(0) { $0 + Double($1) * Double($1) } / Double(v.count)).squareRoot()
+            XCTAssertEqual(std, bound / 3.0.squareRoot(), accuracy: 0.05 * bound, p.name)
+        }
+        _ = m.forward(Tensor(shape: [2, 32, 32, 3]), training: false)
+        XCTAssertEqual(m.features?.shape, [2, 4, 4, 1024])
     }
 }

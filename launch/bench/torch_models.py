@@ -1,6 +1,8 @@
 """The CIFAR networks of rmtrain in plain torch, with its parameter names (the ResNets: torchvision's conv1,
 bn1, layerN.M.conv1, layerN.M.downsample.0/1, fc; PyramidNet: the RecursiveMix authors' layerN.M.bn1..bn4,
-bn_final), so rmtrain's exported weights load with strict=True. Used by torch_train.py (the PyTorch side of
+bn_final; DenseNet: the authors' features.dense_block_layer_I.bottle_neck_layer_J.bottle_neck.K,
+features.transition_layer_I.down_sample.K, features.bn, with fc for their linear), so rmtrain's exported
+weights load with strict=True. Used by torch_train.py (the PyTorch side of
 the benchmark), launch/checks/export_torch.py and Tests/NetworkTests/Golden/make_golden.py.
 Parameter counts (without the RoI head): python3 launch/bench/torch_models.py"""
 import torch
@@ -92,6 +94,53 @@ class PyramidNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+class DenseLayer(nn.Module):
+    """BN-ReLU-1x1 (4k)-BN-ReLU-3x3 (k), output concatenated after the input (the authors' Bottleneck)."""
+
+    def __init__(self, cin, k):
+        super().__init__()
+        self.bottle_neck = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.Conv2d(cin, 4 * k, 1, bias=False),
+                                         nn.BatchNorm2d(4 * k), nn.ReLU(inplace=True),
+                                         nn.Conv2d(4 * k, k, 3, padding=1, bias=False))
+
+    def forward(self, x):
+        return torch.cat([x, self.bottle_neck(x)], 1)
+
+
+class Transition(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.down_sample = nn.Sequential(nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 1, bias=False), nn.AvgPool2d(2, stride=2))
+
+    def forward(self, x):
+        return self.down_sample(x)
+
+
+class DenseNet(nn.Module):
+    """DenseNet-BC for CIFAR as models_cifar/densenet.py builds it: 3x3 stem of 2k channels, dense blocks,
+    transitions with compression 0.5 (floor), BN + ReLU, average pooling, fc (the authors' linear)."""
+
+    def __init__(self, blocks, k, in_channels=3, classes=10):
+        super().__init__()
+        c = 2 * k
+        self.conv1 = nn.Conv2d(in_channels, c, 3, padding=1, bias=False)
+        self.features = nn.Sequential()
+        for i, n in enumerate(blocks):
+            last = i == len(blocks) - 1
+            block = nn.Sequential()
+            for j in range(n):
+                block.add_module(f"bottle_neck_layer_{j}", DenseLayer(c, k)); c += k
+            self.features.add_module(f"dense_block{i}" if last else f"dense_block_layer_{i}", block)
+            if not last:
+                self.features.add_module(f"transition_layer_{i}", Transition(c, int(0.5 * c))); c = int(0.5 * c)
+        self.features.add_module("bn", nn.BatchNorm2d(c))
+        self.features.add_module("relu", nn.ReLU(inplace=True))
+        self.fc = nn.Linear(c, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(self.conv1(x)), 1), 1))
+
+
 MODELS = {
     "resnet8": lambda cin=3, k=10: CifarResNet([16, 32, 64], [1, 1, 1], cin, k),
     "resnet20": lambda cin=3, k=10: CifarResNet([16, 32, 64], [3, 3, 3], cin, k),
@@ -101,6 +150,9 @@ MODELS = {
     "pyramidnet11": lambda cin=3, k=10: PyramidNet(11, 24, cin, k),
     "pyramidnet164": lambda cin=3, k=10: PyramidNet(164, 270, cin, k),
     "pyramidnet200": lambda cin=3, k=10: PyramidNet(200, 240, cin, k),
+    "densenet13": lambda cin=3, k=10: DenseNet([1, 1, 1, 1], 8, cin, k),
+    "densenet121": lambda cin=3, k=10: DenseNet([6, 12, 24, 16], 32, cin, k),
+    "densenet161": lambda cin=3, k=10: DenseNet([6, 12, 36, 24], 48, cin, k),
 }
 
 

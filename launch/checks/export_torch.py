@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks `rmtrain export` against PyTorch (needs `pip install torch`; not part of CI):
 loads the exported safetensors into the plain-torch definition of its model (launch/bench/torch_models.py:
-the CIFAR ResNets, PyramidNet; strict: every key must match, none may be missing) and evaluates it on the
+the CIFAR ResNets, PyramidNet, DenseNet; strict: every key must match, none may be missing) and evaluates it on the
 first N Fashion-MNIST test images. With N = 10000 (the whole test set: `--val-limit` would draw a
 class-balanced subset instead of the first N) the top-1 and loss must equal what `rmtrain eval` prints.
 
@@ -50,8 +50,8 @@ if __name__ == "__main__":
     x = idx(d + "t10k-images-idx3-ubyte.gz")[:n].astype(np.float32) / 255
     y = torch.from_numpy(idx(d + "t10k-labels-idx1-ubyte.gz")[:n].astype(np.int64))
     x = (torch.from_numpy(x)[:, None] - 0.2860) / 0.3530
-    with torch.no_grad():
-        z = model(x)
+    with torch.no_grad():  # batches of 500: DenseNet's concatenations on 10,000 images at once need > 24 GB
+        z = torch.cat([model(x[i:i + 500]) for i in range(0, n, 500)])
     top1 = (z.argmax(1) == y).float().mean().item()
     loss = F.cross_entropy(z, y).item()
     print(json.dumps({"images": n, "top1": top1, "loss": loss, "keys": len(state)}))

@@ -220,7 +220,8 @@ class ResNet20(nn.Module):
 
 def resnet_case(name, seed, model=None):
     """Batch 4, 3×16×16, 10 classes, training mode, loss = soft-target CE against a random soft target.
-    `model`: ResNet-20 by default; PyramidNet-11 from launch/bench/torch_models.py (also fc's width).
+    `model`: ResNet-20 by default; PyramidNet-11 and DenseNet-13 from launch/bench/torch_models.py (also
+    fc's width).
     param/<name>: weights before the step (random: conv kaiming-normal fan_out, BN γ∈[0.5,1.5], β~N(0,0.2²));
     grad/<name>: their gradients; buffer/<name>: BN running statistics after the forward (they start at
     the defaults, mean 0 and var 1, as our BatchNorm2d's do)."""
@@ -264,3 +265,4 @@ if __name__ == "__main__":
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "launch", "bench"))
     from torch_models import MODELS
     resnet_case("pyramidnet11.safetensors", 11, MODELS["pyramidnet11"]())
+    resnet_case("densenet13.safetensors", 12, MODELS["densenet13"]())
