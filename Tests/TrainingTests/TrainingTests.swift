@@ -91,6 +91,33 @@ final class DeterminismTests: XCTestCase {
         XCTAssertEqual(results[0], results[1])
         XCTAssertNotEqual(results[0], results[2])
     }
+
+    /// The paper's other networks train with RecursiveMix end to end on 28×28 images (PyramidNet's
+    /// ceil-mode shortcuts 28 → 14 → 7, DenseNet's floor-mode transitions 28 → 14 → 7 → 3): the consistency
+    /// term of the RoI head on the last feature map is finite and positive, and a second run is bit-identical.
+    func testPaperNetworksTrainWithRecursiveMix() throws {
+        let tmp = NSTemporaryDirectory() + "nets-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        for model in ["pyramidnet11", "densenet13"] {
+            var runs: [[[UInt32]]] = []
+            for i in 0..<2 {
+                var c = try Self.config(seed: 3, out: tmp + "/\(model)-\(i)")
+                c.model = model
+                c.mix = .rm
+                c.maxSteps = 3
+                c.batchSize = 16
+                c.valLimit = 20
+                let t = try Trainer(config: c)
+                try t.run(log: { _ in })
+                XCTAssertEqual(t.step, 3, model)
+                runs.append(weights(t))
+                let row = try String(contentsOfFile: c.outDir + "/metrics.jsonl", encoding: .utf8)
+                let consistency = try XCTUnwrap(row.firstMatch(of: /"consistency_loss": ([0-9.e+-]+)/).flatMap { Double($0.1) })
+                XCTAssertTrue(consistency.isFinite && consistency > 0, "\(model): consistency loss \(consistency)")
+            }
+            XCTAssertEqual(runs[0], runs[1], "\(model): two runs with one seed differ")
+        }
+    }
 }
 
 /// A missing test prerequisite is a failure, never a skip.
