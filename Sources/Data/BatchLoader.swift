@@ -190,6 +190,9 @@ public final class EpochBatches {
     private var run: Prefetch?
     private var workers = 0
     private var current: Batch?
+    /// Seconds `next()` has spent waiting for batches so far: blocked on the prefetch threads, or decoding
+    /// in the caller's thread when the loader has none. What the training loop reports as its data wait.
+    public private(set) var waitSeconds = 0.0
 
     fileprivate init(loader: BatchLoader, epoch: Int, from: Int, until: Int) {
         (self.loader, self.epoch, self.b, self.until) = (loader, epoch, from, until)
@@ -218,6 +221,8 @@ public final class EpochBatches {
 
     /// The next batch and its index in the epoch; nil after the last (or after an error was thrown).
     public func next() throws -> (Int, Batch)? {
+        let started = DispatchTime.now().uptimeNanoseconds
+        defer { waitSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9 }
         while b < until {
             let index = b
             b += 1

@@ -72,6 +72,9 @@ extension Trainer {
         r.set("bad_images", reduced.badImages)
         r.set("global_batch", globalBatch)
         r.set("allreduce_wait_seconds", reduced.waitSeconds)
+        // Mean over ranks of the time the loop waited for its loader, and its share of the epoch's training time.
+        r.set("data_wait_seconds", reduced.dataWaitSeconds)
+        r.set("data_wait_fraction", reduced.dataWaitSeconds / max(trainSeconds, 1e-9))
         if engine.mixing.name != "none" { r.set("mix", engine.mixing.name) }
         for (key, value) in engine.mixing.report(mix, worldSize: comm.size) { r.set(key, value) }
         for (key, value) in engine.metrics.report(metrics) { r.set(key, value) }

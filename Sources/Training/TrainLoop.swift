@@ -107,7 +107,9 @@ extension Trainer {
         if firstBatch > 0 { sums = run.resumedSums } else { engine.startEpoch() }
         let batches = trainLoader.batches(epoch: epoch, from: firstBatch, until: run.totalSteps - epoch * perEpoch)
         defer { batches.close() }
+        let waitBefore = sums.dataWaitSeconds
         while let (b, batch) = try batches.next() {
+            sums.dataWaitSeconds = waitBefore + batches.waitSeconds
             try trainStep(batch, epoch: epoch, batch: b, sums: &sums, run: run, epochStart: epochStart)
             let elapsed = Date().timeIntervalSince(epochStart)
             run.progress.update(epoch: epoch + 1, epochs: config.epochs, step: b + 1, steps: perEpoch,

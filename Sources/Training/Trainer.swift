@@ -170,16 +170,19 @@ public final class Trainer {
 /// Per-epoch sums on one rank (reduced across ranks and checkpointed by name), and their reduction.
 struct EpochSums: NamedSums {
     var lossSum = 0.0, seen = 0.0, hits = 0.0, waitSeconds = 0.0
+    /// Seconds the loop waited for the loader this epoch (on this rank), across resumes.
+    var dataWaitSeconds = 0.0
     /// Seconds spent training this epoch (on this rank), across resumes.
     var trainSeconds = 0.0
     /// The whole job's loss and images so far (the progress line's; not checkpointed).
     var globalLoss = 0.0, globalSeen = 0.0
 
     static var fields: [NamedSumsField<Self>] { [("loss_sum", \.lossSum), ("seen", \.seen), ("hits", \.hits),
-                                                ("wait_seconds", \.waitSeconds), ("train_seconds", \.trainSeconds)] }
+                                                ("wait_seconds", \.waitSeconds), ("train_seconds", \.trainSeconds),
+                                                ("data_wait_seconds", \.dataWaitSeconds)] }
     static let checkpointPrefix = "epoch_sums"
     /// Checkpoints written before named sums kept them as one positional array of that name.
-    static let legacy = (name: "epoch_sums", order: fields.map(\.name))
+    static let legacy = (name: "epoch_sums", order: ["loss_sum", "seen", "hits", "wait_seconds", "train_seconds"])
 
     mutating func add(_ s: StepStats) {
         lossSum += s.loss.isFinite ? s.loss * Double(s.batchSize) : 0
@@ -188,7 +191,7 @@ struct EpochSums: NamedSums {
         waitSeconds += s.waitSeconds
     }
 
-    struct Reduced { var meanLoss: Double, top1: Double, images: Double, waitSeconds: Double, badImages: Int }
+    struct Reduced { var meanLoss: Double, top1: Double, images: Double, waitSeconds: Double, dataWaitSeconds: Double, badImages: Int }
 
     /// Summed over the ranks, with each rank's count of unreadable images (one all-reduce).
     func reduced(_ comm: Communicator, badImages: Int) throws -> Reduced {
@@ -198,6 +201,7 @@ struct EpochSums: NamedSums {
         all.values = Array(v.dropLast())
         let n = max(all.seen, 1)
         return Reduced(meanLoss: all.lossSum / n, top1: all.hits / n, images: all.seen,
-                       waitSeconds: all.waitSeconds / Double(comm.size), badImages: Int(v.last!))
+                       waitSeconds: all.waitSeconds / Double(comm.size), dataWaitSeconds: all.dataWaitSeconds / Double(comm.size),
+                       badImages: Int(v.last!))
     }
 }

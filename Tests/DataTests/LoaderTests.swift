@@ -34,6 +34,28 @@ final class LoaderTests: XCTestCase {
         }
     }
 
+    /// The data wait the training loop reports: the time `next()` spent blocked or decoding. Without
+    /// prefetch threads every decode is a wait; with them, a consumer slower than the loader waits for
+    /// less than the decoding took (after the first batch the next one is already there).
+    func testWaitSecondsCountsTheTimeNextBlocks() throws {
+        let ds = PrefixDataset(try imagenette(size: 64, augPlus: false), count: 48)
+        let sampler = DistributedSampler(count: 48, shuffle: true, seed: 2)
+        let started = Date()
+        let direct = BatchLoader(dataset: ds, sampler: sampler, batchSize: 8, augment: true, seed: 3, threads: 0).batches(epoch: 0)
+        while try direct.next() != nil {}
+        let decoding = direct.waitSeconds
+        XCTAssertGreaterThan(decoding, 0)
+        XCTAssertLessThanOrEqual(decoding, Date().timeIntervalSince(started))
+        let prefetched = BatchLoader(dataset: ds, sampler: sampler, batchSize: 8, augment: true, seed: 3, threads: 2).batches(epoch: 0)
+        var last = 0.0
+        while try prefetched.next() != nil {
+            XCTAssertGreaterThanOrEqual(prefetched.waitSeconds, last)
+            last = prefetched.waitSeconds
+            Thread.sleep(forTimeInterval: decoding / 3)   // a slow training step (2× a batch's decode): the loader gets ahead
+        }
+        XCTAssertLessThan(prefetched.waitSeconds, decoding, "the prefetched epoch waited as long as decoding took")
+    }
+
     func testResumeFromABatchAndRecycledBatchObjects() throws {
         let ds = PrefixDataset(try imagenette(size: 36, augPlus: false), count: 40)
         let loader = BatchLoader(dataset: ds, sampler: DistributedSampler(count: 40, shuffle: true, seed: 2),
