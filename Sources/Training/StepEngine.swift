@@ -12,6 +12,9 @@ public struct StepStats {
     public var batchSize: Int
     public var top1Hits: Int
     public var waitSeconds: Double
+    /// Seconds in the mixing method's own work (mixing the batch, its loss term and that term's backward,
+    /// remembering the history): what a mixing method costs over a plain step.
+    public var mixingSeconds: Double = 0
     /// False when the averaged gradients hold a NaN or an infinity (the step must not be applied).
     public var gradientsFinite: Bool
 }
@@ -71,7 +74,10 @@ final class StepEngine {
         let x = batch.images
         tracer?.captureRaw(images: x, labels: batch.labels, indices: batch.indices)
         targets.reshape([batch.size, numClasses])
+        var mixingSeconds = 0.0
+        var t = DispatchTimeNow()
         let record = mixing.mix(images: x, labels: batch.labels, targets: targets, step: step)
+        mixingSeconds += DispatchTimeNow() - t
         lastRecord = record
         for p in trainableParameters { p.grad.zero() }
         let features = model.forwardFeatures(x, training: !config.freezeBN)
@@ -80,16 +86,22 @@ final class StepEngine {
         metrics.observe(StepOutputs(logits: logits, labels: batch.labels, targets: targets))
         let ce = criterion.forward(logits: logits, targets: targets)
         var loss = ce
+        t = DispatchTimeNow()
         let auxiliary = mixing.auxiliaryLoss(features: features, imageWidth: x.w, record: record)
+        mixingSeconds += DispatchTimeNow() - t
         if let auxiliary { loss += auxiliary.weight * auxiliary.value }
         tracer?.captureStep(record: record, mixed: x, targets: targets, logits: logits, ce: ce,
                             consistency: auxiliary?.value ?? 0, loss: loss)
+        t = DispatchTimeNow()
         mixing.remember(images: x, targets: targets, logits: logits)
+        mixingSeconds += DispatchTimeNow() - t
 
         if let comm = comm as? MPICommunicator { comm.watchdog.step = step + 1 }
         buckets.reset()
         buckets.resetWaitTime()
+        t = DispatchTimeNow()
         let featureGradient = mixing.auxiliaryBackward(record: record)
+        mixingSeconds += DispatchTimeNow() - t
         try buckets.markReady(mixing.parameters)
         var failure: Error?
         model.backward(logitsGradient: criterion.backward(), featureGradient: featureGradient) { ready in
@@ -100,7 +112,7 @@ final class StepEngine {
         // After the all-reduce every rank sees the same gradients, so every rank decides alike.
         let finite = trainableParameters.allSatisfy { $0.grad.isFinite }
         return StepStats(loss: loss, batchSize: batch.size, top1Hits: hits, waitSeconds: buckets.waitSeconds,
-                         gradientsFinite: finite)
+                         mixingSeconds: mixingSeconds, gradientsFinite: finite)
     }
 }
 

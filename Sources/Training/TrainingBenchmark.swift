@@ -14,6 +14,9 @@ public enum TrainingBenchmark {
         public var flopsPerImage: Double
         public var secondsPerStep: Double
         public var allReduceWaitFraction: Double  // share of the step spent waiting for gradients
+        /// Share of the step in the mixing method's own work (`StepStats.mixingSeconds`): RecursiveMix's
+        /// cost over a plain step, measured inside one run instead of as a ratio of two noisy ones.
+        public var mixingFraction: Double
         /// Each distinct convolution shape ("16→32 3×3 s2 at 32×32") and the kernels that ran it.
         public var convolutionKernels: [(shape: String, kernels: String)]
     }
@@ -38,23 +41,24 @@ public enum TrainingBenchmark {
                                                              shuffle: false, seed: 1),
                                  batchSize: batchSize, augment: false, seed: 1)
         engine.startEpoch()
-        var step = 0, wait = 0.0
+        var step = 0, wait = 0.0, mixing = 0.0
         var t0 = Date()
         try loader.forEachBatch(epoch: 0) { _, batch in
-            if step == 2 { try comm.barrier("benchmark start"); t0 = Date(); wait = 0 }   // two warm-up steps
+            if step == 2 { try comm.barrier("benchmark start"); t0 = Date(); wait = 0; mixing = 0 }   // two warm-up steps
             guard step < steps + 2 else { return }
             let stats = try engine.step(batch, step: step)
             sgd.step(lr: 0.01)
             wait += stats.waitSeconds
+            mixing += stats.mixingSeconds
             step += 1
         }
         let elapsed = Date().timeIntervalSince(t0)
-        var v = [elapsed, wait]
+        var v = [elapsed, wait, mixing]
         try comm.allReduceSum(&v, "benchmark times")
         let perRank = v[0] / Double(comm.size)
         return Result(imagesPerSecond: Double(steps * batchSize * comm.size) / perRank,
                       flopsPerImage: model.lastTrainingStepFlops / Double(batchSize),
-                      secondsPerStep: perRank / Double(steps), allReduceWaitFraction: v[1] / v[0],
+                      secondsPerStep: perRank / Double(steps), allReduceWaitFraction: v[1] / v[0], mixingFraction: v[2] / v[0],
                       convolutionKernels: kernels(model.convolutions))
     }
 

@@ -80,7 +80,7 @@ struct BenchCommand: ParsableCommand {
                           "threads": "\(t)", "batch": "\(batchSize)", "images_per_sec": fmt(r.imagesPerSecond),
                           "step_ms": fmt(1000 * r.secondsPerStep), "gflops": fmt(gflops),
                           "fraction_of_sgemm_peak": fmt(gflops / (peak * Double(comm.size))),
-                          "allreduce_wait_fraction": fmt(r.allReduceWaitFraction),
+                          "allreduce_wait_fraction": fmt(r.allReduceWaitFraction), "mixing_fraction": fmt(r.mixingFraction),
                           "overlap": "\(!noOverlap)"], comm)
                     if t == threadCounts.first && m == mixes.first {
                         for k in r.convolutionKernels {

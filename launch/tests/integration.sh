@@ -172,6 +172,12 @@ if grep -qw avx2 /proc/cpuinfo && echo "$core" | grep -qiE '^(prescott|core2|pen
 elif [ "$forced" != "Prescott" ]; then fail "OpenBLAS kernels" "OPENBLAS_CORETYPE set by the user was not kept (got '$forced')"
 else ok "OpenBLAS kernels: $core (a user's OPENBLAS_CORETYPE is kept: $forced)"; fi
 
+# Each training measurement reports the share of the step in the mixing method's own work (RM's cost).
+mf=$("$RMTRAIN" bench --models resnet8 --mix none,rm --threads 1 --steps 1 --batch-size 4 --skip-sgemm 2>&1 | grep 'kind=train' | grep -o 'mixing_fraction=[0-9.]*' | cut -d= -f2 | tr '\n' ' ')
+if [ "$(wc -w <<< "$mf")" -eq 2 ] && awk -v a="$mf" 'BEGIN { split(a, v, " "); exit !(v[1] >= 0 && v[1] <= 1 && v[2] > 0 && v[2] <= 1) }'; then
+  ok "bench: mixing_fraction per measurement ($mf)"
+else fail "bench: mixing_fraction" "got '$mf'"; fi
+
 # Convolution kernels: oneDNN by default (bench names each shape's kernels), capped at AVX2 as on a CPU
 # without AVX-512 (DNNL_MAX_CPU_ISA), or the portable im2col + sgemm path (RMTRAIN_CONV=portable).
 k_default=$("$RMTRAIN" bench --models resnet20 --threads 1 --steps 1 --batch-size 2 --skip-sgemm 2>&1 | grep -c 'kernels=oneDNN.*kind=conv')
