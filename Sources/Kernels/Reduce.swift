@@ -10,6 +10,15 @@ public enum ChannelReduce {
     /// the block adds into. Returns the sums over all blocks, in Double.
     public static func sum(rows: Int, width: Int,
                            _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) -> [Double] {
+        var total = [Double](repeating: 0, count: width)
+        sum(rows: rows, width: width, into: &total, body)
+        return total
+    }
+
+    /// As `sum`, into `total` (`width` values, overwritten): a caller that keeps `total` allocates nothing.
+    public static func sum(rows: Int, width: Int, into total: inout [Double],
+                           _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
+        precondition(total.count == width, "ChannelReduce.sum: \(total.count) results for width \(width)")
         let blocks = max(1, (rows + blockRows - 1) / blockRows)
         // Reused across calls: a fresh allocation of this size (often > 128 KB) is a fresh mmap,
         // page faults and kernel zeroing on every batch-norm pass.
@@ -21,11 +30,12 @@ public enum ChannelReduce {
                 body(lo..<hi, partials + b * width)
             }
         }
-        var total = [Double](repeating: 0, count: width)
-        for b in 0..<blocks {
-            let p = partials + b * width
-            for j in 0..<width { total[j] += Double(p[j]) }
+        total.withUnsafeMutableBufferPointer { t in
+            t.update(repeating: 0)
+            for b in 0..<blocks {
+                let p = partials + b * width
+                for j in 0..<width { t[j] += Double(p[j]) }
+            }
         }
-        return total
     }
 }

@@ -24,6 +24,7 @@ public final class BatchNorm2d: Layer {
     // Per-channel coefficients of the forward (scale, shift) and backward (k, a, b) passes, kept so that a
     // step allocates nothing.
     private var scale: [Float], shift: [Float], k: [Float], a: [Float], b: [Float]
+    private var sums: [Double], squares: [Double], gradientSums: [Double]
     private var lastTraining = true
     private var lastResidual = false
     private var lastDy: Tensor?
@@ -40,6 +41,9 @@ public final class BatchNorm2d: Layer {
         mean = Array(repeating: 0, count: channels)
         invStd = Array(repeating: 1, count: channels)
         (scale, shift, k, a, b) = (mean, mean, mean, mean, mean)
+        sums = Array(repeating: 0, count: channels)
+        squares = sums
+        gradientSums = Array(repeating: 0, count: 2 * channels)
     }
 
     public var parameters: [Parameter] { [gamma, beta] }
@@ -56,7 +60,7 @@ public final class BatchNorm2d: Layer {
         lastResidual = residual != nil
         let xp = x.data
         if training {
-            let sums = ChannelReduce.sum(rows: rows, width: c) { rr, p in
+            ChannelReduce.sum(rows: rows, width: c, into: &sums) { rr, p in
                 if c % 8 == 0 {
                     for j in stride(from: 0, to: c, by: 8) {
                         var acc = Float8()
@@ -67,10 +71,9 @@ public final class BatchNorm2d: Layer {
                 }
                 for r in rr { let row = xp + r * c; for j in 0..<c { p[j] += row[j] } }
             }
-            let m = sums.map { $0 / Double(rows) }
-            let mf = m.map { Float($0) }
-            let sq = mf.withUnsafeBufferPointer { mp in
-                ChannelReduce.sum(rows: rows, width: c) { rr, p in
+            for j in 0..<c { mean[j] = Float(sums[j] / Double(rows)) }
+            mean.withUnsafeBufferPointer { mp in
+                ChannelReduce.sum(rows: rows, width: c, into: &squares) { rr, p in
                     let mu = mp.baseAddress!
                     if c % 8 == 0 {
                         for j in stride(from: 0, to: c, by: 8) {
@@ -86,10 +89,9 @@ public final class BatchNorm2d: Layer {
             }
             let rm = runningMean.value.data, rv = runningVar.value.data
             for j in 0..<c {
-                let variance = sq[j] / Double(rows)
-                mean[j] = mf[j]
+                let variance = squares[j] / Double(rows)
                 invStd[j] = Float(1 / (variance + Double(eps)).squareRoot())
-                rm[j] = (1 - momentum) * rm[j] + momentum * mf[j]
+                rm[j] = (1 - momentum) * rm[j] + momentum * mean[j]
                 let unbiased = rows > 1 ? variance * Double(rows) / Double(rows - 1) : variance
                 rv[j] = (1 - momentum) * rv[j] + momentum * Float(unbiased)
             }
@@ -138,8 +140,8 @@ public final class BatchNorm2d: Layer {
         let dx = TensorPool.take(x.shape)
         let xp = x.data, yp = y.data, dyp = dy.data
         // Pass 1: mask dy by the ReLU, and reduce Σg and Σg·(x−μ) per channel (×invstd afterwards).
-        let sums = mean.withUnsafeBufferPointer { mb in
-            ChannelReduce.sum(rows: rows, width: 2 * c) { rr, p in
+        mean.withUnsafeBufferPointer { mb in
+            ChannelReduce.sum(rows: rows, width: 2 * c, into: &gradientSums) { rr, p in
                 let mu = mb.baseAddress!, pg = p, pgx = p + c
                 if c % 8 == 0 {
                     // Eight channels at a time, accumulating in registers over the block's rows.
@@ -172,13 +174,13 @@ public final class BatchNorm2d: Layer {
             }
         }
         for j in 0..<c {
-            let dbeta = Float(sums[j]), dgamma = Float(sums[c + j]) * invStd[j]
+            let dbeta = Float(gradientSums[j]), dgamma = Float(gradientSums[c + j]) * invStd[j]
             beta.grad.data[j] += dbeta
             gamma.grad.data[j] += dgamma
             let gi = gamma.value[j] * invStd[j]
             if lastTraining {
                 // dx = γ·invstd·(g − mean(g) − x̂·mean(g·x̂))
-                let meanG = Float(sums[j] / Double(rows)), meanGX = dgamma / Float(rows)
+                let meanG = Float(gradientSums[j] / Double(rows)), meanGX = dgamma / Float(rows)
                 k[j] = gi
                 a[j] = gi * meanGX * invStd[j]                   // coefficient on (x − μ)
                 b[j] = gi * meanG - a[j] * mean[j]                // constant, folding the −μ of x̂

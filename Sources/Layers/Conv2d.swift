@@ -29,7 +29,9 @@ public final class Conv2d: Layer {
     private var flippedWeight: Tensor?
     /// oneDNN primitives per input shape [n, h, w] (the last batch of an epoch may be smaller, evaluation
     /// may run other sizes); nil entries mark a shape oneDNN could not build: it takes the portable path.
-    private var onednn: [[Int]: OneDNNConvolution?] = [:]
+    /// oneDNN primitives per input shape (a struct key: an array key would allocate on every lookup).
+    private struct ShapeKey: Hashable { let n: Int, h: Int, w: Int }
+    private var onednn: [ShapeKey: OneDNNConvolution?] = [:]
 
     /// Stride-1 convolutions take the input gradient as a convolution of dy with the flipped, transposed
     /// kernel: im2col(dy) · W′ᵀ. That GEMM has the forward's good shape (K = k·k·Cout) and writes dx
@@ -115,7 +117,7 @@ public final class Conv2d: Layer {
     /// or when oneDNN cannot build the shape (said once on stderr).
     private func onednnConvolution(batch n: Int, _ g: ConvGeometry) -> OneDNNConvolution? {
         guard ConvBackend.current == .onednn else { return nil }
-        let key = [n, g.h, g.w]
+        let key = ShapeKey(n: n, h: g.h, w: g.w)
         if let known = onednn[key] { return known }
         do {
             let made = try OneDNNConvolution(batch: n, g, outChannels: outChannels)
@@ -133,7 +135,7 @@ public final class Conv2d: Layer {
 
     /// oneDNN's kernel names for the last input shape this layer ran, or the portable path's name.
     public var backendDescription: String {
-        guard ConvBackend.current == .onednn, let x = input, let made = onednn[[x.n, x.h, x.w]] ?? nil else { return "im2col+sgemm" }
+        guard ConvBackend.current == .onednn, let x = input, let made = onednn[ShapeKey(n: x.n, h: x.h, w: x.w)] ?? nil else { return "im2col+sgemm" }
         let i = made.implementation
         return "oneDNN \(i.forward) / \(i.backwardData) / \(i.backwardWeights)"
     }

@@ -70,6 +70,8 @@ public class Network: Model, @unchecked Sendable {
     public let classifier: Linear
     let pool = GlobalAvgPool()
     public private(set) var features: Tensor?
+    /// Each layer's parameters, collected once (a block's `parameters` builds a new array on every call).
+    private lazy var layerParameters: [[Parameter]] = layers.map(\.parameters)
 
     /// `layers` map the input to a feature map of `featureChannels` channels; the classifier is named `fc`.
     public init(name: String, layers: [Layer], featureChannels: Int, numClasses: Int) {
@@ -149,7 +151,7 @@ public class Network: Model, @unchecked Sendable {
         for (i, layer) in layers.enumerated().reversed() {
             // The input of the first layer is the data: no gradient needed.
             if i == 0 { layer.backwardParameters(g) } else { g = layer.backward(g) }
-            if !layer.parameters.isEmpty { gradientsReady?(layer.parameters) }
+            if !layerParameters[i].isEmpty { gradientsReady?(layerParameters[i]) }
         }
     }
 
