@@ -112,13 +112,15 @@ func addInPlace(_ a: Tensor, _ b: Tensor) {
     Parallel.ranges(a.count, minPerTask: 1 << 15) { r in for i in r { ap[i] += bp[i] } }
 }
 
-/// out[…, 0..<C'] += s, for s of C' ≤ C channels (NHWC: the first C' of each pixel's C).
-func addPadded(into out: Tensor, _ s: Tensor) {
-    let c = out.c, cs = s.c, pixels = out.count / c
-    precondition(s.count / cs == pixels && cs <= c, "shortcut \(s.shape) does not fit \(out.shape)")
-    let op = out.data, sp = s.data
+/// d[…, 0..<k] += s[…, 0..<k] for every pixel, k = the smaller channel count: a shortcut of fewer channels
+/// added into a wider output (PyramidNet's zero padding), or a concatenation's gradient added into its first
+/// part (DenseNet).
+func addLeadingChannels(into d: Tensor, from s: Tensor) {
+    let cd = d.c, cs = s.c, k = min(cd, cs), pixels = d.count / cd
+    precondition(s.count / cs == pixels, "\(s.shape) and \(d.shape) differ in pixels")
+    let dp = d.data, sp = s.data
     Parallel.ranges(pixels, minPerTask: 1024) { r in
-        for p in r { let o = op + p * c, i = sp + p * cs; for j in 0..<cs { o[j] += i[j] } }
+        for p in r { let o = dp + p * cd, i = sp + p * cs; for j in 0..<k { o[j] += i[j] } }
     }
 }
 
@@ -130,16 +132,6 @@ func sliceChannels(_ g: Tensor, from offset: Int = 0, into d: Tensor) {
     let gp = g.data + offset, dp = d.data
     Parallel.ranges(pixels, minPerTask: 1024) { r in
         for p in r { (dp + p * cs).update(from: gp + p * c, count: cs) }
-    }
-}
-
-/// d[…, 0..<C'] += g[…, 0..<C'] (C' = d's channels ≤ g's): the gradient a concatenation's first part gets.
-func addSlicedChannels(into d: Tensor, _ g: Tensor) {
-    let c = g.c, cs = d.c, pixels = g.count / c
-    precondition(d.count / cs == pixels && cs <= c, "\(d.shape) is not a channel slice of \(g.shape)")
-    let gp = g.data, dp = d.data
-    Parallel.ranges(pixels, minPerTask: 1024) { r in
-        for p in r { let o = dp + p * cs, i = gp + p * c; for j in 0..<cs { o[j] += i[j] } }
     }
 }
 

@@ -75,7 +75,7 @@ public final class DenseLayer: Layer {
         let dh = TensorPool.take(Array(dy.shape.dropLast()) + [growthRate])
         sliceChannels(dy, from: inChannels, into: dh)
         let dx = bn1.backward(conv1.backward(bn2.backward(conv2.backward(dh))))
-        addSlicedChannels(into: dx, dy)  // the input's own channels pass straight through
+        addLeadingChannels(into: dx, from: dy)  // the input's own channels pass straight through
         return dx
     }
 

@@ -65,7 +65,7 @@ public final class PyramidBottleneck: ResidualBlock {
         let h2 = bn3.forward(conv2.forward(h1, training: training), training: training)
         let out = bn4.forward(conv3.forward(h2, training: training), training: training)
         let shortcut = pool?.forward(x, training: training) ?? x
-        addPadded(into: out, shortcut)
+        addLeadingChannels(into: out, from: shortcut)
         return out
     }
 

@@ -17,28 +17,21 @@ final class ModelShapeTests: XCTestCase {
         XCTAssertEqual(ResNet(.resnet56, inChannels: 3, numClasses: 10).parameterCount, 855_770)
     }
 
-    /// PyramidNet without the RoI head, as the RecursiveMix authors' models_cifar/pyramidnet.py counts it
-    /// (`PyramidNet('cifar100', 164, 270, 100, bottleneck=True)` …; our plain-torch definition gives the
-    /// same: python3 launch/bench/torch_models.py). PyramidNet-200 on CIFAR-10 is Table 1's 26.8 M.
-    func testPyramidNetParameterCountsMatchTheAuthors() {
-        func make(_ name: String, _ k: Int) -> Int { Networks.make(name, inChannels: 3, numClasses: k)!.parameterCount }
-        XCTAssertEqual(make("pyramidnet164", 100), 27_319_071)
-        XCTAssertEqual(make("pyramidnet164", 10), 27_216_021)
-        XCTAssertEqual(make("pyramidnet200", 10), 26_752_702)
-        XCTAssertEqual(make("pyramidnet200", 100), 26_844_952)
-        XCTAssertEqual(make("pyramidnet11", 10), 54_202)
-    }
-
-    /// DenseNet without the RoI head (`linear_roi`), as models_cifar/densenet.py counts it
-    /// (`densenet121(num_classes=100)` …; our plain-torch definition gives the same and loads the authors'
-    /// state dict strictly: python3 launch/bench/torch_models.py). Table 3: 7.0 M and 26.7 M on CIFAR-100.
-    func testDenseNetParameterCountsMatchTheAuthors() {
-        func make(_ name: String, _ k: Int) -> Int { Networks.make(name, inChannels: 3, numClasses: k)!.parameterCount }
-        XCTAssertEqual(make("densenet121", 100), 7_048_548)
-        XCTAssertEqual(make("densenet121", 10), 6_956_298)
-        XCTAssertEqual(make("densenet161", 100), 26_681_188)
-        XCTAssertEqual(make("densenet161", 10), 26_482_378)
-        XCTAssertEqual(make("densenet13", 10), 12_490)
+    /// The paper's CIFAR networks without the RoI head (`fc_roi`; DenseNet's `linear_roi`), as the RecursiveMix
+    /// authors' models_cifar/pyramidnet.py (`PyramidNet('cifar100', 164, 270, 100, bottleneck=True)` …) and
+    /// densenet.py (`densenet121(num_classes=100)` …) count them; our plain-torch definitions give the same
+    /// (python3 launch/bench/torch_models.py) and load the authors' state dicts strictly. Table 1:
+    /// PyramidNet-200 on CIFAR-10, 26.8 M; Table 3: DenseNet-121 and -161 on CIFAR-100, 7.0 M and 26.7 M.
+    func testPaperNetworkParameterCountsMatchTheAuthors() {
+        let expected: [(String, Int, Int)] = [
+            ("pyramidnet164", 100, 27_319_071), ("pyramidnet164", 10, 27_216_021), ("pyramidnet200", 10, 26_752_702),
+            ("pyramidnet200", 100, 26_844_952), ("pyramidnet11", 10, 54_202),
+            ("densenet121", 100, 7_048_548), ("densenet121", 10, 6_956_298), ("densenet161", 100, 26_681_188),
+            ("densenet161", 10, 26_482_378), ("densenet13", 10, 12_490),
+        ]
+        for (name, classes, count) in expected {
+            XCTAssertEqual(Networks.make(name, inChannels: 3, numClasses: classes)?.parameterCount, count, "\(name), \(classes) classes")
+        }
     }
 
     func testFeatureMapSizes() {
