@@ -15,6 +15,9 @@ public final class Tensor: @unchecked Sendable {
     public private(set) var count: Int
     public private(set) var capacity: Int
     public private(set) var data: UnsafeMutablePointer<Float>
+    /// Set when the storage is a slice of another tensor's (`rebind`): that tensor is kept alive, and this
+    /// one neither frees nor grows its storage.
+    private var storageOwner: Tensor?
 
     public init(shape: [Int]) {
         let n = shape.reduce(1, *)
@@ -31,7 +34,20 @@ public final class Tensor: @unchecked Sendable {
         values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: values.count) }
     }
 
-    deinit { free(data) }
+    deinit { if storageOwner == nil { free(data) } }
+
+    /// Moves this tensor's contents into `count` floats of `owner`'s storage at `offset` and makes that its
+    /// storage from now on (a view): a parameter's value and gradient become slices of one flat buffer
+    /// while every holder of the tensor keeps it. A view cannot grow (`reshape` to more floats traps).
+    public func rebind(into owner: Tensor, offset: Int) {
+        precondition(offset >= 0 && offset + count <= owner.count, "rebind: \(count) floats at \(offset) exceed \(owner.count)")
+        let target = owner.data + offset
+        target.update(from: data, count: count)
+        if storageOwner == nil { free(data) }
+        data = target
+        capacity = count
+        storageOwner = owner
+    }
 
     private static func allocate(_ n: Int) -> UnsafeMutablePointer<Float> {
         var raw: UnsafeMutableRawPointer?
@@ -46,6 +62,7 @@ public final class Tensor: @unchecked Sendable {
     public func reshape(_ newShape: [Int]) {
         let n = newShape.reduce(1, *)
         if n > capacity {
+            if storageOwner != nil { fatalError("a tensor viewing a flat buffer cannot grow from \(capacity) to \(n) floats") }
             let fresh = Tensor.allocate(n)
             fresh.update(from: data, count: count)
             (fresh + count).initialize(repeating: 0, count: n - count)

@@ -56,3 +56,36 @@ extension Layer {
     /// Layers whose input gradient costs little compute it anyway.
     public func backwardParameters(_ dy: Tensor) { _ = backward(dy) }
 }
+
+/// Every trainable parameter's value and gradient as slices of two flat buffers, in the order given (the
+/// order backward finishes them, so that a gradient bucket is one contiguous range). Zeroing the
+/// gradients, checking them for NaN and infinity, and the bucketed all-reduce each sweep one contiguous
+/// buffer; each `Parameter` keeps its tensors, now views into these.
+public final class FlatParameters: @unchecked Sendable {
+    public let parameters: [Parameter]
+    public let values: Tensor
+    public let grads: Tensor
+    /// Float offset of each parameter in both buffers, by identity.
+    private let offsets: [ObjectIdentifier: Int]
+
+    /// `parameters` may repeat one (a shared head): it is laid out once, at its first place.
+    public init(_ parameters: [Parameter]) {
+        var unique: [Parameter] = [], offsets: [ObjectIdentifier: Int] = [:], total = 0
+        for p in parameters where offsets[ObjectIdentifier(p)] == nil {
+            offsets[ObjectIdentifier(p)] = total
+            unique.append(p)
+            total += p.value.count
+        }
+        (self.parameters, self.offsets) = (unique, offsets)
+        values = Tensor(shape: [total])
+        grads = Tensor(shape: [total])
+        for p in unique {
+            let o = offsets[ObjectIdentifier(p)]!
+            p.value.rebind(into: values, offset: o)
+            p.grad.rebind(into: grads, offset: o)
+        }
+    }
+
+    /// Where `p` starts in `values` and `grads`; nil for a parameter laid out elsewhere.
+    public func offset(of p: Parameter) -> Int? { offsets[ObjectIdentifier(p)] }
+}

@@ -222,15 +222,3 @@ func copyTensors(_ byName: [String: SafeTensors.Entry], into targets: [(String, 
         e.values.withUnsafeBufferPointer { t.data.update(from: $0.baseAddress!, count: t.count) }
     }
 }
-
-extension Tensor {
-    /// No NaN or infinity: x·0 is 0 for finite x and NaN otherwise, summed eight lanes at a time.
-    var isFinite: Bool {
-        var acc = Float8()
-        var i = 0
-        while i + 8 <= count { acc += load8(data + i) * 0; i += 8 }
-        var rest: Float = 0
-        while i < count { rest += data[i] * 0; i += 1 }
-        return acc.sum() == 0 && rest == 0
-    }
-}

@@ -2,42 +2,43 @@ import Distributed
 import Kernels
 import Layers
 
-/// Averages gradients across ranks through flat buckets of about `bucketBytes`, filled in the order
-/// backward produces gradients. With `overlap`, a bucket's non-blocking all-reduce starts as soon as
-/// its last gradient is ready, while backward continues on earlier layers; buckets always start in
-/// index order, so every rank issues the same collectives in the same order.
+/// Averages gradients across ranks through buckets of about `bucketBytes`: contiguous ranges of the flat
+/// gradient buffer (`FlatParameters`, laid out in the order backward produces gradients), all-reduced in
+/// place. With `overlap`, a bucket's non-blocking all-reduce starts as soon as its last gradient is ready,
+/// while backward continues on earlier layers; buckets always start in index order, so every rank issues
+/// the same collectives in the same order.
 final class GradientBuckets {
     private struct Bucket {
-        var parameters: [Parameter]
-        var buffer: Tensor
+        var parameters: Int
+        var range: Range<Int>
         var ready = 0
         var request: PendingReduce?
     }
 
     private let comm: Communicator
     private let overlap: Bool
+    private let flat: FlatParameters
     private var buckets: [Bucket] = []
     private var bucketOf: [ObjectIdentifier: Int] = [:]
     private var nextToStart = 0
     /// Seconds spent blocked in `finish` waiting for all-reduces (the part communication did not hide).
     private(set) var waitSeconds = 0.0
 
-    init(groups: [[Parameter]], bucketBytes: Int, comm: Communicator, overlap: Bool) {
+    init(flat: FlatParameters, bucketBytes: Int, comm: Communicator, overlap: Bool) {
         self.comm = comm
         self.overlap = overlap
-        var current: [Parameter] = []
-        var floats = 0
+        self.flat = flat
+        var start = 0, end = 0, count = 0
         func close() {
-            guard !current.isEmpty else { return }
-            buckets.append(Bucket(parameters: current, buffer: Tensor(shape: [floats])))
-            current = []
-            floats = 0
+            guard count > 0 else { return }
+            buckets.append(Bucket(parameters: count, range: start..<end))
+            (start, count) = (end, 0)
         }
-        for p in groups.flatMap({ $0 }) where bucketOf[ObjectIdentifier(p)] == nil {
+        for p in flat.parameters {
             bucketOf[ObjectIdentifier(p)] = buckets.count
-            current.append(p)
-            floats += p.grad.count
-            if floats * 4 >= bucketBytes { close() }
+            count += 1
+            end += p.grad.count
+            if (end - start) * 4 >= bucketBytes { close() }
         }
         close()
     }
@@ -62,23 +63,19 @@ final class GradientBuckets {
     }
 
     private func startCompleted() throws {
-        while nextToStart < buckets.count && buckets[nextToStart].ready == buckets[nextToStart].parameters.count {
+        while nextToStart < buckets.count && buckets[nextToStart].ready == buckets[nextToStart].parameters {
             try start(nextToStart)
             nextToStart += 1
         }
     }
 
     private func start(_ i: Int) throws {
-        var off = 0
-        let buf = buckets[i].buffer.data
-        for p in buckets[i].parameters {
-            (buf + off).update(from: p.grad.data, count: p.grad.count)
-            off += p.grad.count
-        }
-        buckets[i].request = try comm.startAllReduceSum(buf, count: off, "all-reduce gradient bucket \(i)")
+        let r = buckets[i].range
+        buckets[i].request = try comm.startAllReduceSum(flat.grads.data + r.lowerBound, count: r.count,
+                                                        "all-reduce gradient bucket \(i)")
     }
 
-    /// Starts what is left, waits for every bucket, and writes the averaged gradients back.
+    /// Starts what is left, waits for every bucket, and divides the sums by the number of ranks.
     func finish() throws {
         guard comm.size > 1 else { return }
         while nextToStart < buckets.count { try start(nextToStart); nextToStart += 1 }
@@ -88,15 +85,8 @@ final class GradientBuckets {
             if let r = buckets[i].request { try comm.wait(r) }
         }
         waitSeconds += DispatchTimeNow() - t0
-        for b in buckets {
-            var off = 0
-            let buf = b.buffer.data
-            for p in b.parameters {
-                let g = p.grad.data
-                for j in 0..<p.grad.count { g[j] = buf[off + j] * scale }
-                off += p.grad.count
-            }
-        }
+        let g = flat.grads.data
+        Parallel.ranges(flat.grads.count, minPerTask: 1 << 16) { r in for j in r { g[j] *= scale } }
     }
 
     func resetWaitTime() { waitSeconds = 0 }

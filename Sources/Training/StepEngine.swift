@@ -33,6 +33,8 @@ final class StepEngine {
     private(set) var targets: Tensor
     private(set) var lastRecord: MixRecord?
     private let buckets: GradientBuckets
+    /// Every trainable parameter's value and gradient as slices of two flat buffers, in backward order.
+    let flat: FlatParameters
     /// The per-epoch training metrics' counters of this rank (`EpochMetrics.all`).
     var metrics = EpochMetrics()
     /// `--trace`: records each step's batch, draws and results (nil when not tracing).
@@ -48,8 +50,11 @@ final class StepEngine {
         mixing.initialize(seed: config.seed)
         targets = Tensor(shape: [config.batchSize, numClasses])
         // The consistency head's gradients are final before the backbone's backward starts: first bucket.
-        buckets = GradientBuckets(groups: [mixing.parameters] + model.parameterGroupsInBackwardOrder,
-                                  bucketBytes: Int(config.bucketMB * 1_048_576), comm: comm,
+        let laidOut = FlatParameters(([mixing.parameters] + model.parameterGroupsInBackwardOrder).flatMap { $0 })
+        precondition((model.parameters + mixing.parameters).allSatisfy { laidOut.offset(of: $0) != nil },
+                     "a parameter is missing from the model's backward groups")
+        flat = laidOut
+        buckets = GradientBuckets(flat: flat, bucketBytes: Int(config.bucketMB * 1_048_576), comm: comm,
                                   overlap: config.overlapCommunication)
     }
 
@@ -79,7 +84,7 @@ final class StepEngine {
         let record = mixing.mix(images: x, labels: batch.labels, targets: targets, step: step)
         mixingSeconds += DispatchTimeNow() - t
         lastRecord = record
-        for p in trainableParameters { p.grad.zero() }
+        flat.grads.zero()
         let features = model.forwardFeatures(x, training: !config.freezeBN)
         let logits = model.classify(features, training: !config.freezeBN)
         let hits = countTop1(logits, batch.labels)
@@ -110,7 +115,7 @@ final class StepEngine {
         if let failure { throw failure }
         try buckets.finish()
         // After the all-reduce every rank sees the same gradients, so every rank decides alike.
-        let finite = trainableParameters.allSatisfy { $0.grad.isFinite }
+        let finite = flat.grads.isFinite
         return StepStats(loss: loss, batchSize: batch.size, top1Hits: hits, waitSeconds: buckets.waitSeconds,
                          mixingSeconds: mixingSeconds, gradientsFinite: finite)
     }
