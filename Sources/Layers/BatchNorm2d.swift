@@ -27,7 +27,6 @@ public final class BatchNorm2d: Layer {
     private var sums: [Double], squares: [Double], gradientSums: [Double]
     private var lastTraining = true
     private var lastResidual = false
-    private var lastDy: Tensor?
 
     public init(_ name: String, _ channels: Int, relu: Bool, momentum: Float = 0.1) {
         self.channels = channels
@@ -133,10 +132,10 @@ public final class BatchNorm2d: Layer {
         guard let x = input, let y = output else { fatalError("\(gamma.name): backward before forward") }
         let c = channels, rows = x.count / c
         let relu = self.relu
-        // Only a residual's gradient needs the masked dy stored; without a ReLU it is dy itself.
-        let store = relu && lastResidual
+        // Only a residual's gradient needs the (masked) dy stored: a copy the layer owns, never the caller's
+        // pooled dy, which the pool must get back.
+        let store = lastResidual
         let gp: UnsafeMutablePointer<Float>? = store ? ensure(&maskedGrad, x.shape).data : nil
-        lastDy = lastResidual && !relu ? dy : nil   // held only when it is the residual's gradient
         let dx = TensorPool.take(x.shape)
         let xp = x.data, yp = y.data, dyp = dy.data
         // Pass 1: mask dy by the ReLU, and reduce Σg and Σg·(x−μ) per channel (×invstd afterwards).
@@ -215,7 +214,6 @@ public final class BatchNorm2d: Layer {
 
     /// dL/d(residual) of the last backward: the ReLU-masked output gradient.
     public var residualGradient: Tensor {
-        if lastResidual, !relu, let lastDy { return lastDy }
         guard lastResidual, let maskedGrad else { fatalError("\(gamma.name): no backward after a forward with a residual") }
         return maskedGrad
     }

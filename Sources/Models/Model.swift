@@ -142,12 +142,8 @@ public class Network: Model, @unchecked Sendable {
                          gradientsReady: (([Parameter]) -> Void)? = nil) {
         var g = pool.backward(classifier.backward(logitsGradient))
         gradientsReady?(classifier.parameters)
-        if let featureGradient {
-            let sum = TensorPool.take(g.shape)
-            let a = g.data, b = featureGradient.data, s = sum.data
-            for i in 0..<g.count { s[i] = a[i] + b[i] }
-            g = sum
-        }
+        // The pooling's input gradient is ours alone (a pooled buffer): the head's gradient adds into it.
+        if let featureGradient { addInPlace(g, featureGradient) }
         for (i, layer) in layers.enumerated().reversed() {
             // The input of the first layer is the data: no gradient needed.
             if i == 0 { layer.backwardParameters(g) } else { g = layer.backward(g) }
