@@ -117,6 +117,7 @@ extension Trainer {
                                 eta: Double(run.totalSteps - step) * elapsed / Double(b + 1 - firstBatch))
         }
         run.progress.finishLine()
+        sums.dataWaitSeconds = waitBefore + batches.waitSeconds   // the last next(), which found the end
         sums.trainSeconds += Date().timeIntervalSince(epochStart)
         return sums
     }
