@@ -149,8 +149,7 @@ public final class BatchNorm2d: Layer {
                         let m = load8(mu + j)
                         for r in rr {
                             let o = r * c + j
-                            var gj = load8(dyp + o)
-                            if relu { gj.replace(with: 0, where: load8(yp + o) .<= 0) }
+                            let gj = BatchNorm2d.masked8(dyp, yp, o, relu)
                             if let gp { store8(gj, gp + o) }
                             sg += gj
                             sgx += gj * (load8(xp + o) - m)
@@ -162,9 +161,9 @@ public final class BatchNorm2d: Layer {
                 }
                 for r in rr {
                     let o = r * c
-                    let xr = xp + o, yr = yp + o, dyr = dyp + o
+                    let xr = xp + o
                     for j in 0..<c {
-                        let gj = (!relu || yr[j] > 0) ? dyr[j] : 0
+                        let gj = BatchNorm2d.masked(dyp, yp, o + j, relu)
                         gp?[o + j] = gj
                         pg[j] += gj
                         pgx[j] += gj * (xr[j] - mu[j])
@@ -196,20 +195,34 @@ public final class BatchNorm2d: Layer {
                     let o = r * c
                     if c % 8 == 0 {
                         for j in stride(from: 0, to: c, by: 8) {
-                            var gj = load8(dyp + o + j)
-                            if relu { gj.replace(with: 0, where: load8(yp + o + j) .<= 0) }
+                            let gj = BatchNorm2d.masked8(dyp, yp, o + j, relu)
                             store8(load8(kk + j) * gj - load8(aa + j) * load8(xp + o + j) - load8(bbp + j), dxp + o + j)
                         }
                         continue
                     }
                     for j in 0..<c {
-                        let gj = (!relu || yp[o + j] > 0) ? dyp[o + j] : 0
+                        let gj = BatchNorm2d.masked(dyp, yp, o + j, relu)
                         dxp[o + j] = kk[j] * gj - aa[j] * xp[o + j] - bbp[j]
                     }
                 }
             }
         } } }
         return dx
+    }
+
+    /// dy at `o` where the ReLU let the output through (y > 0), else 0: the gradient before the ReLU, which
+    /// both backward passes recompute from y rather than store.
+    @inline(__always)
+    private static func masked(_ dy: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ o: Int, _ relu: Bool) -> Float {
+        (!relu || y[o] > 0) ? dy[o] : 0
+    }
+
+    /// `masked` for the eight floats at `o`.
+    @inline(__always)
+    private static func masked8(_ dy: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ o: Int, _ relu: Bool) -> Float8 {
+        var g = load8(dy + o)
+        if relu { g.replace(with: 0, where: load8(y + o) .<= 0) }
+        return g
     }
 
     /// dL/d(residual) of the last backward: the ReLU-masked output gradient.

@@ -86,7 +86,7 @@ public class Network: Model, @unchecked Sendable {
     public var buffers: [Buffer] { layers.flatMap(\.buffers) }
     public var convolutions: [Conv2d] { layers.flatMap(\.convolutions) }
     public var parameterGroupsInBackwardOrder: [[Parameter]] {
-        [classifier.parameters] + layers.reversed().map(\.parameters).filter { !$0.isEmpty }
+        [classifier.parameters] + layerParameters.reversed().filter { !$0.isEmpty }
     }
 
     /// How convolution weights start (the rest is the same for every network).

@@ -80,11 +80,11 @@ final class GradientBuckets {
         guard comm.size > 1 else { return }
         while nextToStart < buckets.count { try start(nextToStart); nextToStart += 1 }
         let scale = 1 / Float(comm.size)
-        let t0 = DispatchTimeNow()
-        for i in buckets.indices {
-            if let r = buckets[i].request { try comm.wait(r) }
+        try timed(&waitSeconds) {
+            for i in buckets.indices {
+                if let r = buckets[i].request { try comm.wait(r) }
+            }
         }
-        waitSeconds += DispatchTimeNow() - t0
         let g = flat.grads.data
         Parallel.ranges(flat.grads.count, minPerTask: 1 << 16) { r in for j in r { g[j] *= scale } }
     }
@@ -94,3 +94,10 @@ final class GradientBuckets {
 
 import Dispatch
 @inline(__always) func DispatchTimeNow() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+
+/// Runs `body`, adding the seconds it took to `total`.
+@inline(__always) func timed<T>(_ total: inout Double, _ body: () throws -> T) rethrows -> T {
+    let t0 = DispatchTimeNow()
+    defer { total += DispatchTimeNow() - t0 }
+    return try body()
+}

@@ -80,9 +80,7 @@ final class StepEngine {
         tracer?.captureRaw(images: x, labels: batch.labels, indices: batch.indices)
         targets.reshape([batch.size, numClasses])
         var mixingSeconds = 0.0
-        var t = DispatchTimeNow()
-        let record = mixing.mix(images: x, labels: batch.labels, targets: targets, step: step)
-        mixingSeconds += DispatchTimeNow() - t
+        let record = timed(&mixingSeconds) { mixing.mix(images: x, labels: batch.labels, targets: targets, step: step) }
         lastRecord = record
         flat.grads.zero()
         let features = model.forwardFeatures(x, training: !config.freezeBN)
@@ -91,22 +89,16 @@ final class StepEngine {
         metrics.observe(StepOutputs(logits: logits, labels: batch.labels, targets: targets))
         let ce = criterion.forward(logits: logits, targets: targets)
         var loss = ce
-        t = DispatchTimeNow()
-        let auxiliary = mixing.auxiliaryLoss(features: features, imageWidth: x.w, record: record)
-        mixingSeconds += DispatchTimeNow() - t
+        let auxiliary = timed(&mixingSeconds) { mixing.auxiliaryLoss(features: features, imageWidth: x.w, record: record) }
         if let auxiliary { loss += auxiliary.weight * auxiliary.value }
         tracer?.captureStep(record: record, mixed: x, targets: targets, logits: logits, ce: ce,
                             consistency: auxiliary?.value ?? 0, loss: loss)
-        t = DispatchTimeNow()
-        mixing.remember(images: x, targets: targets, logits: logits)
-        mixingSeconds += DispatchTimeNow() - t
+        timed(&mixingSeconds) { mixing.remember(images: x, targets: targets, logits: logits) }
 
         if let comm = comm as? MPICommunicator { comm.watchdog.step = step + 1 }
         buckets.reset()
         buckets.resetWaitTime()
-        t = DispatchTimeNow()
-        let featureGradient = mixing.auxiliaryBackward(record: record)
-        mixingSeconds += DispatchTimeNow() - t
+        let featureGradient = timed(&mixingSeconds) { mixing.auxiliaryBackward(record: record) }
         try buckets.markReady(mixing.parameters)
         var failure: Error?
         model.backward(logitsGradient: criterion.backward(), featureGradient: featureGradient) { ready in
