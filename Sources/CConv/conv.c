@@ -19,7 +19,32 @@ struct rm_conv {
     dnnl_primitive_t from_blocked;      // the weight gradient's layout -> OHWI (or NULL)
     dnnl_memory_t x, y, w_plain, w_blocked[2], dw_blocked, scratch[KINDS];
     dnnl_primitive_desc_t pd[KINDS];
+    // Winograd only: its activations are in oneDNN's own layout (the same for all three primitives,
+    // checked at creation), reordered from and to our NHWC around each call, in the thread's arena.
+    dnnl_primitive_t x_in, y_in, y_out, x_out;  // NHWC -> blocked (x, dy); blocked -> NHWC (y, dx)
+    dnnl_memory_t xb, yb;                        // views of the arena, blocked layout
+    size_t xb_bytes, yb_bytes;
 };
+
+// Two growing buffers per thread for the Winograd path's blocked activations (one for x or dx, one for y
+// or dy): a layer needs them only during its own call, so one pair serves every layer of the thread
+// (ranks run as threads in the tests). Freed when the thread ends.
+struct arena { void *p[2]; size_t n[2]; };
+static pthread_key_t arena_key;
+static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
+static void arena_free(void *a) { struct arena *r = a; free(r->p[0]); free(r->p[1]); free(r); }
+static void arena_init(void) { pthread_key_create(&arena_key, arena_free); }
+static void *arena_get(int i, size_t bytes) {
+    pthread_once(&arena_once, arena_init);
+    struct arena *r = pthread_getspecific(arena_key);
+    if (!r) { if (!(r = calloc(1, sizeof *r))) return NULL; pthread_setspecific(arena_key, r); }
+    if (r->n[i] < bytes) {
+        free(r->p[i]);
+        if (posix_memalign(&r->p[i], 64, bytes)) { r->p[i] = NULL; r->n[i] = 0; return NULL; }
+        r->n[i] = bytes;
+    }
+    return r->p[i];
+}
 
 // One CPU engine for every layer, created once: ranks run as threads in the tests, and two layers built
 // at the same moment must not race on it.
@@ -47,7 +72,7 @@ static dnnl_status_t reorder(dnnl_primitive_t *r, const dnnl_memory_desc_t *from
     return s;
 }
 
-rm_conv *rm_conv_create(int n, int h, int w, int cin, int cout, int k, int stride, int pad,
+rm_conv *rm_conv_create(int n, int h, int w, int cin, int cout, int k, int stride, int pad, int winograd,
                         char *error, int error_size) {
     rm_conv *c = calloc(1, sizeof *c);
     if (!c) return NULL;
@@ -61,21 +86,26 @@ rm_conv *rm_conv_create(int n, int h, int w, int cin, int cout, int k, int strid
     // stride-2 layer on an even input, whose last row or column no window reaches).
     dnnl_dims_t strides = {stride, stride}, pads = {pad, pad},
                 pads_r = {(oh - 1) * stride + k - h - pad, (ow - 1) * stride + k - w - pad};
-    dnnl_memory_desc_t xmd, ymd, wany, wplain;
+    dnnl_memory_desc_t xmd, ymd, xact, yact, wany, wplain;
     TRY(dnnl_memory_desc_init_by_tag(&xmd, 4, xd, dnnl_f32, dnnl_nhwc), "src desc");
     TRY(dnnl_memory_desc_init_by_tag(&ymd, 4, yd, dnnl_f32, dnnl_nhwc), "dst desc");
+    // Winograd lets oneDNN pick the activation layout (it has no NHWC kernel); direct runs on NHWC.
+    dnnl_format_tag_t act = winograd ? dnnl_format_tag_any : dnnl_nhwc;
+    dnnl_alg_kind_t alg = winograd ? dnnl_convolution_winograd : dnnl_convolution_direct;
+    TRY(dnnl_memory_desc_init_by_tag(&xact, 4, xd, dnnl_f32, act), "src desc");
+    TRY(dnnl_memory_desc_init_by_tag(&yact, 4, yd, dnnl_f32, act), "dst desc");
     TRY(dnnl_memory_desc_init_by_tag(&wany, 4, wd, dnnl_f32, dnnl_format_tag_any), "weights desc");
     TRY(dnnl_memory_desc_init_by_tag(&wplain, 4, wd, dnnl_f32, dnnl_ohwi), "weights desc");
     dnnl_primitive_attr_t attr;
     TRY(dnnl_primitive_attr_create(&attr), "attr");
     TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode");
     dnnl_convolution_desc_t d[KINDS];
-    TRY(dnnl_convolution_forward_desc_init(&d[FWD], dnnl_forward_training, dnnl_convolution_direct, &xmd, &wany,
-                                           NULL, &ymd, strides, pads, pads_r), "forward desc");
-    TRY(dnnl_convolution_backward_data_desc_init(&d[BWD_DATA], dnnl_convolution_direct, &xmd, &wany, &ymd,
+    TRY(dnnl_convolution_forward_desc_init(&d[FWD], dnnl_forward_training, alg, &xact, &wany,
+                                           NULL, &yact, strides, pads, pads_r), "forward desc");
+    TRY(dnnl_convolution_backward_data_desc_init(&d[BWD_DATA], alg, &xact, &wany, &yact,
                                                  strides, pads, pads_r), "backward-data desc");
-    TRY(dnnl_convolution_backward_weights_desc_init(&d[BWD_WEIGHTS], dnnl_convolution_direct, &xmd, &wany, NULL,
-                                                    &ymd, strides, pads, pads_r), "backward-weights desc");
+    TRY(dnnl_convolution_backward_weights_desc_init(&d[BWD_WEIGHTS], alg, &xact, &wany, NULL,
+                                                    &yact, strides, pads, pads_r), "backward-weights desc");
     for (int kind = 0; kind < KINDS; kind++) {
         TRY(dnnl_primitive_desc_create(&c->pd[kind], &d[kind], attr, c->engine, kind ? c->pd[FWD] : NULL),
             "primitive desc");
@@ -98,6 +128,24 @@ rm_conv *rm_conv_create(int n, int h, int w, int cin, int cout, int k, int strid
     TRY(dnnl_memory_create(&c->w_blocked[0], wf, c->engine, DNNL_MEMORY_ALLOCATE), "memory");
     TRY(dnnl_memory_create(&c->w_blocked[1], wb, c->engine, DNNL_MEMORY_ALLOCATE), "memory");
     TRY(dnnl_memory_create(&c->dw_blocked, dw, c->engine, DNNL_MEMORY_ALLOCATE), "memory");
+    if (winograd) {
+        const dnnl_memory_desc_t *xb = dnnl_primitive_desc_query_md(c->pd[FWD], dnnl_query_src_md, 0);
+        const dnnl_memory_desc_t *yb = dnnl_primitive_desc_query_md(c->pd[FWD], dnnl_query_dst_md, 0);
+        if (!dnnl_memory_desc_equal(xb, dnnl_primitive_desc_query_md(c->pd[BWD_DATA], dnnl_query_diff_src_md, 0)) ||
+            !dnnl_memory_desc_equal(xb, dnnl_primitive_desc_query_md(c->pd[BWD_WEIGHTS], dnnl_query_src_md, 0)) ||
+            !dnnl_memory_desc_equal(yb, dnnl_primitive_desc_query_md(c->pd[BWD_DATA], dnnl_query_diff_dst_md, 0)) ||
+            !dnnl_memory_desc_equal(yb, dnnl_primitive_desc_query_md(c->pd[BWD_WEIGHTS], dnnl_query_diff_dst_md, 0))) {
+            TRY(dnnl_unimplemented, "Winograd (its passes want different activation layouts)");
+        }
+        TRY(reorder(&c->x_in, &xmd, xb, c->engine), "activation reorder");
+        TRY(reorder(&c->y_in, &ymd, yb, c->engine), "activation reorder");
+        TRY(reorder(&c->y_out, yb, &ymd, c->engine), "activation reorder");
+        TRY(reorder(&c->x_out, xb, &xmd, c->engine), "activation reorder");
+        TRY(dnnl_memory_create(&c->xb, xb, c->engine, DNNL_MEMORY_NONE), "memory");
+        TRY(dnnl_memory_create(&c->yb, yb, c->engine, DNNL_MEMORY_NONE), "memory");
+        c->xb_bytes = dnnl_memory_desc_get_size(xb);
+        c->yb_bytes = dnnl_memory_desc_get_size(yb);
+    }
     return c;
 bad:
     rm_conv_destroy(c);
@@ -120,6 +168,10 @@ void rm_conv_destroy(rm_conv *c) {
     if (c->x) dnnl_memory_destroy(c->x);
     if (c->y) dnnl_memory_destroy(c->y);
     if (c->w_plain) dnnl_memory_destroy(c->w_plain);
+    dnnl_primitive_t r[4] = {c->x_in, c->y_in, c->y_out, c->x_out};
+    for (int i = 0; i < 4; i++) if (r[i]) dnnl_primitive_destroy(r[i]);
+    if (c->xb) dnnl_memory_destroy(c->xb);
+    if (c->yb) dnnl_memory_destroy(c->yb);
     if (c->stream) dnnl_stream_destroy(c->stream);
     free(c);
 }
@@ -138,42 +190,60 @@ static dnnl_memory_t weights_for(rm_conv *c, int which, const float *w, int *sta
     return c->w_blocked[which];
 }
 
+/// Runs reorder `r` from `from` to `to`; a no-op when r is NULL (the two layouts are the same).
+static int convert(rm_conv *c, dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to) {
+    if (!r) return 0;
+    dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+    return run(c, r, 2, a);
+}
+
+/// Points the blocked views at the thread's arena (Winograd path); 0, or -1 when memory ran out.
+static int bind_arena(rm_conv *c) {
+    if (!c->xb) return 0;
+    void *xa = arena_get(0, c->xb_bytes), *ya = arena_get(1, c->yb_bytes);
+    if (!xa || !ya) return -1;
+    dnnl_memory_set_data_handle(c->xb, xa);
+    dnnl_memory_set_data_handle(c->yb, ya);
+    return 0;
+}
+
 int rm_conv_forward(rm_conv *c, const float *x, const float *w, float *y) {
     int s = 0;
     dnnl_memory_t wm = weights_for(c, 0, w, &s);
-    if (s) return s;
+    if (s || (s = bind_arena(c))) return s;
     dnnl_memory_set_data_handle(c->x, (void *)x);
     dnnl_memory_set_data_handle(c->y, y);
-    dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, c->x}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, c->y},
+    dnnl_memory_t xs = c->xb ? c->xb : c->x, ys = c->yb ? c->yb : c->y;
+    if ((s = convert(c, c->x_in, c->x, xs))) return s;
+    dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, xs}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ys},
                             {DNNL_ARG_SCRATCHPAD, c->scratch[FWD]}};
     if ((s = run(c, c->prim[FWD], 4, a))) return s;
+    if ((s = convert(c, c->y_out, ys, c->y))) return s;
     return dnnl_stream_wait(c->stream) == dnnl_success ? 0 : -1;
 }
 
-int rm_conv_backward_data(rm_conv *c, const float *dy, const float *w, float *dx) {
-    int s = 0;
-    dnnl_memory_t wm = weights_for(c, 1, w, &s);
-    if (s) return s;
-    dnnl_memory_set_data_handle(c->y, (void *)dy);
-    dnnl_memory_set_data_handle(c->x, dx);
-    dnnl_exec_arg_t a[4] = {{DNNL_ARG_DIFF_DST, c->y}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_SRC, c->x},
-                            {DNNL_ARG_SCRATCHPAD, c->scratch[BWD_DATA]}};
-    if ((s = run(c, c->prim[BWD_DATA], 4, a))) return s;
-    return dnnl_stream_wait(c->stream) == dnnl_success ? 0 : -1;
-}
-
-int rm_conv_backward_weights(rm_conv *c, const float *x, const float *dy, float *dw) {
+int rm_conv_backward(rm_conv *c, const float *x, const float *dy, const float *w, float *dx, float *dw) {
     int s;
+    if ((s = bind_arena(c))) return s;
     dnnl_memory_set_data_handle(c->x, (void *)x);
     dnnl_memory_set_data_handle(c->y, (void *)dy);
     dnnl_memory_set_data_handle(c->w_plain, dw);
+    dnnl_memory_t xs = c->xb ? c->xb : c->x, dys = c->yb ? c->yb : c->y;
+    if ((s = convert(c, c->x_in, c->x, xs)) || (s = convert(c, c->y_in, c->y, dys))) return s;
     dnnl_memory_t target = c->from_blocked ? c->dw_blocked : c->w_plain;
-    dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, c->x}, {DNNL_ARG_DIFF_DST, c->y}, {DNNL_ARG_DIFF_WEIGHTS, target},
+    dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, xs}, {DNNL_ARG_DIFF_DST, dys}, {DNNL_ARG_DIFF_WEIGHTS, target},
                             {DNNL_ARG_SCRATCHPAD, c->scratch[BWD_WEIGHTS]}};
     if ((s = run(c, c->prim[BWD_WEIGHTS], 4, a))) return s;
-    if (c->from_blocked) {
-        dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, c->dw_blocked}, {DNNL_ARG_TO, c->w_plain}};
-        if ((s = run(c, c->from_blocked, 2, r))) return s;
+    if ((s = convert(c, c->from_blocked, c->dw_blocked, c->w_plain))) return s;
+    if (dx) {
+        // The input gradient reuses x's blocked buffer: the weight gradient above was its last reader.
+        dnnl_memory_t wm = weights_for(c, 1, w, &s);
+        if (s) return s;
+        dnnl_memory_set_data_handle(c->x, dx);
+        dnnl_exec_arg_t b[4] = {{DNNL_ARG_DIFF_DST, dys}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_SRC, xs},
+                                {DNNL_ARG_SCRATCHPAD, c->scratch[BWD_DATA]}};
+        if ((s = run(c, c->prim[BWD_DATA], 4, b))) return s;
+        if ((s = convert(c, c->x_out, xs, c->x))) return s;
     }
     return dnnl_stream_wait(c->stream) == dnnl_success ? 0 : -1;
 }

@@ -6,6 +6,10 @@ import Foundation
 /// once per shape; oneDNN picks its kernel by CPU (AVX-512, AVX2, SSE4.1) and shape, and `implementation`
 /// names it. Thread count: `BLAS.setThreads` sets oneDNN's OpenMP threads to the rank's threads.
 ///
+/// Two algorithms: direct convolution on NHWC, or Winograd F(4,3) (`winograd: true`, 3×3 stride 1 only),
+/// which needs 4× fewer multiplications and runs on oneDNN's blocked layout, reordered from and to NHWC
+/// inside each call (`usesWinograd` says where it is chosen and why).
+///
 /// Determinism: for a fixed thread count oneDNN's results are bitwise repeatable; the weight gradient's
 /// summation order depends on the thread count (unlike the portable path), see README "Determinism".
 public final class OneDNNConvolution {
@@ -14,11 +18,12 @@ public final class OneDNNConvolution {
     public let batch: Int, outChannels: Int
 
     /// Throws `Failure` when oneDNN cannot build this shape (the caller keeps its portable path).
-    public init(batch: Int, _ g: ConvGeometry, outChannels: Int) throws {
+    public init(batch: Int, _ g: ConvGeometry, outChannels: Int, winograd: Bool = false) throws {
         precondition(g.kh == g.kw, "square kernels only")
         var error = [CChar](repeating: 0, count: 200)
         guard let h = rm_conv_create(Int32(batch), Int32(g.h), Int32(g.w), Int32(g.c), Int32(outChannels),
-                                     Int32(g.kh), Int32(g.stride), Int32(g.pad), &error, Int32(error.count)) else {
+                                     Int32(g.kh), Int32(g.stride), Int32(g.pad), winograd ? 1 : 0,
+                                     &error, Int32(error.count)) else {
             throw Failure(message: String(cString: error))
         }
         handle = h
@@ -39,14 +44,21 @@ public final class OneDNNConvolution {
         check(rm_conv_forward(handle, x, weight, y), "forward")
     }
 
+    /// dw[Cout, kh, kw, Cin] (overwritten): the batch's weight gradient; then, when `dx` is given,
     /// dx[n, h, w, Cin] (overwritten) from dy[n, oh, ow, Cout].
-    public func backwardData(dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) {
-        check(rm_conv_backward_data(handle, dy, weight, dx), "backward data")
+    public func backward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                         dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>) {
+        check(rm_conv_backward(handle, x, dy, weight, dx, dw), "backward")
     }
 
-    /// dw[Cout, kh, kw, Cin] (overwritten): the batch's weight gradient.
-    public func backwardWeights(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dw: UnsafeMutablePointer<Float>) {
-        check(rm_conv_backward_weights(handle, x, dy, dw), "backward weights")
+    /// Where Winograd is chosen: 3×3 stride 1 with both channel counts multiples of 16 (its blocking) and at
+    /// least 32. Measured on this project's shapes (AVX-512, 1 and 2 threads, forward + both backward passes
+    /// including the layout reorders, `docs/PERFORMANCE.md`): 1.1× faster than direct NHWC at 32 channels,
+    /// 1.6–2.2× at 64–512; slower at 16 channels (the reorders cost more than the multiplications saved).
+    /// A fixed rule, never a timing, so that the same run always picks the same kernels (determinism).
+    public static func usesWinograd(_ g: ConvGeometry, outChannels: Int) -> Bool {
+        g.kh == 3 && g.kw == 3 && g.stride == 1 && g.pad == 1 && g.c % 16 == 0 && outChannels % 16 == 0
+            && min(g.c, outChannels) >= 32
     }
 
     /// oneDNN's kernel names for forward, backward data and backward weights, e.g. "brgconv:avx512_core".
@@ -64,10 +76,11 @@ public final class OneDNNConvolution {
     }
 }
 
-/// Which convolution kernels run: oneDNN (default) or the portable im2col + OpenBLAS path, forced with
-/// `RMTRAIN_CONV=portable` for debugging or on a machine without oneDNN's supported ISA.
+/// Which convolution kernels run: oneDNN with Winograd where it wins (default), oneDNN direct only
+/// (`RMTRAIN_CONV=onednn-direct`), or the portable im2col + OpenBLAS path (`RMTRAIN_CONV=portable`), for
+/// debugging or on a machine without oneDNN's supported ISA.
 public enum ConvBackend: String, Sendable {
-    case onednn, portable
+    case onednn, onednnDirect = "onednn-direct", portable
 
     nonisolated(unsafe) public static var current: ConvBackend =
         ConvBackend(rawValue: ProcessInfo.processInfo.environment["RMTRAIN_CONV"] ?? "") ?? .onednn

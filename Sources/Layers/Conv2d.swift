@@ -20,6 +20,16 @@ public final class Conv2d: Layer {
     /// from them; a backward without the input gradient does half the work).
     public private(set) var lastForwardFlops = 0.0
     public private(set) var lastBackwardFlops = 0.0
+    /// Seconds and FLOPs of every forward and backward since `resetTiming()`: the layer's achieved
+    /// GFLOP/s, which `rmtrain bench` prints per convolution shape.
+    public private(set) var timing = (seconds: 0.0, flops: 0.0)
+    public func resetTiming() { timing = (0, 0) }
+    private func timed<T>(_ body: () -> T) -> T {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let result = body()
+        timing.seconds += Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        return result
+    }
 
     private var input: Tensor?
     private var output: Tensor?
@@ -80,6 +90,12 @@ public final class Conv2d: Layer {
     static let weightGradientGroups = 4
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        let y = timed { forwardKernels(x) }
+        timing.flops += lastForwardFlops
+        return y
+    }
+
+    private func forwardKernels(_ x: Tensor) -> Tensor {
         let g = geometryFor(x.shape)
         geometry = g
         input = x
@@ -113,12 +129,18 @@ public final class Conv2d: Layer {
         }
     }
 
-    /// The oneDNN primitives for this batch size, created on first use; nil with `RMTRAIN_CONV=portable`
-    /// or when oneDNN cannot build the shape (said once on stderr).
+    /// The oneDNN primitives for this batch size, created on first use: Winograd where
+    /// `OneDNNConvolution.usesWinograd` chooses it and the CPU has it (AVX-512), direct otherwise; nil with
+    /// `RMTRAIN_CONV=portable` or when oneDNN cannot build the shape (said once on stderr).
     private func onednnConvolution(batch n: Int, _ g: ConvGeometry) -> OneDNNConvolution? {
-        guard ConvBackend.current == .onednn else { return nil }
+        guard ConvBackend.current != .portable else { return nil }
         let key = ShapeKey(n: n, h: g.h, w: g.w)
         if let known = onednn[key] { return known }
+        if ConvBackend.current == .onednn, OneDNNConvolution.usesWinograd(g, outChannels: outChannels),
+           let made = try? OneDNNConvolution(batch: n, g, outChannels: outChannels, winograd: true) {
+            onednn[key] = made
+            return made
+        }
         do {
             let made = try OneDNNConvolution(batch: n, g, outChannels: outChannels)
             onednn[key] = made
@@ -135,7 +157,7 @@ public final class Conv2d: Layer {
 
     /// oneDNN's kernel names for the last input shape this layer ran, or the portable path's name.
     public var backendDescription: String {
-        guard ConvBackend.current == .onednn, let x = input, let made = onednn[ShapeKey(n: x.n, h: x.h, w: x.w)] ?? nil else { return "im2col+sgemm" }
+        guard ConvBackend.current != .portable, let x = input, let made = onednn[ShapeKey(n: x.n, h: x.h, w: x.w)] ?? nil else { return "im2col+sgemm" }
         let i = made.implementation
         return "oneDNN \(i.forward) / \(i.backwardData) / \(i.backwardWeights)"
     }
@@ -147,6 +169,12 @@ public final class Conv2d: Layer {
     public func backwardParameters(_ dy: Tensor) { _ = backward(dy, inputGradient: false) }
 
     private func backward(_ dy: Tensor, inputGradient: Bool) -> Tensor? {
+        let dx = timed { backwardKernels(dy, inputGradient: inputGradient) }
+        timing.flops += lastBackwardFlops
+        return dx
+    }
+
+    private func backwardKernels(_ dy: Tensor, inputGradient: Bool) -> Tensor? {
         guard let x = input, let g = geometry else { fatalError("\(weight.name): backward before forward") }
         let n = x.n
         let rowsPerImage = g.oh * g.ow, inImage = g.h * g.w * g.c
@@ -161,8 +189,7 @@ public final class Conv2d: Layer {
         let cout = outChannels, w = weight.value.data, xp = x.data, dyp = dy.data
         let dxp = dx?.data
         if let fast = onednnConvolution(batch: n, g) {
-            fast.backwardWeights(x: xp, dy: dyp, dw: pp)
-            if let dxp { fast.backwardData(dy: dyp, weight: w, dx: dxp) }
+            fast.backward(x: xp, dy: dyp, weight: w, dx: dxp, dw: pp)
             addWeightGradient(from: pp, groups: 1)
             addBiasGradient(dyp, rows: n * rowsPerImage)
             return dx

@@ -17,8 +17,15 @@ public enum TrainingBenchmark {
         /// Share of the step in the mixing method's own work (`StepStats.mixingSeconds`): RecursiveMix's
         /// cost over a plain step, measured inside one run instead of as a ratio of two noisy ones.
         public var mixingFraction: Double
-        /// Each distinct convolution shape ("16→32 3×3 s2 at 32×32") and the kernels that ran it.
-        public var convolutionKernels: [(shape: String, kernels: String)]
+        /// Each distinct convolution shape ("16→32 3×3 s2 at 32×32"), the kernels that ran it, its achieved
+        /// GFLOP/s (direct-convolution FLOPs over the layers' time, forward and backward, in the measured
+        /// steps: Winograd's figure counts the multiplications it avoided) and its share of the step.
+        public var convolutionKernels: [ConvolutionShape]
+    }
+
+    public struct ConvolutionShape {
+        public var shape: String, kernels: String
+        public var gflops: Double, stepFraction: Double
     }
 
     public static func run(model name: String, batchSize: Int, imageSize: Int, mix: MixMethod,
@@ -44,7 +51,11 @@ public enum TrainingBenchmark {
         var step = 0, wait = 0.0, mixing = 0.0
         var t0 = Date()
         try loader.forEachBatch(epoch: 0) { _, batch in
-            if step == 2 { try comm.barrier("benchmark start"); t0 = Date(); wait = 0; mixing = 0 }   // two warm-up steps
+            if step == 2 {                      // two warm-up steps
+                try comm.barrier("benchmark start")
+                t0 = Date(); wait = 0; mixing = 0
+                model.convolutions.forEach { $0.resetTiming() }
+            }
             guard step < steps + 2 else { return }
             let stats = try engine.step(batch, step: step)
             sgd.step(lr: 0.01)
@@ -59,16 +70,23 @@ public enum TrainingBenchmark {
         return Result(imagesPerSecond: Double(steps * batchSize * comm.size) / perRank,
                       flopsPerImage: model.lastTrainingStepFlops / Double(batchSize),
                       secondsPerStep: perRank / Double(steps), allReduceWaitFraction: v[1] / v[0], mixingFraction: v[2] / v[0],
-                      convolutionKernels: kernels(model.convolutions))
+                      convolutionKernels: shapes(model.convolutions, elapsed: elapsed))
     }
 
-    static func kernels(_ convolutions: [Conv2d]) -> [(shape: String, kernels: String)] {
-        var seen = Set<String>(), out: [(String, String)] = []
+    /// The layers grouped by shape, in first-use order, with their summed time and FLOPs.
+    static func shapes(_ convolutions: [Conv2d], elapsed: Double) -> [ConvolutionShape] {
+        var order: [String] = [], found: [String: (kernels: String, seconds: Double, flops: Double)] = [:]
         for c in convolutions {
             let shape = "\(c.inChannels)→\(c.outChannels) \(c.kernel)×\(c.kernel) s\(c.stride) at \(c.lastInputSize)"
-            if seen.insert(shape).inserted { out.append((shape, c.backendDescription)) }
+            if found[shape] == nil { order.append(shape) }
+            let had = found[shape] ?? (c.backendDescription, 0, 0)
+            found[shape] = (had.kernels, had.seconds + c.timing.seconds, had.flops + c.timing.flops)
         }
-        return out
+        return order.map { s in
+            let f = found[s]!
+            return ConvolutionShape(shape: s, kernels: f.kernels, gflops: f.flops / max(f.seconds, 1e-12) / 1e9,
+                                    stepFraction: f.seconds / max(elapsed, 1e-12))
+        }
     }
 }
 

@@ -84,7 +84,8 @@ struct BenchCommand: ParsableCommand {
                           "overlap": "\(!noOverlap)"], comm)
                     if t == threadCounts.first && m == mixes.first {
                         for k in r.convolutionKernels {
-                            emit(["kind": "conv", "model": v, "shape": k.shape, "kernels": k.kernels], comm)
+                            emit(["kind": "conv", "model": v, "shape": k.shape, "kernels": k.kernels,
+                                  "gflops": fmt(k.gflops), "step_fraction": fmt(k.stepFraction)], comm)
                         }
                     }
                 }

@@ -32,7 +32,7 @@ struct RMTrain: ParsableCommand {
         // model) must not kill it; the trainer acts on it before the first step.
         if CommandLine.arguments.dropFirst().first == "train" { Preemption.install() }
         if let v = ProcessInfo.processInfo.environment["RMTRAIN_CONV"], ConvBackend(rawValue: v) == nil {
-            FileHandle.standardError.write(Data("rmtrain: error: RMTRAIN_CONV=\(v): expected onednn or portable\n".utf8))
+            FileHandle.standardError.write(Data("rmtrain: error: RMTRAIN_CONV=\(v): expected onednn, onednn-direct or portable\n".utf8))
             Foundation.exit(64)
         }
         do {

@@ -56,4 +56,44 @@ final class ConvBackendTests: XCTestCase {
             XCTAssertEqual(fast, run(.onednn, cin: cin, cout: cout, k: k, s: s, p: p, size: size, calls: calls), tag)
         }
     }
+
+    /// Winograd F(4,3) where `usesWinograd` picks it: the kernel really is oneDNN's Winograd (on AVX-512;
+    /// a CPU without it falls back to direct), and its error against the direct oneDNN and the portable
+    /// paths stays within the same 1e-5 relative bound on forward and both gradients.
+    func testWinogradIsChosenWhereItWinsAndMatchesDirect() {
+        let calls: [(Int, UInt64)] = [(4, 11), (1, 12), (3, 13)]
+        // (cin, cout, size): the channel counts of ResNet-20's and CIFAR ResNet-18's 3×3 stride-1 layers
+        for (cin, cout, size) in [(32, 32, 16), (64, 64, 8), (128, 128, 4), (32, 64, 5), (64, 32, 3)] {
+            let tag = "3x3 s1 \(cin)->\(cout) at \(size)x\(size)"
+            XCTAssertTrue(OneDNNConvolution.usesWinograd(ConvGeometry(h: size, w: size, c: cin, kh: 3, kw: 3, stride: 1, pad: 1),
+                                                         outChannels: cout), tag)
+            ConvBackend.current = .onednn
+            let conv = Conv2d("conv", cin, cout, kernel: 3, stride: 1, padding: 1)
+            _ = conv.forward(GC.randomTensor([2, size, size, cin], seed: 1, stream: 1), training: true)
+            let kernels = conv.backendDescription
+            let direct = run(.onednnDirect, cin: cin, cout: cout, k: 3, s: 1, p: 1, size: size, calls: calls)
+            ConvBackend.current = .onednnDirect
+            let directConv = Conv2d("conv", cin, cout, kernel: 3, stride: 1, padding: 1)
+            _ = directConv.forward(GC.randomTensor([2, size, size, cin], seed: 1, stream: 1), training: true)
+            if directConv.backendDescription.contains("avx512") {
+                XCTAssertTrue(kernels.contains("wino"), "\(tag): \(kernels)")
+            }
+            XCTAssertFalse(directConv.backendDescription.contains("wino"), "\(tag): onednn-direct ran \(directConv.backendDescription)")
+            let wino = run(.onednn, cin: cin, cout: cout, k: 3, s: 1, p: 1, size: size, calls: calls)
+            let portable = run(.portable, cin: cin, cout: cout, k: 3, s: 1, p: 1, size: size, calls: calls)
+            var worst = (0.0, 0.0, 0.0)
+            for (w, (d, q)) in zip(wino, zip(direct, portable)) {
+                worst.0 = max(worst.0, relative(w.y, d.y), relative(w.y, q.y))
+                worst.1 = max(worst.1, relative(w.dx, d.dx), relative(w.dx, q.dx))
+                worst.2 = max(worst.2, relative(w.dw, d.dw), relative(w.dw, q.dw))
+            }
+            print("winograd \(tag) (\(kernels)): relative error forward \(GC.fmt(worst.0)), input gradient \(GC.fmt(worst.1)), weight gradient \(GC.fmt(worst.2))")
+            XCTAssertLessThanOrEqual(max(worst.0, worst.1, worst.2), 1e-5, tag)
+            XCTAssertEqual(wino, run(.onednn, cin: cin, cout: cout, k: 3, s: 1, p: 1, size: size, calls: calls), "\(tag): repeatable")
+        }
+        XCTAssertFalse(OneDNNConvolution.usesWinograd(ConvGeometry(h: 32, w: 32, c: 16, kh: 3, kw: 3, stride: 1, pad: 1), outChannels: 16))
+        XCTAssertFalse(OneDNNConvolution.usesWinograd(ConvGeometry(h: 32, w: 32, c: 64, kh: 3, kw: 3, stride: 2, pad: 1), outChannels: 64))
+        XCTAssertFalse(OneDNNConvolution.usesWinograd(ConvGeometry(h: 32, w: 32, c: 64, kh: 1, kw: 1, stride: 1, pad: 0), outChannels: 64))
+        XCTAssertFalse(OneDNNConvolution.usesWinograd(ConvGeometry(h: 32, w: 32, c: 40, kh: 3, kw: 3, stride: 1, pad: 1), outChannels: 64))
+    }
 }

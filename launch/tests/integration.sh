@@ -188,5 +188,5 @@ if [ "$k_default" -ge 6 ] && [ "$k_avx2" -eq 0 ] && [ "$k_portable" -ge 6 ]; the
 else
   fail "convolution kernels" "oneDNN shapes $k_default, non-AVX2 kernels under the cap $k_avx2, portable shapes $k_portable"
 fi
-RMTRAIN_CONV=fast expect_error "RMTRAIN_CONV is checked" "RMTRAIN_CONV=fast: expected onednn or portable" bench --steps 1
+RMTRAIN_CONV=fast expect_error "RMTRAIN_CONV is checked" "RMTRAIN_CONV=fast: expected onednn, onednn-direct or portable" bench --steps 1
 finish integration

@@ -7,15 +7,16 @@
 typedef struct rm_conv rm_conv;
 
 /// NULL when oneDNN cannot build the primitives (the caller uses its portable path); `error` gets why.
-rm_conv *rm_conv_create(int n, int h, int w, int cin, int cout, int kernel, int stride, int pad,
+/// `winograd` non-zero: oneDNN's Winograd F(4,3) (3×3 stride 1 only) on its own blocked activation
+/// layout, reordered from and to NHWC inside each call; otherwise direct convolution on NHWC.
+rm_conv *rm_conv_create(int n, int h, int w, int cin, int cout, int kernel, int stride, int pad, int winograd,
                         char *error, int error_size);
 void rm_conv_destroy(rm_conv *conv);
 /// y = conv(x, w). 0 on success, else a oneDNN status.
 int rm_conv_forward(rm_conv *conv, const float *x, const float *w, float *y);
+/// dw = Σ over the batch of x ⊗ dy, in OHWI (overwritten); then, when dx is not NULL,
 /// dx = conv_transpose(dy, w) (overwritten).
-int rm_conv_backward_data(rm_conv *conv, const float *dy, const float *w, float *dx);
-/// dw = Σ over the batch of x ⊗ dy, in OHWI (overwritten).
-int rm_conv_backward_weights(rm_conv *conv, const float *x, const float *dy, float *dw);
+int rm_conv_backward(rm_conv *conv, const float *x, const float *dy, const float *w, float *dx, float *dw);
 /// The implementation oneDNN chose: kind 0 forward, 1 backward data, 2 backward weights.
 const char *rm_conv_impl(const rm_conv *conv, int kind);
 /// Threads of oneDNN's OpenMP runtime (omp_set_num_threads, found at run time).
