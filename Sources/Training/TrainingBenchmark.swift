@@ -10,7 +10,11 @@ import Optim
 /// all-reduce, SGD): what `rmtrain bench` reports. Every rank runs the same number of steps.
 public enum TrainingBenchmark {
     public struct Result {
-        public var imagesPerSecond: Double        // all ranks together
+        /// All ranks together, at the median step time: robust to the bursts of a noisy neighbour on a
+        /// shared host (`launch/bench/torch_train.py` reports PyTorch the same way).
+        public var imagesPerSecond: Double
+        /// All ranks together, over the whole measured time.
+        public var imagesPerSecondMean: Double
         public var flopsPerImage: Double
         public var secondsPerStep: Double
         public var allReduceWaitFraction: Double  // share of the step spent waiting for gradients
@@ -50,6 +54,7 @@ public enum TrainingBenchmark {
         engine.startEpoch()
         var step = 0, wait = 0.0, mixing = 0.0
         var t0 = Date()
+        var stepSeconds: [Double] = []
         try loader.forEachBatch(epoch: 0) { _, batch in
             if step == 2 {                      // two warm-up steps
                 try comm.barrier("benchmark start")
@@ -57,19 +62,23 @@ public enum TrainingBenchmark {
                 model.convolutions.forEach { $0.resetTiming() }
             }
             guard step < steps + 2 else { return }
+            let started = Date()
             let stats = try engine.step(batch, step: step)
             sgd.step(lr: 0.01)
+            if step >= 2 { stepSeconds.append(Date().timeIntervalSince(started)) }
             wait += stats.waitSeconds
             mixing += stats.mixingSeconds
             step += 1
         }
         let elapsed = Date().timeIntervalSince(t0)
-        var v = [elapsed, wait, mixing]
+        let median = stepSeconds.isEmpty ? elapsed : stepSeconds.sorted()[stepSeconds.count / 2]
+        var v = [elapsed, wait, mixing, median]
         try comm.allReduceSum(&v, "benchmark times")
-        let perRank = v[0] / Double(comm.size)
-        return Result(imagesPerSecond: Double(steps * batchSize * comm.size) / perRank,
+        let perRank = v[0] / Double(comm.size), medianStep = v[3] / Double(comm.size)
+        return Result(imagesPerSecond: Double(batchSize * comm.size) / medianStep,
+                      imagesPerSecondMean: Double(steps * batchSize * comm.size) / perRank,
                       flopsPerImage: model.lastTrainingStepFlops / Double(batchSize),
-                      secondsPerStep: perRank / Double(steps), allReduceWaitFraction: v[1] / v[0], mixingFraction: v[2] / v[0],
+                      secondsPerStep: medianStep, allReduceWaitFraction: v[1] / v[0], mixingFraction: v[2] / v[0],
                       convolutionKernels: shapes(model.convolutions, elapsed: elapsed))
     }
 

@@ -78,6 +78,7 @@ struct BenchCommand: ParsableCommand {
                     let gflops = r.flopsPerImage * r.imagesPerSecond / 1e9
                     emit(["kind": "train", "model": v, "mix": m.rawValue, "ranks": "\(comm.size)",
                           "threads": "\(t)", "batch": "\(batchSize)", "images_per_sec": fmt(r.imagesPerSecond),
+                          "images_per_sec_mean": fmt(r.imagesPerSecondMean),
                           "step_ms": fmt(1000 * r.secondsPerStep), "gflops": fmt(gflops),
                           "fraction_of_sgemm_peak": fmt(gflops / (peak * Double(comm.size))),
                           "allreduce_wait_fraction": fmt(r.allReduceWaitFraction), "mixing_fraction": fmt(r.mixingFraction),
