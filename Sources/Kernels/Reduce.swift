@@ -19,6 +19,22 @@ public enum ChannelReduce {
     public static func sum(rows: Int, width: Int, into total: inout [Double],
                            _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
         precondition(total.count == width, "ChannelReduce.sum: \(total.count) results for width \(width)")
+        let (partials, blocks) = blockPartials(rows: rows, width: width, body)
+        total.withUnsafeMutableBufferPointer { t in
+            t.update(repeating: 0)
+            for b in 0..<blocks {
+                let p = partials + b * width
+                for j in 0..<width { t[j] += Double(p[j]) }
+            }
+        }
+    }
+
+    /// Calls `body(rows, partial)` for each block of `blockRows` rows (in parallel); returns the blocks'
+    /// partials, `width` floats each in block order (valid until the next call), for a caller that
+    /// combines them other than by adding (BatchNorm's variance, Chan et al.'s pairwise update).
+    public static func blockPartials(rows: Int, width: Int,
+                                     _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void)
+        -> (partials: UnsafePointer<Float>, blocks: Int) {
         let blocks = max(1, (rows + blockRows - 1) / blockRows)
         // Reused across calls: a fresh allocation of this size (often > 128 KB) is a fresh mmap,
         // page faults and kernel zeroing on every batch-norm pass.
@@ -30,12 +46,6 @@ public enum ChannelReduce {
                 body(lo..<hi, partials + b * width)
             }
         }
-        total.withUnsafeMutableBufferPointer { t in
-            t.update(repeating: 0)
-            for b in 0..<blocks {
-                let p = partials + b * width
-                for j in 0..<width { t[j] += Double(p[j]) }
-            }
-        }
+        return (UnsafePointer(partials), blocks)
     }
 }

@@ -59,33 +59,36 @@ public final class BatchNorm2d: Layer {
         lastResidual = residual != nil
         let xp = x.data
         if training {
-            ChannelReduce.sum(rows: rows, width: c, into: &sums) { rr, p in
+            // One sweep over x for both moments, of the data shifted by its first row (K): Σ(x−K) and
+            // Σ(x−K)² per block, combined in Double in block order (independent of the threads);
+            // var = E[(x−K)²] − E[x−K]². The shift keeps the subtraction exact for a constant channel
+            // (a padded border) and the cancellation small elsewhere (K is one of the samples); two passes
+            // cost a full extra read of every activation. (Chan, Golub & LeVeque, "Algorithms for
+            // computing the sample variance", 1983: the shifted-data algorithm.)
+            let (partials, blocks) = ChannelReduce.blockPartials(rows: rows, width: 2 * c) { rr, p in
                 if c % 8 == 0 {
                     for j in stride(from: 0, to: c, by: 8) {
-                        var acc = Float8()
-                        for r in rr { acc += load8(xp + r * c + j) }
-                        store8(acc, p + j)
+                        let k = load8(xp + j)
+                        var sum = Float8(), squares = Float8()
+                        for r in rr { let d = load8(xp + r * c + j) - k; sum += d; squares += d * d }
+                        store8(sum, p + j)
+                        store8(squares, p + c + j)
                     }
                     return
                 }
-                for r in rr { let row = xp + r * c; for j in 0..<c { p[j] += row[j] } }
+                for r in rr { let row = xp + r * c; for j in 0..<c { let d = row[j] - xp[j]; p[j] += d; p[c + j] += d * d } }
+            }
+            for j in 0..<c { sums[j] = 0; squares[j] = 0 }
+            for b in 0..<blocks {
+                let p = partials + b * 2 * c
+                for j in 0..<c { sums[j] += Double(p[j]); squares[j] += Double(p[c + j]) }
+            }
+            for j in 0..<c {
+                let shifted = sums[j] / Double(rows)
+                squares[j] = max(0, squares[j] - shifted * shifted * Double(rows))    // Σ(x − mean)²
+                sums[j] = shifted * Double(rows) + Double(xp[j]) * Double(rows)      // Σx
             }
             for j in 0..<c { mean[j] = Float(sums[j] / Double(rows)) }
-            mean.withUnsafeBufferPointer { mp in
-                ChannelReduce.sum(rows: rows, width: c, into: &squares) { rr, p in
-                    let mu = mp.baseAddress!
-                    if c % 8 == 0 {
-                        for j in stride(from: 0, to: c, by: 8) {
-                            var acc = Float8()
-                            let m = load8(mu + j)
-                            for r in rr { let d = load8(xp + r * c + j) - m; acc += d * d }
-                            store8(acc, p + j)
-                        }
-                        return
-                    }
-                    for r in rr { let row = xp + r * c; for j in 0..<c { let d = row[j] - mu[j]; p[j] += d * d } }
-                }
-            }
             let rm = runningMean.value.data, rv = runningVar.value.data
             for j in 0..<c {
                 let variance = squares[j] / Double(rows)
@@ -110,6 +113,18 @@ public final class BatchNorm2d: Layer {
         scale.withUnsafeBufferPointer { sb in shift.withUnsafeBufferPointer { tb in
             let s = sb.baseAddress!, t = tb.baseAddress!
             Parallel.ranges(rows, minPerTask: 512) { rr in
+                if c % 8 == 0 {
+                    for r in rr {
+                        let o = r * c
+                        for j in stride(from: 0, to: c, by: 8) {
+                            var v = load8(xp + o + j) * load8(s + j) + load8(t + j)
+                            if let rp { v += load8(rp + o + j) }
+                            if relu { v.replace(with: 0, where: v .< 0) }
+                            store8(v, yp + o + j)
+                        }
+                    }
+                    return
+                }
                 for r in rr {
                     let xi = xp + r * c, yo = yp + r * c
                     if let rp {
