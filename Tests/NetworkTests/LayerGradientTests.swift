@@ -181,10 +181,10 @@ final class LayerGradientTests: XCTestCase {
     /// With `relu`, inputs are kept away from the kink: without a residual, β is set per channel so that
     /// the pre-activation's zero falls in a wide gap between the normalised inputs; with one, residual
     /// elements whose pre-activation is near zero are pushed away. The test asserts the margin it got.
-    func checkBatchNorm(relu: Bool, residual: Bool, training: Bool, seed: UInt64,
+    func checkBatchNorm(relu: Bool, residual: Bool, training: Bool, seed: UInt64, channels c: Int = 5,
                         file: StaticString = #filePath, line: UInt = #line) {
-        let tag = "bn \(training ? "train" : "eval")\(relu ? " relu" : "")\(residual ? " residual" : "")"
-        let n = 4, h = 3, w = 3, c = 5
+        let tag = "bn \(training ? "train" : "eval")\(relu ? " relu" : "")\(residual ? " residual" : "") c\(c)"
+        let n = 4, h = 3, w = 3
         let bn = BatchNorm2d("bn", c, relu: relu)
         var rng = RandomStream(seed: seed, stream: 1)
         let shift = (0..<c).map { _ in rng.normal() }, scale = (0..<c).map { _ in rng.uniform(0.5, 2) }
@@ -269,6 +269,13 @@ final class LayerGradientTests: XCTestCase {
     func testBatchNormTrainingResidual() { checkBatchNorm(relu: false, residual: true, training: true, seed: 34) }
     func testBatchNormEval() { checkBatchNorm(relu: false, residual: false, training: false, seed: 35) }
     func testBatchNormEvalResidualReLU() { checkBatchNorm(relu: true, residual: true, training: false, seed: 36) }
+    /// 16 channels: the 8-wide paths (one-sweep moments, vector normalisation and both backward passes).
+    func testBatchNormEightWide() {
+        checkBatchNorm(relu: true, residual: true, training: true, seed: 37, channels: 16)
+        checkBatchNorm(relu: true, residual: false, training: true, seed: 38, channels: 16)
+        checkBatchNorm(relu: false, residual: true, training: true, seed: 39, channels: 16)
+        checkBatchNorm(relu: true, residual: true, training: false, seed: 40, channels: 16)
+    }
 
     // MARK: Pooling
 
