@@ -53,7 +53,7 @@ public final class OneDNNConvolution {
 
     /// Where Winograd is chosen: 3×3 stride 1 with both channel counts multiples of 16 (its blocking) and at
     /// least 32. Measured on this project's shapes (AVX-512, 1 and 2 threads, forward + both backward passes
-    /// including the layout reorders, `docs/PERFORMANCE.md`): 1.1× faster than direct NHWC at 32 channels,
+    /// including the layout reorders; README, Benchmarks): 1.1× faster than direct NHWC at 32 channels,
     /// 1.6–2.2× at 64–512; slower at 16 channels (the reorders cost more than the multiplications saved).
     /// A fixed rule, never a timing, so that the same run always picks the same kernels (determinism).
     public static func usesWinograd(_ g: ConvGeometry, outChannels: Int) -> Bool {

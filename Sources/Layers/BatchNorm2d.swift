@@ -27,6 +27,14 @@ public final class BatchNorm2d: Layer {
     private var sums: [Double], squares: [Double], gradientSums: [Double]
     private var lastTraining = true
     private var lastResidual = false
+    /// The ReLU's mask as bits (bit k of byte i: element 8i + k was > 0), written by the 8-wide forward so
+    /// that both backward passes read 1 bit per element instead of y's 4 bytes (BN's passes are memory-
+    /// bound); not kept for channels that are not a multiple of 8 (the backward then reads y).
+    private var maskBits: UnsafeMutablePointer<UInt8>?
+    private var maskCapacity = 0
+    private var lastMaskBits = false
+
+    deinit { maskBits?.deallocate() }
 
     public init(_ name: String, _ channels: Int, relu: Bool, momentum: Float = 0.1) {
         self.channels = channels
@@ -110,6 +118,13 @@ public final class BatchNorm2d: Layer {
             shift[j] = beta.value[j] - mean[j] * scale[j]
         }
         let yp = y.data, rp = residual?.data, relu = self.relu
+        lastMaskBits = relu && c % 8 == 0
+        if lastMaskBits && maskCapacity < x.count / 8 {
+            maskBits?.deallocate()
+            maskBits = .allocate(capacity: x.count / 8)
+            maskCapacity = x.count / 8
+        }
+        let bits = lastMaskBits ? maskBits : nil
         scale.withUnsafeBufferPointer { sb in shift.withUnsafeBufferPointer { tb in
             let s = sb.baseAddress!, t = tb.baseAddress!
             Parallel.ranges(rows, minPerTask: 512) { rr in
@@ -119,6 +134,7 @@ public final class BatchNorm2d: Layer {
                         for j in stride(from: 0, to: c, by: 8) {
                             var v = load8(xp + o + j) * load8(s + j) + load8(t + j)
                             if let rp { v += load8(rp + o + j) }
+                            if let bits { bits[(o + j) >> 3] = BatchNorm2d.packPositive(v) }
                             if relu { v.replace(with: 0, where: v .< 0) }
                             store8(v, yp + o + j)
                         }
@@ -153,6 +169,7 @@ public final class BatchNorm2d: Layer {
         let gp: UnsafeMutablePointer<Float>? = store ? ensure(&maskedGrad, x.shape).data : nil
         let dx = TensorPool.take(x.shape)
         let xp = x.data, yp = y.data, dyp = dy.data
+        let bits: UnsafePointer<UInt8>? = lastMaskBits ? UnsafePointer(maskBits) : nil
         // Pass 1: mask dy by the ReLU, and reduce Σg and Σg·(x−μ) per channel (×invstd afterwards).
         mean.withUnsafeBufferPointer { mb in
             ChannelReduce.sum(rows: rows, width: 2 * c, into: &gradientSums) { rr, p in
@@ -164,7 +181,7 @@ public final class BatchNorm2d: Layer {
                         let m = load8(mu + j)
                         for r in rr {
                             let o = r * c + j
-                            let gj = BatchNorm2d.masked8(dyp, yp, o, relu)
+                            let gj = BatchNorm2d.masked8(dyp, yp, bits, o, relu)
                             if let gp { store8(gj, gp + o) }
                             sg += gj
                             sgx += gj * (load8(xp + o) - m)
@@ -210,7 +227,7 @@ public final class BatchNorm2d: Layer {
                     let o = r * c
                     if c % 8 == 0 {
                         for j in stride(from: 0, to: c, by: 8) {
-                            let gj = BatchNorm2d.masked8(dyp, yp, o + j, relu)
+                            let gj = BatchNorm2d.masked8(dyp, yp, bits, o + j, relu)
                             store8(load8(kk + j) * gj - load8(aa + j) * load8(xp + o + j) - load8(bbp + j), dxp + o + j)
                         }
                         continue
@@ -232,12 +249,36 @@ public final class BatchNorm2d: Layer {
         (!relu || y[o] > 0) ? dy[o] : 0
     }
 
-    /// `masked` for the eight floats at `o`.
+    /// `masked` for the eight floats at `o` (a multiple of 8), from the forward's mask bits when it kept them.
     @inline(__always)
-    private static func masked8(_ dy: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ o: Int, _ relu: Bool) -> Float8 {
+    private static func masked8(_ dy: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                _ bits: UnsafePointer<UInt8>?, _ o: Int, _ relu: Bool) -> Float8 {
+        if let bits {
+            let g = UnsafeRawPointer(dy + o).loadUnaligned(as: SIMD8<Int32>.self)
+            return unsafeBitCast(g & unpackLanes(bits[o >> 3]), to: Float8.self)
+        }
         var g = load8(dy + o)
         if relu { g.replace(with: 0, where: load8(y + o) .<= 0) }
         return g
+    }
+
+    /// Bit k set where lane k of `v` is > 0 (NaN: not set, as `y > 0` reads it). The lanes' 0/−1 bytes
+    /// are gathered into the top byte by one multiplication (each contributes a distinct bit, no carries).
+    @inline(__always)
+    static func packPositive(_ v: Float8) -> UInt8 {
+        let bytes = unsafeBitCast(SIMD8<Int8>(truncatingIfNeeded: (v .> 0)._storage), to: UInt64.self)
+        return UInt8(truncatingIfNeeded: ((bytes & 0x8040_2010_0804_0201) &* 0x0101_0101_0101_0101) >> 56)
+    }
+
+    /// The inverse of `packPositive`: all-ones lanes where the bit is set, zero lanes elsewhere (byte k
+    /// keeps bit k; adding 0x7F sets its top bit exactly when it is non-zero, sign extension spreads it).
+    /// Written with integer and vector operations the compiler keeps vectorised (`replace(with:where:)` on a
+    /// widened mask compiles to a per-lane loop).
+    @inline(__always)
+    static func unpackLanes(_ byte: UInt8) -> SIMD8<Int32> {
+        let spread = (UInt64(byte) &* 0x0101_0101_0101_0101) & 0x8040_2010_0804_0201
+        let top = unsafeBitCast(spread &+ 0x7F7F_7F7F_7F7F_7F7F, to: SIMD8<Int8>.self)
+        return SIMD8<Int32>(truncatingIfNeeded: top) &>> 31
     }
 
     /// dL/d(residual) of the last backward: the ReLU-masked output gradient.
