@@ -39,7 +39,7 @@ pair() {
 {
   for t in 1 2; do pair resnet20 "$t" $((STEPS * 4)); done
   for t in 1 2; do pair cifar-resnet18 "$t" "$STEPS"; done
-  pair resnet50 2 3 --image-size 224 --batch-size 32
+  pair resnet50 2 5 --image-size 224 --batch-size 32
   # 2 ranks × 1 thread against 1 rank × 2 threads, CIFAR ResNet-18, batch 64 per rank, alternating.
   for round in $(seq "$ROUNDS"); do
     "${MPIRUN[@]}" -x OPENBLAS_NUM_THREADS=1 "$BIN" bench --json --models cifar-resnet18 --threads 1 --steps "$STEPS" --skip-sgemm
