@@ -1,10 +1,20 @@
+import Foundation
+
 /// Per-channel sums over the rows of a [rows, C] matrix, in an order that does not depend on the
 /// thread count: rows are cut into fixed blocks, each block summed in Float, the block partials
 /// added in block order in Double. So a result is the same bit for bit with 1 or 2 threads.
 public enum ChannelReduce {
     public static let blockRows = 256
-    /// Partial sums; `sum` is called from the training thread only (never inside a parallel task).
-    nonisolated(unsafe) private static var scratch: Tensor?
+    /// Partial sums, one buffer per calling thread: ranks run as threads of one process in the tests, and
+    /// two ranks' BatchNorms must not share it. Never called inside a parallel task.
+    private final class Scratch { var tensor: Tensor? }
+    private static func threadScratch() -> Scratch {
+        let key = "rmtrain.ChannelReduce.scratch", d = Thread.current.threadDictionary
+        if let box = d[key] as? Scratch { return box }
+        let box = Scratch()
+        d[key] = box
+        return box
+    }
 
     /// Calls `body(rows, partial)` for each block of rows; `partial` points at `width` zeroed floats
     /// the block adds into. Returns the sums over all blocks, in Double.
@@ -30,7 +40,7 @@ public enum ChannelReduce {
     }
 
     /// Calls `body(rows, partial)` for each block of `blockRows` rows (in parallel); returns the blocks'
-    /// partials, `width` floats each in block order (valid until the next call), for a caller that
+    /// partials, `width` floats each in block order (valid until this thread's next call), for a caller that
     /// combines them other than by adding (BatchNorm's variance, Chan et al.'s pairwise update).
     public static func blockPartials(rows: Int, width: Int,
                                      _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void)
@@ -38,7 +48,8 @@ public enum ChannelReduce {
         let blocks = max(1, (rows + blockRows - 1) / blockRows)
         // Reused across calls: a fresh allocation of this size (often > 128 KB) is a fresh mmap,
         // page faults and kernel zeroing on every batch-norm pass.
-        let partials = ensure(&scratch, [blocks * width]).data
+        let box = threadScratch()
+        let partials = ensure(&box.tensor, [blocks * width]).data
         partials.update(repeating: 0, count: blocks * width)
         Parallel.ranges(blocks, minPerTask: 1) { blockRange in
             for b in blockRange {
