@@ -11,3 +11,11 @@ public enum Diagnostics {
         FileHandle.standardError.write(Data("\(rankPrefix)rmtrain: warning: \(message)\n".utf8))
     }
 }
+
+/// Runs `body`, adding the seconds it took (monotonic clock) to `total`: the step's mixing and all-reduce
+/// wait times, a convolution layer's kernel time.
+@inline(__always) public func timed<T>(_ total: inout Double, _ body: () throws -> T) rethrows -> T {
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    defer { total += Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
+    return try body()
+}

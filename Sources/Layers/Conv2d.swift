@@ -24,12 +24,6 @@ public final class Conv2d: Layer {
     /// GFLOP/s, which `rmtrain bench` prints per convolution shape.
     public private(set) var timing = (seconds: 0.0, flops: 0.0)
     public func resetTiming() { timing = (0, 0) }
-    private func timed<T>(_ body: () -> T) -> T {
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        let result = body()
-        timing.seconds += Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
-        return result
-    }
 
     private var input: Tensor?
     private var output: Tensor?
@@ -39,7 +33,7 @@ public final class Conv2d: Layer {
     private var flippedWeight: Tensor?
     /// oneDNN primitives per input shape [n, h, w] (the last batch of an epoch may be smaller, evaluation
     /// may run other sizes); nil entries mark a shape oneDNN could not build: it takes the portable path.
-    /// oneDNN primitives per input shape (a struct key: an array key would allocate on every lookup).
+    /// A struct key: an array key would allocate on every lookup.
     private struct ShapeKey: Hashable { let n: Int, h: Int, w: Int }
     private var onednn: [ShapeKey: OneDNNConvolution?] = [:]
 
@@ -90,7 +84,7 @@ public final class Conv2d: Layer {
     static let weightGradientGroups = 4
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        let y = timed { forwardKernels(x) }
+        let y = timed(&timing.seconds) { forwardKernels(x) }
         timing.flops += lastForwardFlops
         return y
     }
@@ -169,7 +163,7 @@ public final class Conv2d: Layer {
     public func backwardParameters(_ dy: Tensor) { _ = backward(dy, inputGradient: false) }
 
     private func backward(_ dy: Tensor, inputGradient: Bool) -> Tensor? {
-        let dx = timed { backwardKernels(dy, inputGradient: inputGradient) }
+        let dx = timed(&timing.seconds) { backwardKernels(dy, inputGradient: inputGradient) }
         timing.flops += lastBackwardFlops
         return dx
     }

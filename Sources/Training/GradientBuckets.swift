@@ -91,13 +91,3 @@ final class GradientBuckets {
 
     func resetWaitTime() { waitSeconds = 0 }
 }
-
-import Dispatch
-@inline(__always) func DispatchTimeNow() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
-
-/// Runs `body`, adding the seconds it took to `total`.
-@inline(__always) func timed<T>(_ total: inout Double, _ body: () throws -> T) rethrows -> T {
-    let t0 = DispatchTimeNow()
-    defer { total += DispatchTimeNow() - t0 }
-    return try body()
-}
