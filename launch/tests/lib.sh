@@ -23,3 +23,17 @@ expect_error() {
   if ! grep -qE -- "$pattern" "$err"; then fail "$name" "message '$(cat "$err")' lacks /$pattern/"; return; fi
   ok "$name"
 }
+
+# wait_catching PID SIGNUM : wait (≤ 10 s) until process PID catches signal SIGNUM (its bit in SigCgt of
+# /proc/PID/status). A test that signals a process "at start" must wait for this: before main() installs
+# the handler the kernel's default action ends the process (exit 128+N, nothing done yet, nothing lost), and
+# under CI load the dynamic loader alone can take longer than any fixed sleep.
+wait_catching() {
+  local pid=$1 sig=$2 mask i
+  for i in $(seq 1000); do
+    mask=$(awk '/^SigCgt:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || return 1
+    [ -n "$mask" ] && (( (16#$mask >> (sig - 1)) & 1 )) && return 0
+    sleep 0.01
+  done
+  return 1
+}
