@@ -5,7 +5,8 @@
 //   ├─ Layers ─┬─ Models, Optim, Mixing
 //   ├─ Data (CZlib, CTurboJPEG, CPNG)      Imaging (CZlib)
 //   ├─ Distributed (CMPI)                  Checkpoint (CZstd)     TensorBoard (SwiftProtobuf)
-//   Training: Models, Optim, Mixing, Data, Distributed, Checkpoint, TensorBoard, Imaging, Layers, Kernels
+//   Training: Models, Optim, Mixing, Data, Distributed, Checkpoint, TensorBoard, Imaging, Layers, Kernels,
+//             ArgumentParser (each train flag is declared once, as a property of a settings group)
 //   rmtrain: Training and the modules it names (not Layers, not the C libraries)
 import PackageDescription
 
@@ -59,7 +60,8 @@ let package = Package(
         .target(name: "TensorBoard", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["Proto/tensorboard_event.proto"], swiftSettings: optimize),
         .target(name: "Training", dependencies: ["Models", "Optim", "Mixing", "Data", "Layers", "Kernels",
-                                                   "Distributed", "Checkpoint", "TensorBoard", "Imaging"],
+                                                   "Distributed", "Checkpoint", "TensorBoard", "Imaging",
+                                                   .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: optimize),
         .executableTarget(name: "rmtrain", dependencies: [
             "Training", "Models", "Optim", "Mixing", "Imaging", "Data", "Kernels", "Distributed", "Checkpoint",

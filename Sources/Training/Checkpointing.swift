@@ -13,7 +13,7 @@ struct Position {
 }
 
 extension Trainer {
-    var store: CheckpointStore { CheckpointStore(directory: config.outDir) }
+    var store: CheckpointStore { CheckpointStore(directory: config.out) }
 
     /// A collective: all ranks call it at the same step; rank 0 gathers every rank's own state and writes
     /// one file atomically. Returns the path written (rank 0).
@@ -52,7 +52,7 @@ extension Trainer {
             worldSize: comm.size, epoch: position.epoch, batchInEpoch: position.batch, step: position.step,
             valTop1History: position.valTop1)
         let bytes = try CheckpointFile.encode(CheckpointState(header: header, tensors: tensors, ranks: ranks),
-                                              level: config.checkpointLevel)
+                                              level: Int32(config.ckptLevel))
         let path = store.path(step: position.step)
         try CheckpointStore.writeAtomically(bytes, to: path)
         store.prune(keep: config.keep)

@@ -15,14 +15,14 @@ public func makeMixingMethod(_ config: TrainConfig, classes: Int, sample: (heigh
         let policy = MixPolicy(
             mixupAlpha: config.mix == .mixup || both ? config.mixupAlpha : 0,
             cutmixAlpha: config.mix == .cutmix || both ? config.cutmixAlpha : 0,
-            cutmixMinMax: config.cutmixMinMax, prob: config.mixProb, switchProb: config.switchProb,
+            cutmixMinMax: config.cutmixMinmax, prob: config.mixProb, switchProb: config.switchProb,
             correctLam: true, labelSmoothing: config.smoothing, smoothingStyle: config.smoothingStyle)
         return BatchMixMethod(name: config.mix.rawValue, policy: policy, classes: classes, seed: config.seed)
     case .rm:
         let head = model.map { m in config.rmShareHead ? Linear(sharing: m.classifier) : Linear("fc_roi", m.featureChannels, m.numClasses) }
         return RecursiveMixMethod(
-            config: RecursiveMixConfig(alpha: config.rmAlpha, mode: config.rmInterpolation,
-                                       legacyTransposedRoI: config.rmLegacyTransposedRoI),
+            config: RecursiveMixConfig(alpha: config.rmAlpha, mode: config.rmInterp,
+                                       legacyTransposedRoI: config.rmLegacyTransposedRoi),
             omega: config.rmOmega, batch: config.batchSize, sample: sample, classes: classes,
             smoothing: config.smoothing, style: config.smoothingStyle, lifetime: config.rmHistory,
             head: head, ownsHead: !config.rmShareHead, seed: config.seed,

@@ -70,9 +70,9 @@ extension Trainer {
         let isRoot = comm.rank == 0
         if isRoot {
             do {
-                try FileManager.default.createDirectory(atPath: config.outDir, withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(atPath: config.out, withIntermediateDirectories: true)
                 try config.resolvedYAML.write(toFile: file("config.yaml"), atomically: true, encoding: .utf8)
-            } catch { throw TrainingError("cannot write to run directory \(config.outDir): \(error.localizedDescription)") }
+            } catch { throw TrainingError("cannot write to run directory \(config.out): \(error.localizedDescription)") }
         }
         let runLog = RunLog(path: isRoot ? file("train.log") : nil)
         return RunContext(isRoot: isRoot, runLog: runLog, log: printLine ?? { runLog.line($0) },
@@ -91,7 +91,7 @@ extension Trainer {
         }
         run.metrics = try MetricsLog(path: file("metrics.jsonl"))
         run.csv = try MetricsCSV(path: file("metrics.csv"))
-        if config.tensorboard { run.board = try TrainingBoard(directory: config.outDir) }
+        if config.tensorboard { run.board = try TrainingBoard(directory: config.out) }
         run.runLog.record("rmtrain train, \(comm.size) rank(s), configuration in \(file("config.yaml"))")
         for note in resumeNotes { warn(note); run.runLog.record("warning: " + note) }
         for note in startNotes { run.log("rmtrain: " + note) }
@@ -129,7 +129,7 @@ extension Trainer {
         let stats = try engine.step(batch, step: step)
         try run.board?.observeMixing(b: b, batchesPerEpoch: trainLoader.batchesPerEpoch, step: step + 1, epoch: epoch, x: batch.images, record: engine.lastRecord,
                                      targets: engine.targets, data: data.train, method: config.mix.rawValue)
-        if step == 0, let path = config.dumpGradientsPath, run.isRoot {
+        if step == 0, let path = config.dumpGradients, run.isRoot {
             try writeTensors(engine.trainableParameters.map { SafeTensors.Entry(name: $0.name, shape: $0.grad.shape, values: $0.grad.array) },
                              to: path)
         }
@@ -160,11 +160,11 @@ extension Trainer {
     /// The optimizer step when the averaged gradients are finite; otherwise skipped (`--skip-nonfinite`) or
     /// the run stops. Every rank holds the same averaged gradients, so every rank decides alike.
     private func apply(_ stats: StepStats, lr: Double, epoch: Int, batch b: Int, run: RunContext) throws {
-        guard stats.loss.isFinite || config.skipNonFinite else {
+        guard stats.loss.isFinite || config.skipNonfinite else {
             comm.abort("loss is \(stats.loss) at epoch \(epoch + 1), step \(step + 1) on rank \(comm.rank): "
                        + "lower --lr, check the data, or pass --skip-nonfinite", code: 5)
         }
-        guard stats.gradientsFinite || config.skipNonFinite else {
+        guard stats.gradientsFinite || config.skipNonfinite else {
             throw TrainingError("gradients are not finite at epoch \(epoch + 1), step \(step + 1) (loss on rank "
                                 + "\(comm.rank): \(stats.loss)); nothing was saved from this step: lower --lr, "
                                 + "or pass --skip-nonfinite")

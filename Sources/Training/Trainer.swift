@@ -36,7 +36,9 @@ public final class Trainer {
     public init(config: TrainConfig, comm: Communicator = SingleProcess()) throws {
         self.config = config
         self.comm = comm
-        var splits = try openData(config.data, options: config.dataOptions)
+        var options = config.dataOptions
+        options.shouldStop = { Preemption.requested }      // a preemption while a folder is listed stops it
+        var splits = try openData(config.data, options: options)
         if let n = config.trainLimit {
             splits = DataSplits(train: SubsetDataset.classBalanced(splits.train, count: n), val: splits.val, badImages: splits.badImages)
         }
@@ -57,36 +59,36 @@ public final class Trainer {
         }
         trainLoader = BatchLoader(dataset: splits.train,
                                   sampler: DistributedSampler(count: splits.train.count, worldSize: comm.size, rank: comm.rank,
-                                                              shuffle: true, seed: config.seed, dropLast: config.dataOptions.dropLast),
+                                                              shuffle: true, seed: config.seed, dropLast: config.dropLast),
                                   batchSize: config.batchSize, augment: true, seed: config.seed,
-                                  threads: config.dataOptions.loaderThreads, badImages: splits.badImages,
-                                  badImagePolicy: config.dataOptions.badImage,
-                                  lastBatch: config.dataOptions.dropLast ? .drop : .dropSingle)
+                                  threads: config.loaderThreads, badImages: splits.badImages,
+                                  badImagePolicy: config.badImage,
+                                  lastBatch: config.dropLast ? .drop : .dropSingle)
         valLoader = BatchLoader(dataset: splits.val,
                                 sampler: DistributedSampler(count: splits.val.count, worldSize: comm.size, rank: comm.rank,
                                                             shuffle: false, seed: config.seed, pad: false),
-                                batchSize: config.evalBatchSize, augment: false, seed: config.seed,
-                                threads: config.dataOptions.loaderThreads, badImages: splits.badImages,
-                                badImagePolicy: config.dataOptions.badImage)
+                                batchSize: config.evaluationBatchSize, augment: false, seed: config.seed,
+                                threads: config.loaderThreads, badImages: splits.badImages,
+                                badImagePolicy: config.badImage)
         try Trainer.checkCombinations(config, train: splits.train, stepsPerEpoch: trainLoader.batchesPerEpoch,
                                       worldSize: comm.size)
         let globalBatch = config.batchSize * comm.size
         let baseLR = config.scaleLR ? LRSchedule.scaled(config.lr, globalBatch: globalBatch) : config.lr
         let perEpoch = trainLoader.batchesPerEpoch
-        schedule = LRSchedule(kind: config.schedule, baseLR: baseLR,
+        schedule = LRSchedule(kind: config.lrSchedule, baseLR: baseLR,
                               warmupIterations: Int((config.warmupEpochs * Double(perEpoch)).rounded()),
                               totalIterations: perEpoch * config.epochs, iterationsPerEpoch: perEpoch,
                               milestones: config.milestones, decay: config.lrDecay)
         engine = StepEngine(model: model, numClasses: splits.train.numClasses, sampleShape: shape,
                             comm: comm, config: config)
         optimizer = SGD(parameters: engine.trainableParameters, momentum: Float(config.momentum),
-                        weightDecay: Float(config.weightDecay), nesterov: config.nesterov,
+                        weightDecay: Float(config.wd), nesterov: config.nesterov,
                         decayNormAndBias: config.decayNormAndBias)
         try Consensus.checkSameConfiguration(config.fingerprint, comm: comm)
         try Consensus.checkSameData(dataFingerprint, comm: comm)
         try Consensus.broadcastModel(model, extra: engine.extraParameters, comm: comm)
-        if let decay = config.modelEMA {
-            ema = try WeightEMA(of: network, inChannels: shape.channels, decay: decay, warmup: config.modelEMAWarmup)
+        if let decay = config.modelEma {
+            ema = try WeightEMA(of: network, inChannels: shape.channels, decay: decay, warmup: config.modelEmaWarmup)
         } else {
             ema = nil
         }
@@ -112,10 +114,10 @@ public final class Trainer {
         }
         if stepsPerEpoch == 0 {
             throw TrainingError("an epoch has no step: \(train.count) training image(s) over \(worldSize) rank(s) with "
-                                + "--batch-size \(config.batchSize)\(config.dataOptions.dropLast ? " and --drop-last" : "") "
+                                + "--batch-size \(config.batchSize)\(config.dropLast ? " and --drop-last" : "") "
                                 + "(lower --batch-size or the ranks, or drop --drop-last)")
         }
-        if let mm = config.cutmixMinMax {
+        if let mm = config.cutmixMinmax {
             let shape = train.sampleShape
             for (side, n) in [("height", shape.height), ("width", shape.width)] {
                 let sides = BoxSampler.minMaxSides(n, minRatio: mm.lowerBound, maxRatio: mm.upperBound)
@@ -129,12 +131,12 @@ public final class Trainer {
         }
     }
 
-    func file(_ name: String) -> String { (config.outDir as NSString).appendingPathComponent(name) }
+    func file(_ name: String) -> String { (config.out as NSString).appendingPathComponent(name) }
 
     /// `--trace`: the tracer of this rank (rank 0, or every rank with `--trace-all-ranks`), its meta.json and
     /// the weights before the first step written; nil when not tracing.
     func startTrace() throws -> StepTracer? {
-        guard let dir = config.tracePath, comm.rank == 0 || config.traceAllRanks else { return nil }
+        guard let dir = config.trace, comm.rank == 0 || config.traceAllRanks else { return nil }
         let shape = data.train.sampleShape
         let meta: [String: Any] = [
             "model": config.model, "num_classes": data.train.numClasses,
@@ -155,8 +157,8 @@ public final class Trainer {
         let model = model ?? self.model
         let entries = model.parameters.map { SafeTensors.Entry(name: $0.name, shape: $0.value.shape, values: $0.value.array) }
             + model.buffers.map { SafeTensors.Entry(name: $0.name, shape: $0.value.shape, values: $0.value.array) }
-        try FileManager.default.createDirectory(atPath: config.outDir, withIntermediateDirectories: true)
-        try writeTensors(entries, to: (config.outDir as NSString).appendingPathComponent(name),
+        try FileManager.default.createDirectory(atPath: config.out, withIntermediateDirectories: true)
+        try writeTensors(entries, to: (config.out as NSString).appendingPathComponent(name),
                          metadata: ["model": config.model, "layout": "OHWI"])
     }
 

@@ -38,7 +38,7 @@ public enum TrainingBenchmark {
         config.model = name
         config.batchSize = batchSize
         config.mix = mix
-        config.overlapCommunication = overlap
+        config.noOverlap = !overlap
         let data = SyntheticImages(size: imageSize, channels: 3, classes: 10, count: batchSize * comm.size * (steps + 2))
         guard let model = Networks.make(name, inChannels: 3, numClasses: 10) else {
             throw TrainingError("unknown model \(name) (one of \(Networks.names.joined(separator: ", ")))")

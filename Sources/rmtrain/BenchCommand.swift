@@ -20,16 +20,16 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Mixing methods to measure, comma-separated (none, rm, mixup, cutmix).")
     var mix = "none"
 
-    @Option(parsing: .unconditional, help: "Batch size per rank.")
+    @Option(help: "Batch size per rank.", check: .range(1...1_000_000))
     var batchSize = 64
 
-    @Option(parsing: .unconditional, help: "Input height and width.")
+    @Option(help: "Input height and width.", check: .range(8...4096))
     var imageSize = 32
 
     @Option(parsing: .unconditional, help: "Thread counts per rank to measure, comma-separated (single process only).")
     var threads = "1,2"
 
-    @Option(parsing: .unconditional, help: "Timed steps per measurement (after two warm-up steps).")
+    @Option(help: "Timed steps per measurement (after two warm-up steps).", check: .range(1...1_000_000))
     var steps = 20
 
     @Flag(help: "All-reduce after backward instead of overlapping it.")
@@ -40,12 +40,6 @@ struct BenchCommand: ParsableCommand {
 
     @Flag(help: "Print one JSON object per measurement instead of key=value lines.")
     var json = false
-
-    func validate() throws {
-        try FlagCheck.integer("--batch-size", batchSize, 1...1_000_000)
-        try FlagCheck.integer("--image-size", imageSize, 8...4096)
-        try FlagCheck.integer("--steps", steps, 1...1_000_000)
-    }
 
     func run() throws {
         let world = try World.start(collectiveTimeout: 600, threads: nil)

@@ -25,13 +25,13 @@ struct BenchDataCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Loader thread counts to measure, comma-separated.")
     var loaderThreads = "1,2"
 
-    @Option(parsing: .unconditional, help: "Batch size.")
+    @Option(help: "Batch size.", check: .range(1...1_000_000))
     var batchSize = 64
 
-    @Option(parsing: .unconditional, help: "Timed seconds per measurement (after one warm-up epoch).")
+    @Option(help: "Timed seconds per measurement (after one warm-up epoch).", check: .number("in (0, 3600]") { $0 > 0 && $0 <= 3600 })
     var seconds = 5.0
 
-    @Option(parsing: .unconditional, help: "Measurements per setting; the best is reported (the machine is shared).")
+    @Option(help: "Measurements per setting; the best is reported (the machine is shared).", check: .range(1...1_000))
     var repeats = 3
 
     @Option(help: "Python script doing the same work with Pillow (launch/bench/pillow_loader.py); run on the first --data, which must be an image folder.")
@@ -45,9 +45,6 @@ struct BenchDataCommand: ParsableCommand {
 
     func validate() throws {
         if data.isEmpty { throw ValidationError("--data: name at least one data set") }
-        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        try FlagCheck.number("--seconds", seconds, "in (0, 3600]") { $0 > 0 && $0 <= 3600 }
-        if repeats < 1 { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
         if threadCounts().isEmpty { throw ValidationError("--loader-threads must be a list of counts ≥ 1, got '\(loaderThreads)'") }
         if pillow != nil, !(data.first ?? "").hasPrefix("imagefolder:") {
             throw ValidationError("--pillow compares against the first --data, which must be imagefolder:PATH")

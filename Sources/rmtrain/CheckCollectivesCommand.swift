@@ -13,15 +13,11 @@ struct CheckCollectivesCommand: ParsableCommand {
         commandName: "check-collectives", abstract: "Check gather and broadcast of large messages (tests).",
         shouldDisplay: false)
 
-    @Option(parsing: .unconditional, help: "Bytes per rank, in MiB.") var mib = 16
+    @Option(help: "Bytes per rank, in MiB.", check: .range(1...65_536)) var mib = 16
     @Option(help: "This rank issues one all-reduce more than the others.") var extraOnRank: Int?
     @Option(help: "This rank sleeps instead of joining the first all-reduce.") var stallOnRank: Int?
-    @Option(help: "The watchdog's limit, in seconds.") var collectiveTimeout = 600.0
-
-    func validate() throws {
-        try FlagCheck.integer("--mib", mib, 1...65_536)
-        try FlagCheck.number("--collective-timeout", collectiveTimeout, "in (0, 86400] seconds") { $0 > 0 && $0 <= 86_400 }
-    }
+    @Option(help: "The watchdog's limit, in seconds.", check: .timeout)
+    var collectiveTimeout = 600.0
 
     static func pattern(rank: Int, _ i: Int) -> UInt8 { UInt8(truncatingIfNeeded: i &* 31 &+ rank &* 7 &+ i >> 20) }
 

@@ -11,10 +11,8 @@ struct DiffCommand: ParsableCommand {
 
     @Argument(help: "First file.") var a: String
     @Argument(help: "Second file.") var b: String
-    @Option(parsing: .unconditional, help: "Largest allowed max|a−b| / max|b| per tensor; 0 means bitwise equal.")
+    @Option(help: "Largest allowed max|a−b| / max|b| per tensor; 0 means bitwise equal.", check: .nonNegative)
     var rtol = 0.0
-
-    func validate() throws { try FlagCheck.nonNegative("--rtol", rtol) }
 
     func run() throws {
         let ta = try SafeTensors.read(a), tb = try SafeTensors.read(b)

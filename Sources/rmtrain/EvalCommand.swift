@@ -13,15 +13,12 @@ struct EvalCommand: ParsableCommand {
 
     @Option(help: "Checkpoint file (.rmck).") var checkpoint: String
     @Option(help: "Data set (as for train); its evaluation split is used.") var data = "fashion-mnist"
-    @OptionGroup var dataOptions: DataOptions
-    @Option(parsing: .unconditional, help: "Batch size per rank.") var batchSize = 256
-    @Option(parsing: .unconditional, help: "Evaluate on N images: a class-balanced subset (fixed draw), the same that train --val-limit N uses.") var valLimit: Int?
+    @OptionGroup var dataSettings: DataSettings
+    @OptionGroup var loader: LoaderSettings
+    @Option(help: "Batch size per rank.", check: .range(1...1_000_000)) var batchSize = 256
+    @Option(help: "Evaluate on N images: a class-balanced subset (fixed draw), the same that train --val-limit N uses.",
+            check: .range(1...Int.max)) var valLimit: Int?
     @Flag(help: "Print one JSON object.") var json = false
-
-    func validate() throws {
-        try FlagCheck.integer("--batch-size", batchSize, 1...1_000_000)
-        if let valLimit { try FlagCheck.integer("--val-limit", valLimit, 1...Int.max) }
-    }
 
     func run() throws {
         let world = try World.start(collectiveTimeout: 600, threads: nil)
@@ -29,15 +26,16 @@ struct EvalCommand: ParsableCommand {
         try world.reportingErrors {
             let comm = world.comm
             let state = try CheckpointStore.read(checkpoint)
-            let splits = try openData(data, options: dataOptions.options)
+            let options = dataSettings.options(loader: loader)
+            let splits = try openData(data, options: options)
             var val: Dataset = splits.val
             if let valLimit { val = SubsetDataset.classBalanced(val, count: valLimit) }
             let model = try Evaluator.model(from: state, path: checkpoint, data: val)
             let loader = BatchLoader(dataset: val,
                                      sampler: .evaluation(count: val.count, worldSize: comm.size, rank: comm.rank),
                                      batchSize: batchSize, augment: false, seed: 0,
-                                     threads: dataOptions.options.loaderThreads, badImages: splits.badImages,
-                                     badImagePolicy: dataOptions.options.badImage)
+                                     threads: options.loaderThreads, badImages: splits.badImages,
+                                     badImagePolicy: options.badImage)
             var counts = try Evaluator.evaluate(model, loader: loader)
             try counts.reduce(comm)
             guard comm.rank == 0 else { return }

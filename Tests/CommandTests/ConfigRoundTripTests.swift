@@ -7,9 +7,9 @@ import ArgumentParser
 /// `rmtrain train`'s flags and RUN_DIR/config.yaml: every flag is a setting that config.yaml records and
 /// `--config` reads back to the same run, or one of the few flags that belong to a launch alone.
 final class ConfigRoundTripTests: XCTestCase {
-    /// Flags that are not settings of the training (config.yaml leaves them out on purpose).
-    static let launchOnly: Set<String> = ["config", "threads", "quiet", "resume", "resume-weights-only", "allow-data-change",
-                                          "dump-gradients", "save-all-ranks", "trace", "trace-all-ranks", "help"]
+    /// Flags that are not settings of the training (config.yaml leaves them out on purpose): the invocation's
+    /// group, `--config` and `--help`.
+    static let launchOnly = Set(InvocationSettings.flagNames + ["config", "help"])
 
     /// A value other than the default for every setting, in flag syntax (true: the flag is given).
     static let nonDefault: [String: String] = [
@@ -76,8 +76,37 @@ final class ConfigRoundTripTests: XCTestCase {
     /// `--eval-batch-size` defaults to `--batch-size` (timm's validation_batch_size): a larger evaluation
     /// batch would grow every layer's buffers. It may change on resume (it does not change the training).
     func testEvalBatchSizeDefaultsToTheTrainingBatch() throws {
-        XCTAssertEqual(try TrainCommand.parse(["--batch-size", "48"]).makeConfig().evalBatchSize, 48)
-        XCTAssertEqual(try TrainCommand.parse(["--batch-size", "48", "--eval-batch-size", "100"]).makeConfig().evalBatchSize, 100)
+        XCTAssertEqual(try TrainCommand.parse(["--batch-size", "48"]).makeConfig().evaluationBatchSize, 48)
+        XCTAssertEqual(try TrainCommand.parse(["--batch-size", "48", "--eval-batch-size", "100"]).makeConfig().evaluationBatchSize, 100)
         XCTAssertTrue(TrainConfig.resumableDifferences.contains("eval-batch-size"))
+    }
+
+    /// A flag's group decides its place: training and resumable flags are fingerprinted (compared across ranks
+    /// and on resume), launch flags are recorded in config.yaml only, invocation flags nowhere.
+    func testEachGroupsScopePlacesItsFlags() throws {
+        let c = try TrainCommand.parse(arguments(Self.nonDefault)).makeConfig()
+        let fingerprinted = Set(c.fingerprint.map { String($0.split(separator: "=")[0]) })
+        let recorded = Set(c.settings.map(\.key))
+        let training = Set(RunSettings.flagNames + MixingSettings.flagNames + DataSettings.flagNames)
+        XCTAssertEqual(fingerprinted, training.union(ResumableSettings.flagNames))
+        XCTAssertEqual(recorded.subtracting(fingerprinted), Set(LaunchSettings.flagNames + LoaderSettings.flagNames))
+        XCTAssertTrue(recorded.isDisjoint(with: InvocationSettings.flagNames))
+        XCTAssertEqual(TrainConfig.resumableDifferences, ["max-steps", "check-every", "eval-batch-size"])
+        // The names derived from the properties are ArgumentParser's, including runs of capitals.
+        XCTAssertEqual(["noBNDecay", "_scaleLR", "bucketMB", "rmLegacyTransposedRoi", "URLSession"].map { flagName(property: $0) },
+                       ["no-bn-decay", "scale-lr", "bucket-mb", "rm-legacy-transposed-roi", "url-session"])
+    }
+
+    /// Every numeric flag refuses NaN and ±infinity (Double("nan") parses), naming the flag, before any work.
+    func testEveryNumericFlagRefusesNonFiniteValues() throws {
+        let numeric = Self.nonDefault.filter { Double($0.value) != nil && Int($0.value) == nil }.keys.sorted()
+        XCTAssertGreaterThanOrEqual(numeric.count, 15)
+        for flag in numeric {
+            for bad in ["nan", "inf", "-inf"] {
+                XCTAssertThrowsError(try TrainCommand.parse(["--" + flag, bad]), "--\(flag) \(bad)") { error in
+                    XCTAssertTrue(TrainCommand.message(for: error).contains("--\(flag)"), TrainCommand.message(for: error))
+                }
+            }
+        }
     }
 }

@@ -13,7 +13,7 @@ final class ElasticResumeTests: XCTestCase {
         c.batchSize = 10
         c.seed = 3
         c.quiet = true
-        c.outDir = out
+        c.out = out
         return c
     }
 
@@ -22,7 +22,7 @@ final class ElasticResumeTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: tmp) }
         var c = try config(out: tmp)
         c.mix = .rm
-        c.modelEMA = 0.9
+        c.modelEma = 0.9
         for (epochs, ranks) in [(1, 2), (2, 3), (3, 1)] {
             c.epochs = epochs
             c.resume = epochs == 1 ? nil : "auto"

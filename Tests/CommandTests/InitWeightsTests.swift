@@ -33,7 +33,7 @@ final class InitWeightsTests: XCTestCase {
         c.batchSize = 10
         c.epochs = 1
         c.quiet = true
-        c.outDir = out
+        c.out = out
         c.mix = .rm
         return c
     }
@@ -74,7 +74,7 @@ final class InitWeightsTests: XCTestCase {
         let run = NSTemporaryDirectory() + "initw-ema-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: run) }
         var c = config(ten, out: run + "/a")
-        c.modelEMA = 0.5
+        c.modelEma = 0.5
         try Trainer(config: c).run(log: { _ in })
         try ExportCommand.parse(["--checkpoint", run + "/a/best.rmck", "--ema", "--out", run + "/ema.safetensors"]).run()
         let model = try XCTUnwrap(Networks.make("resnet8", inChannels: 3, numClasses: 10))

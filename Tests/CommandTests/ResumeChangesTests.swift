@@ -12,7 +12,7 @@ final class ResumeChangesTests: XCTestCase {
         c.batchSize = 10
         c.epochs = epochs
         c.quiet = true
-        c.outDir = out
+        c.out = out
         return c
     }
 

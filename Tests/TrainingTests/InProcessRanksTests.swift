@@ -14,7 +14,7 @@ final class InProcessRanksTests: XCTestCase {
         c.batchSize = 16
         c.epochs = 2
         c.maxSteps = 6
-        c.modelEMA = 0.9                // the average too: checkpointed per rank, resumed bit-exact
+        c.modelEma = 0.9                // the average too: checkpointed per rank, resumed bit-exact
         return c
     }
 

@@ -70,7 +70,7 @@ final class ReplayTests: XCTestCase {
         c.rmOmega = try XCTUnwrap(Double(settings["rm-omega"] ?? ""))
         c.seed = try XCTUnwrap(UInt64(settings["seed"] ?? ""))
         c.batchSize = try XCTUnwrap(Int(settings["batch-size"] ?? ""))
-        c.weightDecay = try XCTUnwrap(Double(settings["wd"] ?? ""))
+        c.wd = try XCTUnwrap(Double(settings["wd"] ?? ""))
         c.momentum = try XCTUnwrap(Double(settings["momentum"] ?? ""))
         // The recipe rebuilt here must be the traced one: every other training setting at its default (a setting
         // the trace does not name did not exist when it was made: its default is what ran).
@@ -79,7 +79,7 @@ final class ReplayTests: XCTestCase {
             XCTAssertEqual(settings[key] ?? value, value, "the trace was made with --\(key) \(settings[key] ?? "?")")
         }
         c.rmOmega *= omegaFactor
-        c.overlapCommunication = false
+        c.noOverlap = true
 
         let model = try XCTUnwrap(Networks.make(c.model, inChannels: shape[2], numClasses: classes))
         let engine = StepEngine(model: model, numClasses: classes, sampleShape: (shape[0], shape[1], shape[2]),
@@ -88,7 +88,7 @@ final class ReplayTests: XCTestCase {
         for p in engine.trainableParameters { p.value.copy(from: try tensor(initial, p.name)) }
         for b in model.buffers { b.value.copy(from: try tensor(initial, b.name)) }
         let sgd = SGD(parameters: engine.trainableParameters, momentum: Float(c.momentum),
-                      weightDecay: Float(c.weightDecay))
+                      weightDecay: Float(c.wd))
 
         let reference = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("reference.json"))))
                                       as? [String: Any])

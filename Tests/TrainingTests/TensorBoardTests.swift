@@ -55,16 +55,16 @@ final class TensorBoardTests: XCTestCase {
         c.tensorboardEvery = 2
         c.mix = .rm
         try Trainer(config: c).run(log: { _ in })
-        let files = try FileManager.default.contentsOfDirectory(atPath: c.outDir).filter { $0.hasPrefix("events.out.tfevents.") }
+        let files = try FileManager.default.contentsOfDirectory(atPath: c.out).filter { $0.hasPrefix("events.out.tfevents.") }
         XCTAssertEqual(files.count, 1)
-        let events = try EventRecords.read(c.outDir + "/" + files[0])
+        let events = try EventRecords.read(c.out + "/" + files[0])
         var scalars: [String: [Int64: Float]] = [:]
         for e in events { for v in e.summary.value { scalars[v.tag, default: [:]][e.step] = v.simpleValue } }
         XCTAssertEqual(scalars["train/loss"].map { $0.keys.sorted() }, [2, 4])
         XCTAssertEqual(scalars["train/lr"]?.count, 2)
         // The rows' numbers as the file spells them, read with Double(String) (correctly rounded):
         // JSONSerialization's reading can be off by an ulp, which shows once narrowed to Float.
-        let rows = try String(contentsOfFile: c.outDir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        let rows = try String(contentsOfFile: c.out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
             .map { line in Dictionary(line.matches(of: /"([A-Za-z0-9_.+-]+)": (-?[0-9][0-9.eE+-]*)/).map { (String($0.1), String($0.2)) },
                                       uniquingKeysWith: { a, _ in a }) }
         XCTAssertEqual(rows.count, 2)
@@ -88,11 +88,11 @@ final class TensorBoardTests: XCTestCase {
             XCTAssertGreaterThan(image.height, 100)
         }
 
-        c.outDir = tmp + "/off"
-        c.tensorboard = false
+        c.out = tmp + "/off"
+        c.noTensorboard = true
         c.epochs = 1
         c.maxSteps = 1
         try Trainer(config: c).run(log: { _ in })
-        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: c.outDir).contains { $0.hasPrefix("events.out") })
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: c.out).contains { $0.hasPrefix("events.out") })
     }
 }

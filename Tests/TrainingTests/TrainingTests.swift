@@ -69,7 +69,7 @@ final class DeterminismTests: XCTestCase {
         c.epochs = 1
         c.maxSteps = 4
         c.quiet = true
-        c.outDir = out
+        c.out = out
         return c
     }
 
@@ -111,7 +111,7 @@ final class DeterminismTests: XCTestCase {
                 try t.run(log: { _ in })
                 XCTAssertEqual(t.step, 3, model)
                 runs.append(weights(t))
-                let row = try String(contentsOfFile: c.outDir + "/metrics.jsonl", encoding: .utf8)
+                let row = try String(contentsOfFile: c.out + "/metrics.jsonl", encoding: .utf8)
                 let consistency = try XCTUnwrap(row.firstMatch(of: /"consistency_loss": ([0-9.e+-]+)/).flatMap { Double($0.1) })
                 XCTAssertTrue(consistency.isFinite && consistency > 0, "\(model): consistency loss \(consistency)")
             }

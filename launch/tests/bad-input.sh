@@ -18,7 +18,7 @@ expect_error "unknown model" "--model" train --model resnet99 --out "$WORK/x"
 expect_error "negative lr" "--lr" train --lr -0.1 --out "$WORK/x"
 expect_error "zero batch size" "--batch-size" train --batch-size 0 --out "$WORK/x"
 expect_error "unknown data set" "--data" train --data imagenet-nope --out "$WORK/x"
-expect_error "missing --init-weights file" "--init-weights: no file at /nonexistent/w.safetensors" train --init-weights /nonexistent/w.safetensors --out "$WORK/x"
+expect_error "missing --init-weights file" "The value '/nonexistent/w.safetensors' is invalid for '--init-weights <file>': must be an existing file" train --init-weights /nonexistent/w.safetensors --out "$WORK/x"
 head -c 100 "$(dirname "$0")/../../Tests/CommandTests/Golden/init_weights.safetensors" > "$WORK/truncated.safetensors"
 expect_error "truncated --init-weights file" "--init-weights $WORK/truncated.safetensors: .*(exceeds the file|truncated)" train --model resnet8 --init-weights "$WORK/truncated.safetensors" --out "$WORK/x"
 
@@ -34,22 +34,22 @@ expect_usage() {  # expect_usage PATTERN ARGS...: exit 64, one stderr line match
   elif [ -e "$WORK/u" ]; then fail "$name" "the run directory was created"
   else ok "$name"; fi
 }
-expect_usage "--lr-decay must be in \(0, 1\].*got -1" --lr-schedule step --milestones 1 --lr-decay -1 --epochs 2
-expect_usage "--wd must be in \[0, 1\), got inf" --wd inf
-expect_usage "--rm-omega must be in \[0, 1000\], got inf" --mix rm --rm-omega inf
-expect_usage "--lr must be a finite number > 0, got nan" --lr nan
-expect_usage "--momentum must be in \[0, 1\), got nan" --momentum nan
-expect_usage "--smoothing must be in \[0, 1\), got 1" --smoothing 1
-expect_usage "--rm-alpha must be in \(0, 1\].*got -inf" --rm-alpha -inf
-expect_usage "--mixup-alpha must be in \(0, 1000\], got nan" --mixup-alpha nan
+expect_usage "'-1' is invalid for '--lr-decay <lr-decay>': must be in \(0, 1\]" --lr-schedule step --milestones 1 --lr-decay -1 --epochs 2
+expect_usage "'inf' is invalid for '--wd <wd>': must be in \[0, 1\)" --wd inf
+expect_usage "'inf' is invalid for '--rm-omega <rm-omega>': must be in \[0, 1000\]" --mix rm --rm-omega inf
+expect_usage "'nan' is invalid for '--lr <lr>': must be a finite number > 0" --lr nan
+expect_usage "'nan' is invalid for '--momentum <momentum>': must be in \[0, 1\)" --momentum nan
+expect_usage "'1' is invalid for '--smoothing <smoothing>': must be in \[0, 1\)" --smoothing 1
+expect_usage "'-inf' is invalid for '--rm-alpha <rm-alpha>': must be in \(0, 1\]" --rm-alpha -inf
+expect_usage "'nan' is invalid for '--mixup-alpha <mixup-alpha>': must be in \(0, 1000\]" --mixup-alpha nan
 expect_usage "--warmup-epochs must be in \[0, --epochs 3\], got 4" --warmup-epochs 4 --epochs 3
-expect_usage "--bucket-mb must be in \(0, 4096\], got inf" --bucket-mb inf
-expect_usage "--collective-timeout must be in \(0, 86400\] seconds, got nan" --collective-timeout nan
-expect_usage "--cutmix-minmax must be MIN,MAX with 0 < MIN < MAX < 1" --mix cutmix --cutmix-minmax 0.5,0.5
-expect_usage "--model-ema must be in \[0, 1\), got 1" --model-ema 1
+expect_usage "'inf' is invalid for '--bucket-mb <bucket-mb>': must be in \(0, 4096\]" --bucket-mb inf
+expect_usage "'nan' is invalid for '--collective-timeout <collective-timeout>': must be in \(0, 86400\] seconds" --collective-timeout nan
+expect_usage "'0.5,0.5' is invalid for '--cutmix-minmax <cutmix-minmax>': must be MIN,MAX with 0 < MIN < MAX < 1" --mix cutmix --cutmix-minmax 0.5,0.5
+expect_usage "'1' is invalid for '--model-ema <decay>': must be in \[0, 1\)" --model-ema 1
 expect_usage "--model-ema-warmup needs --model-ema DECAY" --model-ema-warmup
 expect_usage "--milestones .* needs --lr-schedule step" --milestones 2
-expect_usage "--milestones must increase" --lr-schedule step --milestones 3,2 --epochs 4
+expect_usage "'3,2' is invalid for '--milestones <milestones>': must be increasing epoch numbers" --lr-schedule step --milestones 3,2 --epochs 4
 expect_usage "--cutmix-minmax needs --mix cutmix" --cutmix-minmax 0.2,0.8
 
 # --- combinations that cannot work with the data: refused before the first step, both sides named
