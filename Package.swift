@@ -3,9 +3,9 @@
 // Module graph (dependencies point one way; each target below declares exactly what it imports):
 //   Kernels (COpenBLAS, CConv: oneDNN)
 //   ├─ Layers ─┬─ Models, Optim, Mixing
-//   ├─ Data (CZlib, CTurboJPEG, CPNG)      Imaging (CZlib)
+//   ├─ DataPipeline (CZlib, CTurboJPEG, CPNG)  Imaging (CZlib)
 //   ├─ Distributed (CMPI)                  Checkpoint (CZstd)     TensorBoard (SwiftProtobuf)
-//   Training: Models, Optim, Mixing, Data, Distributed, Checkpoint, TensorBoard, Imaging, Layers, Kernels,
+//   Training: Models, Optim, Mixing, DataPipeline, Distributed, Checkpoint, TensorBoard, Imaging, Layers, Kernels,
 //             ArgumentParser (each train flag is declared once, as a property of a settings group)
 //   rmtrain: Training and the modules it names (not Layers, not the C libraries)
 import PackageDescription
@@ -53,18 +53,18 @@ let package = Package(
         .target(name: "Optim", dependencies: ["Layers", "Kernels"], swiftSettings: optimize),
         .target(name: "Mixing", dependencies: ["Kernels", "Layers"], swiftSettings: optimize),
         .target(name: "Imaging", dependencies: ["Kernels", "CZlib"], swiftSettings: optimize),
-        .target(name: "Data", dependencies: ["Kernels", "CZlib", "CTurboJPEG", "CPNG"], swiftSettings: optimize),
+        .target(name: "DataPipeline", dependencies: ["Kernels", "CZlib", "CTurboJPEG", "CPNG"], swiftSettings: optimize),
         .target(name: "Distributed", dependencies: ["Kernels", "CMPI"], swiftSettings: optimize),
         .target(name: "Checkpoint", dependencies: ["Kernels", "CZstd"], swiftSettings: optimize),
         // TensorBoard event files: records encoded with swift-protobuf (generated code committed).
         .target(name: "TensorBoard", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["Proto/tensorboard_event.proto"], swiftSettings: optimize),
-        .target(name: "Training", dependencies: ["Models", "Optim", "Mixing", "Data", "Layers", "Kernels",
+        .target(name: "Training", dependencies: ["Models", "Optim", "Mixing", "DataPipeline", "Layers", "Kernels",
                                                    "Distributed", "Checkpoint", "TensorBoard", "Imaging",
                                                    .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: optimize),
         .executableTarget(name: "rmtrain", dependencies: [
-            "Training", "Models", "Optim", "Mixing", "Imaging", "Data", "Kernels", "Distributed", "Checkpoint",
+            "Training", "Models", "Optim", "Mixing", "Imaging", "DataPipeline", "Kernels", "Distributed", "Checkpoint",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: optimize),
@@ -72,8 +72,8 @@ let package = Package(
         // Layers, blocks and networks: gradient checks, PyTorch golden files, shapes and parameter counts.
         .testTarget(name: "NetworkTests", dependencies: ["Kernels", "Layers", "Models"],
                     exclude: ["Golden"]),
-        .testTarget(name: "DataTests", dependencies: ["Data", "Kernels"], exclude: ["Golden"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "Optim", "Layers", "Kernels",
+        .testTarget(name: "DataPipelineTests", dependencies: ["DataPipeline", "Kernels"], exclude: ["Golden"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "DataPipeline", "Optim", "Layers", "Kernels",
                                                           "Distributed", "TensorBoard"], exclude: ["Golden"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CMPI", "CZstd", "CTurboJPEG", "CZlib", "COpenBLAS"]),
         .testTarget(name: "MixingTests", dependencies: ["Mixing", "Kernels", "Layers"]),

@@ -96,6 +96,30 @@ extension Trainer {
                                 + "resumes only from an epoch's end (resume on \(h.worldSize) ranks to finish the epoch, or use "
                                 + "--resume-weights-only to load its weights alone)")
         }
+        try checkSameRun(h, path: path)
+        try load(byName, into: zip(optimizer.parameters, optimizer.velocity).map { ("momentum." + $0.0.name, $0.1) },
+                 path: path)
+        if elastic {
+            try restoreElastic(h, byName, path: path)
+            return (Position(epoch: h.epoch, batch: 0, step: h.epoch * trainLoader.batchesPerEpoch, valTop1: h.valTop1History),
+                    EpochSums())
+        }
+        let rankEntries = Dictionary(uniqueKeysWithValues: state.ranks[comm.rank].map { ($0.name, $0) })
+        try load(rankEntries, into: model.buffers.map { ("rank_buffer." + $0.name, $0.value) },
+                 path: "\(path) rank \(comm.rank)")
+        try engine.restoreRankState(rankEntries, source: "\(path) rank \(comm.rank)")
+        try restoreEMA(byName, rankEntries: rankEntries, path: path)
+        let sums = EpochSums(entries: rankEntries, prefix: EpochSums.checkpointPrefix, legacy: EpochSums.legacy)
+        if comm.rank == 0 {
+            writeLine("rmtrain: resumed from \(path): epoch \(h.epoch + 1), batch \(h.batchInEpoch), step \(h.step)")
+        }
+        return (Position(epoch: h.epoch, batch: h.batchInEpoch, step: h.step, valTop1: h.valTop1History), sums)
+    }
+
+    /// Refuses a resume whose configuration or data differ from the checkpoint's, except what may change
+    /// (`TrainConfig.resumableDifferences`, more --epochs, a moved data folder with the same fingerprint, other
+    /// data with --allow-data-change), each noted in `resumeNotes`.
+    private func checkSameRun(_ h: CheckpointHeader, path: String) throws {
         // Checkpoints keep the configuration and the data fingerprint (older ones the configuration only).
         let current = config.fingerprint + dataFingerprint
         let ours = Set(current), theirs = Set(h.configuration)
@@ -135,23 +159,6 @@ extension Trainer {
             }
             resumeNotes.append("resuming on other data than the checkpoint's (--allow-data-change): " + detail(dataDiffers))
         }
-        try load(byName, into: zip(optimizer.parameters, optimizer.velocity).map { ("momentum." + $0.0.name, $0.1) },
-                 path: path)
-        if elastic {
-            try restoreElastic(h, byName, path: path)
-            return (Position(epoch: h.epoch, batch: 0, step: h.epoch * trainLoader.batchesPerEpoch, valTop1: h.valTop1History),
-                    EpochSums())
-        }
-        let rankEntries = Dictionary(uniqueKeysWithValues: state.ranks[comm.rank].map { ($0.name, $0) })
-        try load(rankEntries, into: model.buffers.map { ("rank_buffer." + $0.name, $0.value) },
-                 path: "\(path) rank \(comm.rank)")
-        try engine.restoreRankState(rankEntries, source: "\(path) rank \(comm.rank)")
-        try restoreEMA(byName, rankEntries: rankEntries, path: path)
-        let sums = EpochSums(entries: rankEntries, prefix: EpochSums.checkpointPrefix, legacy: EpochSums.legacy)
-        if comm.rank == 0 {
-            writeLine("rmtrain: resumed from \(path): epoch \(h.epoch + 1), batch \(h.batchInEpoch), step \(h.step)")
-        }
-        return (Position(epoch: h.epoch, batch: h.batchInEpoch, step: h.step, valTop1: h.valTop1History), sums)
     }
 
     /// The rest of a resume on another number of ranks, at an epoch's end: BN statistics (and the weight

@@ -1,4 +1,4 @@
-import Data
+import DataPipeline
 import Imaging
 import Kernels
 import Mixing

@@ -1,4 +1,4 @@
-import Data
+import DataPipeline
 import Mixing
 import Models
 import Optim
@@ -95,6 +95,6 @@ public struct TrainConfig: Sendable {
     public var overlapCommunication: Bool { !self.noOverlap }
     /// TensorBoard event files in the run folder (rank 0), unless `--no-tensorboard`.
     public var tensorboard: Bool { !self.noTensorboard }
-    /// The Data module's options for the data and loader flags.
-    public var dataOptions: DataPipelineOptions { dataSettings.options(loader: loader) }
+    /// The DataPipeline module's options for the data and loader flags.
+    public var dataOptions: DataOptions { dataSettings.options(loader: loader) }
 }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Data
+import DataPipeline
 import Foundation
 import Mixing
 import Models
@@ -226,9 +226,9 @@ public struct LoaderSettings: SettingsGroup {
 }
 
 extension DataSettings {
-    /// The Data module's options for these flags and `loader`'s thread count.
-    public func options(loader: LoaderSettings) -> DataPipelineOptions {
-        var o = DataPipelineOptions()
+    /// The DataPipeline module's options for these flags and `loader`'s thread count.
+    public func options(loader: LoaderSettings) -> DataOptions {
+        var o = DataOptions()
         o.imageSize = imageSize
         o.valSplit = valSplit
         o.badImage = badImage

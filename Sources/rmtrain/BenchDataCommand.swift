@@ -1,5 +1,5 @@
 import ArgumentParser
-import Data
+import DataPipeline
 import Foundation
 import Kernels
 import Training
@@ -54,7 +54,7 @@ struct BenchDataCommand: ParsableCommand {
     func threadCounts() -> [Int] { loaderThreads.split(separator: ",").compactMap { Int($0) }.filter { $0 >= 1 } }
 
     func run() throws {
-        var options = DataPipelineOptions()
+        var options = DataOptions()
         options.imageSize = imageSize
         options.augPlus = augPlus
         var oneThread: Double?

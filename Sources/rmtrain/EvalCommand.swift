@@ -1,6 +1,6 @@
 import ArgumentParser
 import Checkpoint
-import Data
+import DataPipeline
 import Distributed
 import Foundation
 import Training

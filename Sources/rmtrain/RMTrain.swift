@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Data
+import DataPipeline
 import Kernels
 import Training
 

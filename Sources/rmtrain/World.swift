@@ -1,5 +1,5 @@
 import Checkpoint
-import Data
+import DataPipeline
 import Distributed
 import Foundation
 import Kernels

@@ -5,7 +5,7 @@ import Layers
 import Models
 import Optim
 import XCTest
-import Data
+import DataPipeline
 @testable import Training
 
 /// The training step against an independent PyTorch implementation of RecursiveMix, without torch in CI:

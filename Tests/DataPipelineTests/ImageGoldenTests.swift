@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 import Kernels
-@testable import Data
+@testable import DataPipeline
 
 /// Our JPEG/PNG decoding and resampling against Pillow's (Golden/make_golden.py wrote the references).
 final class ImageGoldenTests: XCTestCase {

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 import Kernels
-@testable import Data
+@testable import DataPipeline
 
 /// The colour augmentation (--aug-plus) against a direct evaluation of RECURSIVEMIX_SPEC §4.3's formulas,
 /// and the evaluation geometry.

@@ -1,11 +1,11 @@
 import Foundation
 import XCTest
 import Kernels
-@testable import Data
+@testable import DataPipeline
 
 /// Paths of the real data (`../shared/data` beside the package, never copied into it) and helpers.
 enum TestData {
-    /// The package root, from this file's path (Tests/DataTests/…).
+    /// The package root, from this file's path (Tests/DataPipelineTests/…).
     static let packageRoot: String = {
         var url = URL(fileURLWithPath: #filePath)
         for _ in 0..<3 { url.deleteLastPathComponent() }
@@ -14,7 +14,7 @@ enum TestData {
     static let shared = (packageRoot as NSString).appendingPathComponent("../shared/data")
     static let imagenette = (shared as NSString).appendingPathComponent("imagenette-mini")
     static let cifar10 = (shared as NSString).appendingPathComponent("cifar10")
-    static let golden = (packageRoot as NSString).appendingPathComponent("Tests/DataTests/Golden")
+    static let golden = (packageRoot as NSString).appendingPathComponent("Tests/DataPipelineTests/Golden")
 
     /// Skips the test when the shared data is not there.
     static func require(_ path: String) throws -> String {

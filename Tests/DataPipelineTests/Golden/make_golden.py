@@ -1,6 +1,6 @@
-"""Reference decodes and resizes for Tests/DataTests/ImageGoldenTests.swift, made with Pillow.
+"""Reference decodes and resizes for Tests/DataPipelineTests/ImageGoldenTests.swift, made with Pillow.
 
-Run from the package root:  pip install pillow && python3 Tests/DataTests/Golden/make_golden.py
+Run from the package root:  pip install pillow && python3 Tests/DataPipelineTests/Golden/make_golden.py
 Reads two imagenette-mini JPEGs from ../shared/data (never copied here) and writes, next to this script:
   * manifest.json: one entry per check (source image, operation, expected size, expected-pixel file);
   * *.rgb.gz: Pillow's RGB bytes for each check (gzip'd, row-major, 3 bytes per pixel);

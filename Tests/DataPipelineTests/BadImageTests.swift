@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 import Kernels
-@testable import Data
+@testable import DataPipeline
 
 /// `--bad-image skip|fail` on a folder with a truncated JPEG and a file that is not an image.
 final class BadImageTests: XCTestCase {

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 import Kernels
-@testable import Data
+@testable import DataPipeline
 
 /// Prefetching: the same batches whatever the thread count, recycled batch objects, errors and early exits.
 final class LoaderTests: XCTestCase {

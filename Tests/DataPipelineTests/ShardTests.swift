@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 import Kernels
-@testable import Data
+@testable import DataPipeline
 
 /// Packing image folders into shards, reading them back, resuming, and damaged shards.
 final class ShardTests: XCTestCase {

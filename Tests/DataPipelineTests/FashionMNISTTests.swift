@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 import Kernels
-@testable import Data
+@testable import DataPipeline
 
 /// Writes IDX files (gzip'd through the `gzip` tool, as Debian ships them) and reads them back.
 final class FashionMNISTTests: XCTestCase {

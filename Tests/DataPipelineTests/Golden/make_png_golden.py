@@ -3,7 +3,7 @@
 with Pillow's RGB decode of each as the reference. Appends them to manifest.json (make_golden.py's other
 checks are left as they are).
 
-Run from the package root:  pip install pillow pypng && python3 Tests/DataTests/Golden/make_png_golden.py
+Run from the package root:  pip install pillow pypng && python3 Tests/DataPipelineTests/Golden/make_png_golden.py
 """
 import gzip, json, os
 import numpy as np

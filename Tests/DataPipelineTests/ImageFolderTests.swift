@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 import Kernels
-@testable import Data
+@testable import DataPipeline
 
 /// Image folders on the real imagenette-mini and CIFAR-10 folders, and on broken copies in temp folders.
 final class ImageFolderTests: XCTestCase {

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 import Kernels
-@testable import Data
+@testable import DataPipeline
 
 /// The official CIFAR-10 / CIFAR-100 binary formats, on files this test writes.
 final class CIFARBinaryTests: XCTestCase {

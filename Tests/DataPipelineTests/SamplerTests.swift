@@ -1,5 +1,5 @@
 import XCTest
-@testable import Data
+@testable import DataPipeline
 
 final class SamplerTests: XCTestCase {
     func testRankSlicesAreDisjointAndCoverTheEpoch() {

@@ -39,9 +39,6 @@ public struct DataInterrupted: Error, CustomStringConvertible {
     public var description: String { "interrupted while listing the data" }
 }
 
-/// `DataOptions` under a second name, for code that defines its own `DataOptions` (the command's flags).
-public typealias DataPipelineOptions = DataOptions
-
 /// `--bad-image skip|fail`.
 ///
 /// `skip` (the default): the image is counted, its path logged (the first few), and
@@ -81,7 +78,7 @@ public final class BadImageLog: @unchecked Sendable {
     }
 
     public static let standardError: @Sendable (String) -> Void = { line in
-        FileHandle.standardError.write(Foundation.Data((line + "\n").utf8))
+        FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
     /// Distinct bad images met so far (a file met again in a later epoch counts once).

@@ -3,7 +3,7 @@ import CPNG
 /// PNG files of image folders (ImageNet has a few PNGs named .JPEG), decoded by libpng: every colour type,
 /// bit depths 1–16, palettes, Adam7 interlacing. Converted to packed RGB as Pillow's `convert("RGB")` does:
 /// alpha and transparency dropped, grey replicated; 16-bit samples keep their high byte (Pillow's own
-/// conversion clips 16-bit grey, see Tests/DataTests/Golden/make_golden.py). A file libpng rejects is a bad
+/// conversion clips 16-bit grey, see Tests/DataPipelineTests/Golden/make_golden.py). A file libpng rejects is a bad
 /// image, with libpng's reason.
 enum PNGDecoder {
     static func isPNG(_ bytes: UnsafeRawBufferPointer) -> Bool {
