@@ -2,6 +2,16 @@ import Mixing
 import Models
 import Layers
 
+/// `--mix`: which mixing method trains the model. A new method adds its case here and its construction in
+/// `makeMixingMethod` below: this file is where a method in `Mixing` becomes a `--mix` value.
+public enum MixMethod: String, Sendable, CaseIterable {
+    case none, mixup, cutmix, rm, mixupCutmix = "mixup+cutmix"
+}
+
+/// `--rm-box`: all ranks draw the same box and λ each step (the authors' code: same seed on every
+/// rank), or each rank its own.
+public enum BoxDraw: String, Sendable, CaseIterable { case shared, perRank = "per-rank" }
+
 /// The `MixingMethod` that `--mix` and its flags name: the one place that maps flags to a method.
 /// `model` gives RecursiveMix its consistency head (its own, or the classifier with `--rm-share-head`);
 /// without one (`visualize`) RecursiveMix mixes and remembers but has no consistency term.

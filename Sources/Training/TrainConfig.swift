@@ -1,16 +1,4 @@
 import DataPipeline
-import Mixing
-import Models
-import Optim
-
-/// `--mix`: which mixing method trains the model.
-public enum MixMethod: String, Sendable, CaseIterable {
-    case none, mixup, cutmix, rm, mixupCutmix = "mixup+cutmix"
-}
-
-/// `--rm-box`: all ranks draw the same box and λ each step (the authors' code: same seed on every
-/// rank), or each rank its own.
-public enum BoxDraw: String, Sendable, CaseIterable { case shared, perRank = "per-rank" }
 
 /// Everything that defines a training run: one value of each flag group of `rmtrain train` (TrainSettings.swift),
 /// read as one flat struct (`config.epochs`, `config.rmAlpha`). The command fills it from its flags; tests
