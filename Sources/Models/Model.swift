@@ -41,14 +41,17 @@ public enum Networks {
     /// Builds a network for images of `inChannels` channels and `numClasses` classes.
     public typealias Builder = @Sendable (_ inChannels: Int, _ numClasses: Int) -> Network
 
-    /// Name → builder. A new network adds its line: `("name", { MyNet(inChannels: $0, numClasses: $1) })`.
+    /// Name → builder: the families' variants, then the single networks.
     public static let all: [(name: String, make: Builder)] =
-        ResNet.Variant.allCases.map { v in (v.rawValue, { ResNet(v, inChannels: $0, numClasses: $1) }) } + others
-    private static let others: [(name: String, make: Builder)] = PyramidNet.variants.map { v in
+        ResNet.Variant.allCases.map { v in (v.rawValue, { ResNet(v, inChannels: $0, numClasses: $1) }) } + families + single
+    private static let families: [(name: String, make: Builder)] = PyramidNet.variants.map { v in
         (v.name, { PyramidNet(depth: v.depth, alpha: v.alpha, name: v.name, inChannels: $0, numClasses: $1) })
     } + DenseNet.variants.map { v in
         (v.name, { DenseNet(blocks: v.blocks, growthRate: v.growthRate, name: v.name, inChannels: $0, numClasses: $1) })
     }
+    /// A new network of one variant adds its line here: `("name", { MyNet(inChannels: $0, numClasses: $1) }),`.
+    private static let single: [(name: String, make: Builder)] = [
+    ]
 
     public static var names: [String] { all.map(\.name) }
 
