@@ -140,7 +140,7 @@ public final class Conv2d: Layer {
             onednn[key] = made
             return made
         } catch {
-            FileHandle.standardError.write(Data("rmtrain: warning: \(weight.name): \(error); portable convolution used\n".utf8))
+            Diagnostics.warning("\(weight.name): \(error); portable convolution used")
             onednn[key] = .some(nil)
             return nil
         }

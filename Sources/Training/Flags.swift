@@ -25,10 +25,14 @@ public protocol FlagText {
     static func parse(flag text: String) throws -> Self
     /// What an argument must look like, for the error line ("an integer").
     static var expected: String { get }
+    /// How the argument is taken: numbers `.unconditional` (so that `--lr -0.1` reaches the check as a value),
+    /// text `.next` (so that `--val-split --aug-plus` is a missing value, not a folder named "--aug-plus").
+    static var parsing: SingleValueParsingStrategy { get }
 }
 
 extension FlagText {
     public static var expected: String { "a valid value" }
+    public static var parsing: SingleValueParsingStrategy { .next }
 }
 
 extension FlagText where Self: ExpressibleByArgument {
@@ -38,14 +42,27 @@ extension FlagText where Self: ExpressibleByArgument {
     }
 }
 
-extension Int: FlagText { public var flagText: String? { "\(self)" }; public static var expected: String { "an integer" } }
-extension UInt64: FlagText { public var flagText: String? { "\(self)" }; public static var expected: String { "an integer ≥ 0" } }
-extension Double: FlagText { public var flagText: String? { "\(self)" }; public static var expected: String { "a number" } }
+extension Int: FlagText {
+    public var flagText: String? { "\(self)" }
+    public static var expected: String { "an integer" }
+    public static var parsing: SingleValueParsingStrategy { .unconditional }
+}
+extension UInt64: FlagText {
+    public var flagText: String? { "\(self)" }
+    public static var expected: String { "an integer ≥ 0" }
+    public static var parsing: SingleValueParsingStrategy { .unconditional }
+}
+extension Double: FlagText {
+    public var flagText: String? { "\(self)" }
+    public static var expected: String { "a number" }
+    public static var parsing: SingleValueParsingStrategy { .unconditional }
+}
 extension String: FlagText { public var flagText: String? { self } }
 extension Bool: FlagText { public var flagText: String? { "\(self)" } }
 extension Optional: FlagText where Wrapped: FlagText {
     public var flagText: String? { self?.flagText ?? nil }
     public static func parse(flag text: String) throws -> Self { try Wrapped.parse(flag: text) }
+    public static var parsing: SingleValueParsingStrategy { Wrapped.parsing }
 }
 extension FlagText where Self: RawRepresentable, RawValue == String {
     public var flagText: String? { rawValue }
@@ -54,6 +71,7 @@ extension FlagText where Self: RawRepresentable, RawValue == String {
 /// Epoch lists (`--milestones 150,225`): comma-separated integers, "" for none.
 extension Array: FlagText where Element == Int {
     public var flagText: String? { map(String.init).joined(separator: ",") }
+    public static var parsing: SingleValueParsingStrategy { .unconditional }
     public static func parse(flag text: String) throws -> [Int] {
         if text.isEmpty { return [] }
         return try text.split(separator: ",").map {
@@ -68,12 +86,13 @@ extension Array: FlagText where Element == Int {
 /// Ranges `MIN,MAX` (`--cutmix-minmax 0.2,0.8`).
 extension ClosedRange: FlagText where Bound == Double {
     public var flagText: String? { "\(lowerBound),\(upperBound)" }
+    public static var parsing: SingleValueParsingStrategy { .unconditional }
     public static func parse(flag text: String) throws -> ClosedRange<Double> {
-        let parts = text.split(separator: ",").compactMap { Double($0) }
-        guard parts.count == 2, parts.allSatisfy(\.isFinite), parts[0] <= parts[1] else {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Double($0) }
+        guard parts.count == 2, let lo = parts[0], let hi = parts[1], lo.isFinite, hi.isFinite, lo <= hi else {
             throw ValidationError("expected MIN,MAX")
         }
-        return parts[0]...parts[1]
+        return lo...hi
     }
 }
 
@@ -81,7 +100,17 @@ extension ClosedRange: FlagText where Bound == Double {
 public struct FlagCheck<Value: FlagText>: Sendable {
     public let allowed: String
     public let test: @Sendable (Value) -> Bool
-    public init(_ allowed: String, _ test: @escaping @Sendable (Value) -> Bool) { self.allowed = allowed; self.test = test }
+    /// Whether help repeats `allowed` (not when the help itself says it: a list of names, "a file").
+    public let inHelp: Bool
+    public init(_ allowed: String, inHelp: Bool = true, _ test: @escaping @Sendable (Value) -> Bool) {
+        (self.allowed, self.inHelp, self.test) = (allowed, inHelp, test)
+    }
+
+    /// The help's closing parenthesis: what is allowed and the default, in flag syntax.
+    func helpSuffix(default value: Value?) -> String {
+        let parts = [inHelp ? allowed : nil, value?.flagText.flatMap { $0.isEmpty ? nil : "default: \($0)" }].compactMap { $0 }
+        return parts.isEmpty ? "" : " (\(parts.joined(separator: "; ")))"
+    }
 
     /// Parses and checks a command-line argument (swift-argument-parser's `transform`).
     var parser: @Sendable (String) throws -> Value {
@@ -92,7 +121,7 @@ public struct FlagCheck<Value: FlagText>: Sendable {
         }
     }
 
-    public static var any: FlagCheck { FlagCheck("any value") { _ in true } }
+    public static var any: FlagCheck { FlagCheck("any value", inHelp: false) { _ in true } }
 }
 
 extension FlagCheck where Value == Int {
@@ -116,32 +145,35 @@ extension FlagCheck where Value == Double {
 
 extension FlagCheck where Value == String {
     public static func oneOf(_ names: [String]) -> FlagCheck {
-        FlagCheck("one of \(names.joined(separator: ", "))") { names.contains($0) }
+        FlagCheck("one of \(names.joined(separator: ", "))", inHelp: false) { names.contains($0) }
     }
     /// A path to an existing file.
     public static var existingFile: FlagCheck {
-        FlagCheck("an existing file") { FileManager.default.fileExists(atPath: $0) }
+        FlagCheck("an existing file", inHelp: false) { FileManager.default.fileExists(atPath: $0) }
     }
 }
 
 extension Option where Value: FlagText & Sendable {
-    /// A flag with a default, parsed by `Value.parse(flag:)` and checked by `check`; help ends with the default.
-    /// Parsing is `.unconditional` so that negative numbers reach the check.
+    /// A flag with a default, parsed by `Value.parse(flag:)` (taken as `Value.parsing` says) and checked by
+    /// `check`; help ends with what is allowed and the default.
     public init(wrappedValue: Value, help: ArgumentHelp, check: FlagCheck<Value>) {
         var help = help
-        if let d = wrappedValue.flagText, !d.isEmpty { help.abstract += " (default: \(d))" }
-        self.init(wrappedValue: wrappedValue, parsing: .unconditional, help: help, transform: check.parser)
+        help.abstract += check.helpSuffix(default: wrappedValue)
+        self.init(wrappedValue: wrappedValue, parsing: Value.parsing, help: help, transform: check.parser)
     }
 
     /// An optional flag (nil when not given), parsed and checked as above.
     public init<T: FlagText & Sendable>(help: ArgumentHelp, check: FlagCheck<T>) where Value == T? {
-        self.init(wrappedValue: nil, parsing: .unconditional, help: help, transform: check.parser)
+        var help = help
+        help.abstract += check.helpSuffix(default: nil)
+        self.init(wrappedValue: nil, parsing: T.parsing, help: help, transform: check.parser)
     }
 }
 
 /// Where a group's flags belong in a run's record.
 public enum SettingScope: Sendable {
-    /// Recorded in config.yaml and the fingerprint; must be equal on every rank and on resume.
+    /// Recorded in config.yaml and the fingerprint; must be equal on every rank and on resume (except that
+    /// --epochs may grow and --data may move to the same images: `Trainer.checkSameRun`).
     case training
     /// Recorded and fingerprinted (equal on every rank), but may change on resume (--max-steps).
     case resumable
@@ -170,8 +202,14 @@ extension SettingsGroup {
     /// Each flag's name and value in flag syntax, in declaration order; optional flags not given are left out.
     public var recorded: [(key: String, value: String)] {
         Mirror(reflecting: self).children.compactMap { child in
-            guard let label = child.label, let text = (child.value as? RecordedArgument)?.recordedText else { return nil }
-            return (flagName(property: label), text)
+            guard let label = child.label else { return nil }
+            guard let argument = child.value as? RecordedArgument else {
+                // An @Option whose value has no FlagText, or a @Flag of another type than Bool, would vanish from the record.
+                let type = "\(type(of: child.value))"
+                assert(!type.hasPrefix("Option<") && !type.hasPrefix("Flag<"), "\(Self.self).\(label): \(type) is not recordable")
+                return nil
+            }
+            return argument.recordedText.map { (flagName(property: label), $0) }
         }
     }
 

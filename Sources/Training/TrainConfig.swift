@@ -46,12 +46,14 @@ public struct TrainConfig: Sendable {
     private var groups: [(scope: SettingScope, recorded: [(key: String, value: String)])] {
         [(RunSettings.scope, run.recorded), (MixingSettings.scope, mixing.recorded),
          (DataSettings.scope, dataSettings.recorded), (ResumableSettings.scope, resumable.recorded),
-         (LaunchSettings.scope, launch.recorded), (LoaderSettings.scope, loader.recorded)]
+         (LaunchSettings.scope, launch.recorded), (LoaderSettings.scope, loader.recorded),
+         (InvocationSettings.scope, invocation.recorded)]
     }
 
     /// Every recorded setting under its `rmtrain train` flag name, with the value in flag syntax (booleans are
-    /// flags: `true` means present; optional flags not given are left out). This is what RUN_DIR/config.yaml
-    /// holds and `--config` reads back.
+    /// flags: `true` means present; optional flags not given are left out, so `eval-batch-size` appears only
+    /// when given: its default follows `--batch-size`). This is what RUN_DIR/config.yaml holds and `--config`
+    /// reads back; the invocation's flags are left out.
     public var settings: [(key: String, value: String)] {
         groups.filter { $0.scope != .invocation }.flatMap(\.recorded)
     }
@@ -62,7 +64,7 @@ public struct TrainConfig: Sendable {
     }
 
     /// Fingerprint lines a resumed run may change without changing the training it continues.
-    public static var resumableDifferences: Set<String> { Set(ResumableSettings.flagNames) }
+    public static let resumableDifferences = Set(ResumableSettings.flagNames)
 
     /// RUN_DIR/config.yaml: every setting, readable by `rmtrain train --config`.
     public var resolvedYAML: String {

@@ -192,7 +192,7 @@ public struct MixingSettings: SettingsGroup {
     }
 }
 
-/// How the data is read and augmented (shared by `train`, `eval` and `bench-data`).
+/// How the data is read and augmented (shared by `train` and `eval`).
 public struct DataSettings: SettingsGroup {
     public static let scope = SettingScope.training
     public init() {}
@@ -215,7 +215,7 @@ public struct DataSettings: SettingsGroup {
     public var dropLast = false
 }
 
-/// Loader threads: a property of one launch (shared by `train`, `eval` and `bench-data`).
+/// Loader threads: a property of one launch (shared by `train` and `eval`).
 public struct LoaderSettings: SettingsGroup {
     public static let scope = SettingScope.launch
     public init() {}

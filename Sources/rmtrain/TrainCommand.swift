@@ -17,8 +17,9 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var resumable: ResumableSettings
     @OptionGroup(title: "Mixing (RecursiveMix follows the authors' code by default; flags give the paper's or the original release's variant)")
     var mixing: MixingSettings
-    @OptionGroup(title: "Checkpoints and output") var launch: LaunchSettings
-    @OptionGroup(title: "This launch only (not recorded in RUN_DIR/config.yaml)") var invocation: InvocationSettings
+    @OptionGroup(title: "Output and checkpoints of this launch (recorded in config.yaml; may differ across ranks and resumes)")
+    var launch: LaunchSettings
+    @OptionGroup(title: "This invocation only (not recorded in RUN_DIR/config.yaml)") var invocation: InvocationSettings
 
     /// Read by `ConfigFile.expand` before parsing; declared here for the help and so that the name is taken.
     @Option(help: "A YAML file of train flags (e.g. launch/configs/*.yaml, or a run's config.yaml); flags given here override it.")

@@ -9,7 +9,7 @@ import ArgumentParser
 final class ConfigRoundTripTests: XCTestCase {
     /// Flags that are not settings of the training (config.yaml leaves them out on purpose): the invocation's
     /// group, `--config` and `--help`.
-    static let launchOnly = Set(InvocationSettings.flagNames + ["config", "help"])
+    static let unrecorded = Set(InvocationSettings.flagNames + ["config", "help"])
 
     /// A value other than the default for every setting, in flag syntax (true: the flag is given).
     static let nonDefault: [String: String] = [
@@ -49,7 +49,7 @@ final class ConfigRoundTripTests: XCTestCase {
         let c = try TrainCommand.parse(arguments(Self.nonDefault)).makeConfig()
         let keys = Set(c.settings.map(\.key))
         let flags = flags()
-        XCTAssertEqual(flags.subtracting(keys).subtracting(Self.launchOnly), [], "flags that config.yaml would not record")
+        XCTAssertEqual(flags.subtracting(keys).subtracting(Self.unrecorded), [], "flags that config.yaml would not record")
         XCTAssertEqual(keys.subtracting(flags), [], "settings without a flag to read them back")
         XCTAssertEqual(keys.subtracting(Self.nonDefault.keys), [], "settings this test gives no value (add one)")
     }
@@ -108,5 +108,21 @@ final class ConfigRoundTripTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// Numbers take the next argument whatever it looks like (`--lr -0.1` reaches the check); text flags do not
+    /// swallow the next flag (`--val-split --aug-plus` is a missing value, not a folder named "--aug-plus").
+    func testNumbersTakeNegativeValuesAndTextFlagsDoNotSwallowFlags() throws {
+        XCTAssertTrue(TrainCommand.message(for: TrainCommand.parseErrorFor(["--lr", "-0.1"])).contains("must be a finite number > 0"))
+        XCTAssertEqual(try TrainCommand.parse(["--cutmix-minmax", "0.2,0.8", "--mix", "cutmix"]).makeConfig().cutmixMinmax, 0.2...0.8)
+        XCTAssertTrue(TrainCommand.message(for: TrainCommand.parseErrorFor(["--val-split", "--aug-plus"])).contains("Missing value"))
+        XCTAssertTrue(TrainCommand.message(for: TrainCommand.parseErrorFor(["--mix", "cutmix", "--cutmix-minmax", "0.2,x,0.8"]))
+                        .contains("expected MIN,MAX"))
+    }
+}
+
+private extension TrainCommand {
+    static func parseErrorFor(_ arguments: [String]) -> Error {
+        do { _ = try parse(arguments); return CancellationError() } catch { return error }
     }
 }

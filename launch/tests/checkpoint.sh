@@ -141,12 +141,14 @@ else fail "--allow-data-change" "$(tail -n 2 "$WORK/dcrun/train.log")"; fi
 # --- a preemption signal before the first step: exit 75 with a line saying nothing was trained (also while
 #     an image folder of 60,000 files is being listed)
 "$RMTRAIN" train --data "imagefolder:$CIFAR" --epochs 1 --quiet --out "$WORK/early-list" > "$WORK/early.log" 2>&1 &
-pid=$!; wait_catching $pid 10; sleep 0.05; kill -USR1 $pid; wait $pid; rc=$?
+pid=$!; wait_catching $pid "$(kill -l USR1)" || fail "SIGUSR1 while listing" "no handler after 10 s"
+sleep 0.05; kill -USR1 $pid; wait $pid; rc=$?
 if [ $rc -eq 75 ] && grep -q "preempted before the first step: nothing was trained" "$WORK/early.log"; then ok "SIGUSR1 while listing an image folder: exit 75, said"
 else fail "SIGUSR1 while listing" "exit $rc: $(tail -n 2 "$WORK/early.log")"; fi
 for sig in USR1 TERM; do
   "$RMTRAIN" train --train-limit 256 --val-limit 64 --batch-size 32 --epochs 1 --quiet --out "$WORK/early$sig" > "$WORK/early.log" 2>&1 &
-  pid=$!; wait_catching $pid "$(kill -l $sig)"; kill -$sig $pid; wait $pid; rc=$?
+  pid=$!; wait_catching $pid "$(kill -l $sig)" || fail "SIG$sig at start" "no handler after 10 s"
+  kill -$sig $pid; wait $pid; rc=$?
   if [ $rc -eq 75 ] && grep -q "preempted before the first step: nothing was trained" "$WORK/early.log"; then ok "SIG$sig at start: exit 75, said"
   else fail "SIG$sig at start" "exit $rc: $(tail -n 2 "$WORK/early.log")"; fi
 done
