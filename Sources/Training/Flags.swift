@@ -10,10 +10,11 @@ import Foundation
 // and that one declaration gives everything else:
 //   * the flag's name: swift-argument-parser derives `--wd` from the property name (`flagName` below
 //     derives the same name, and `ConfigRoundTripTests` parses every recorded name back to prove it);
-//   * its help, with the default appended in the flag's own syntax;
+//   * its help, with what is allowed and the default appended (in the flag's own syntax);
 //   * its validation (`FlagCheck`): a bad value stops the command before any work, in one line naming the
 //     flag, the value and what is allowed; NaN and ±infinity fail every numeric check;
-//   * its YAML key in RUN_DIR/config.yaml (the flag name) and its value there (`FlagText`);
+//   * its YAML key in RUN_DIR/config.yaml (the flag name) and its value there (`FlagText`), unless its group's
+//     scope is `invocation`; an optional flag only when given;
 //   * its place in the configuration fingerprint: the group's `scope`.
 // Checks that relate two flags (--warmup-epochs ≤ --epochs) stay in the group's `validate()`.
 

@@ -9,7 +9,7 @@ import Mixing
 ///
 /// Layout of DIR (rank 0; with `--trace-all-ranks`, `DIR/rank<k>/` for every rank k):
 /// * `meta.json` — `format` ("rmtrain-trace 1"), `model`, `num_classes`, `image_shape` [H, W, C], `rank`,
-///   `world_size`, `steps_per_epoch`, `settings` (every `train` flag as in config.yaml), `parameters` (the
+///   `world_size`, `steps_per_epoch`, `settings` (what config.yaml records), `parameters` (the
 ///   optimizer's parameters in order, with `is_norm_or_bias`), `buffers`; `steps` once the run ends.
 /// * `weights-initial.safetensors`, `weights-final.safetensors` — every parameter (the RecursiveMix head
 ///   `fc_roi.*` included) and BN buffer before the first traced step and after the last one (after the

@@ -66,7 +66,7 @@ public struct TrainConfig: Sendable {
     /// Fingerprint lines a resumed run may change without changing the training it continues.
     public static let resumableDifferences = Set(ResumableSettings.flagNames)
 
-    /// RUN_DIR/config.yaml: every setting, readable by `rmtrain train --config`.
+    /// RUN_DIR/config.yaml: the recorded `settings` (no invocation flags; optional flags only when given), readable by `rmtrain train --config`.
     public var resolvedYAML: String {
         var out = "# rmtrain train configuration, resolved (flags over --config over defaults)\n"
         for (k, v) in settings {

@@ -21,7 +21,8 @@ private let fraction = FlagCheck<Double>.number("in [0, 1)") { $0 >= 0 && $0 < 1
 private let betaAlpha = FlagCheck<Double>.number("in (0, 1000]") { $0 > 0 && $0 <= 1000 }
 private let probability = FlagCheck<Double>.number("in [0, 1]") { (0...1).contains($0) }
 
-/// What is trained, and how: equal on every rank and across a resume.
+/// What is trained, and how: equal on every rank and across a resume (except that --epochs may grow and --data
+/// may move to the same images).
 public struct RunSettings: SettingsGroup {
     public static let scope = SettingScope.training
     public init() {}
