@@ -8,6 +8,8 @@ public struct DataOptions: Sendable {
     /// (CIFAR-like), else 224. Sizes ≤ 32 use the CIFAR pipeline, larger ones the ImageNet pipeline
     /// (see `ImageTransform`).
     public var imageSize: Int?
+    /// The output sizes the pipelines support (every `--image-size` flag checks against this).
+    public static let imageSizes = 8...4096
     /// Folder (image folders) used for evaluation; default `val`, else `test`.
     public var valSplit: String?
     /// What a corrupt or unreadable image does (see `BadImagePolicy`).

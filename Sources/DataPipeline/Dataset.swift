@@ -57,8 +57,8 @@ public struct Normalization: Sendable {
 /// * `shards:DIR` — the output of `rmtrain pack`, see `ShardSet`.
 public func openData(_ spec: String, options: DataOptions = DataOptions()) throws -> DataSplits {
     let (kind, path) = splitSpec(spec)
-    if let size = options.imageSize, size < 8 || size > 4096 {
-        throw DataError("--image-size must be between 8 and 4096, got \(size)")
+    if let size = options.imageSize, !DataOptions.imageSizes.contains(size) {
+        throw DataError("--image-size must be between \(DataOptions.imageSizes.lowerBound) and \(DataOptions.imageSizes.upperBound), got \(size)")
     }
     func need(_ path: String?) throws -> String {
         guard let path, !path.isEmpty else { throw DataError("--data \(kind) needs a path: \(kind):PATH") }

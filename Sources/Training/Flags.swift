@@ -192,7 +192,7 @@ public protocol SettingsGroup: ParsableArguments, Sendable {
 /// Option and Flag properties whose value `SettingsGroup.recorded` can read.
 protocol RecordedArgument { var recordedText: String? { get } }
 extension Option: RecordedArgument where Value: FlagText { var recordedText: String? { wrappedValue.flagText } }
-extension Flag: RecordedArgument where Value == Bool { var recordedText: String? { "\(wrappedValue)" } }
+extension Flag: RecordedArgument where Value == Bool { var recordedText: String? { wrappedValue.flagText } }
 
 extension SettingsGroup {
     /// The group's defaults (every flag absent).
@@ -202,6 +202,14 @@ extension SettingsGroup {
 
     /// Each flag's name and value in flag syntax, in declaration order; optional flags not given are left out.
     public var recorded: [(key: String, value: String)] {
+        arguments.compactMap { name, argument in argument.recordedText.map { (name, $0) } }
+    }
+
+    /// Every flag name of the group, given or not.
+    public static var flagNames: [String] { defaults.arguments.map(\.name) }
+
+    /// The group's flags in declaration order, under their flag names.
+    private var arguments: [(name: String, argument: RecordedArgument)] {
         Mirror(reflecting: self).children.compactMap { child in
             guard let label = child.label else { return nil }
             guard let argument = child.value as? RecordedArgument else {
@@ -210,15 +218,7 @@ extension SettingsGroup {
                 assert(!type.hasPrefix("Option<") && !type.hasPrefix("Flag<"), "\(Self.self).\(label): \(type) is not recordable")
                 return nil
             }
-            return argument.recordedText.map { (flagName(property: label), $0) }
-        }
-    }
-
-    /// Every flag name of the group, given or not.
-    public static var flagNames: [String] {
-        Mirror(reflecting: defaults).children.compactMap { child in
-            guard let label = child.label, child.value is RecordedArgument else { return nil }
-            return flagName(property: label)
+            return (flagName(property: label), argument)
         }
     }
 }

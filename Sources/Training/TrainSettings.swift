@@ -199,7 +199,7 @@ public struct DataSettings: SettingsGroup {
     public init() {}
 
     @Option(help: "Output height and width (default: 32 for ≤32-px images, else 224). ≤ 32 uses the CIFAR pipeline (pad-4 crop, flip, CIFAR mean/std); larger sizes the ImageNet one (RandomResizedCrop, flip; eval resize to size/0.875 + centre crop; ImageNet mean/std).",
-            check: .range(8...4096))
+            check: .range(DataOptions.imageSizes))
     public var imageSize: Int?
 
     @Option(help: "Image folders: the evaluation folder under PATH (default: val, else test).",

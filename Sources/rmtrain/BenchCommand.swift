@@ -1,4 +1,5 @@
 import ArgumentParser
+import DataPipeline
 import Distributed
 import Foundation
 import Kernels
@@ -23,7 +24,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Batch size per rank.", check: .range(1...1_000_000))
     var batchSize = 64
 
-    @Option(help: "Input height and width.", check: .range(8...4096))
+    @Option(help: "Input height and width.", check: .range(DataOptions.imageSizes))
     var imageSize = 32
 
     @Option(parsing: .unconditional, help: "Thread counts per rank to measure, comma-separated (single process only).")

@@ -16,7 +16,7 @@ struct BenchDataCommand: ParsableCommand {
     @Option(help: "Data sets to measure (repeat the flag): imagefolder:PATH, shards:DIR, cifar10-bin:PATH, …")
     var data: [String] = []
 
-    @Option(help: "Output size (default: the data set's).", check: .range(8...4096))
+    @Option(help: "Output size (default: the data set's).", check: .range(DataOptions.imageSizes))
     var imageSize: Int?
 
     @Flag(help: "Add colour jitter and lighting.")
