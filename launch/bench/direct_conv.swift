@@ -11,7 +11,8 @@
 // of 8 neighbouring output pixels and multiplies it into one or two weight vectors: 8 or 16 accumulators
 // stay in registers across the whole (kh, kw, cin) reduction. Borders: the input is copied once into a
 // zero-padded buffer (its cost is in the timing). The weight gradient blocks 8 or 16 input channels × one or
-// two output vectors and runs over every pixel. Each pass is checked against a plain loop first.
+// two output vectors and runs over every pixel. Each pass is checked against a plain loop first (exit 1 when
+// they disagree; integration.sh builds and runs it on a small shape so that the harness keeps working).
 import Foundation
 
 typealias V = SIMD16<Float>
@@ -208,3 +209,4 @@ let tf = best(runForward), tw = best(runWeightGradient), td = best(runInputGradi
 let flops = 2.0 * Double(n * h * h * o * c * 9) * 3
 print(String(format: "  swift   fwd %7.3f bww %7.3f bwd %7.3f total %7.3f ms  %5.0f GF/s  (worst relative error %.1e)",
              tf * 1e3, tw * 1e3, td * 1e3, (tf + tw + td) * 1e3, flops / (tf + tw + td) / 1e9, worst))
+if !(worst < 1e-4) { print("direct_conv: a pass disagrees with the plain loop (\(worst))"); exit(1) }
