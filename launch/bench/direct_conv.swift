@@ -10,9 +10,11 @@
 // output channels are the vector lanes (16 per AVX-512 register). Each inner step broadcasts one input value
 // of 8 neighbouring output pixels and multiplies it into one or two weight vectors: 8 or 16 accumulators
 // stay in registers across the whole (kh, kw, cin) reduction. Borders: the input is copied once into a
-// zero-padded buffer (its cost is in the timing). The weight gradient blocks 8 or 16 input channels × one or
-// two output vectors and runs over every pixel. Each pass is checked against a plain loop first (exit 1 when
-// they disagree; integration.sh builds and runs it on a small shape so that the harness keeps working).
+// zero-padded buffer (its cost is in the timing). The weight gradient blocks 8 input channels × one or two
+// output vectors and runs over every pixel. The input gradient is the forward kernel with CIN as its output
+// channels, so CIN, like COUT, must be a multiple of 16 (the vector width). Each pass is checked against a
+// plain loop first (exit 1 when they disagree; integration.sh builds and runs it on a small shape so that the
+// harness keeps working).
 import Foundation
 
 typealias V = SIMD16<Float>
@@ -85,7 +87,7 @@ func forward(_ xp: UnsafePointer<Float>, _ wk: UnsafePointer<Float>, _ y: Unsafe
 }
 
 /// dw[kh][kw][c][o] = Σ_{n,i,j} xp[n, i+kh, j+kw, c] · dy[n, i, j, o]; 8 input channels × 32 outputs per block
-/// (16 × 16 when o is 16).
+/// (8 × 16 when o is not a multiple of 32).
 func weightGradient(_ xp: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
                     n: Int, h: Int, w: Int, c: Int, o: Int) {
     let wp = w + 2, hp = h + 2
@@ -161,8 +163,8 @@ func buffer(_ count: Int) -> UnsafeMutablePointer<Float> {
 }
 
 let a = CommandLine.arguments.dropFirst().compactMap { Int($0) }
-guard a.count == 4, a[1] % 8 == 0, a[2] % 8 == 0, a[3] % 16 == 0 else {
-    print("usage: direct_conv N H CIN COUT   (H a multiple of 8, CIN of 8, COUT of 16)"); exit(2)
+guard a.count == 4, a[1] % 8 == 0, a[2] % 16 == 0, a[3] % 16 == 0 else {
+    print("usage: direct_conv N H CIN COUT   (H a multiple of 8, CIN and COUT of 16)"); exit(2)
 }
 let (n, h, c, o) = (a[0], a[1], a[2], a[3])
 let x = buffer(n * h * h * c), w = buffer(o * 9 * c), dy = buffer(n * h * h * o)

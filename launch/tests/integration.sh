@@ -191,7 +191,7 @@ fi
 # The Swift SIMD direct-convolution harness behind the README's table of candidates still builds and agrees
 # with its plain loop (AVX-512 code: only where the CPU has it).
 if grep -qw avx512f /proc/cpuinfo; then
-  dc="$WORK/direct_conv.d"; mkdir -p "$dc"
+  dc="$WORK/direct_conv.d"; mkdir -p "$dc"; out=""
   if swiftc -Ounchecked -wmo -target-cpu skylake-avx512 "$(dirname "$0")/../bench/direct_conv.swift" -o "$dc/direct_conv" 2>"$dc/err" \
      && out=$("$dc/direct_conv" 4 8 16 32 2>&1); then ok "direct_conv.swift harness: $out"
   else fail "direct_conv.swift harness" "$(tail -3 "$dc/err") ${out:-}"; fi
