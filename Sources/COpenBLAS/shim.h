@@ -17,4 +17,14 @@ static inline int rmtrain_cpu_vector_level(void) {
 #endif
     return 0;
 }
+
+/// 1 when the CPU has AVX512-BF16 (bf16 dot products: Cooper Lake, Sapphire Rapids, Zen 4), else 0.
+static inline int rmtrain_cpu_has_avx512_bf16(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
 #endif

@@ -58,6 +58,8 @@ struct BenchCommand: ParsableCommand {
         }
         // Under MPI the thread count follows the ranks per node (World); alone, each requested count.
         let threadCounts = comm.size > 1 ? [world.threads] : threads.split(separator: ",").compactMap { Int($0) }
+        // Which CPU and kernel sets measured the figures below (speed and rounding both depend on them).
+        emit(Hardware.fields.merging(["kind": "hardware"]) { a, _ in a }, comm)
         for t in threadCounts {
             var peak = Double.nan
             if !skipSGEMM {

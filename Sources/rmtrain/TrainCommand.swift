@@ -2,6 +2,7 @@ import ArgumentParser
 import DataPipeline
 import Distributed
 import Foundation
+import Kernels
 import Training
 
 struct TrainCommand: ParsableCommand {
@@ -42,6 +43,7 @@ struct TrainCommand: ParsableCommand {
     private func train(_ world: World) throws {
         let comm = world.comm
         let c = makeConfig()
+        if comm.rank == 0 { writeLine("rmtrain: " + Hardware.summary) }
         let trainer: Trainer
         do { trainer = try Trainer(config: c, comm: comm) }
         catch is DataInterrupted {

@@ -42,8 +42,7 @@ steps (weight decay and momentum still apply), as PyTorch does once zero_grad(se
 it a gradient tensor; on the very first step of a run, before the head was ever used, PyTorch would skip it
 (.grad is None): a weight decay of lr·wd = 5e-5 on the head, once. The replay follows rmtrain here.
 
-`--write-golden DIR` writes the float64 free replay's per-step numbers and final weights: the golden files
-of the Swift replay test (Tests/TrainingTests/Golden/rmtrace, made by its make_golden.sh).
+The Swift replay test's golden files are written by `rm_golden.py`, which uses this file's replay.
 """
 import argparse, glob, json, math, os, struct, sys
 
@@ -259,10 +258,13 @@ def rel(a, b):
     return abs(a - b) / max(abs(b), 1e-12)
 
 
-def replay(dirs, metas, steps, forced, records):
+def replay(dirs, metas, steps, forced, records, starts=None, states=None):
     """Runs the algorithm over the traced steps. `forced`: before every step load rmtrain's weights and BN
     statistics after the previous step (a step-by-step check: each step's error is that step's alone);
     otherwise run free from the initial weights (errors accumulate, as in any float32 training).
+    `starts` (one rank): {step: state} loaded before each step instead, as rm_golden.py does with the
+    float64 reference's own states. `states`, a dict, receives rank 0's state after each step n as
+    states[n] (BN statistics averaged across ranks only at epoch ends, as in the run).
     Returns (per-step rows of rank 0, Worst of the comparisons with the trace, final state of rank 0)."""
     meta, st = metas[0], metas[0]["settings"]
     world = meta["world_size"]
@@ -304,7 +306,9 @@ def replay(dirs, metas, steps, forced, records):
     for n in steps:
         recs = records(n)
         e = int(recs[0][1]["epoch"])
-        if forced:
+        if starts is not None:
+            load_all([starts[n]])      # the reference's own state before this step (rm_golden.py)
+        elif forced:
             load_all(before)           # each rank's own state after the previous step
         if epoch is not None and e != epoch:
             average_buffers()          # as rmtrain does after each epoch
@@ -355,8 +359,10 @@ def replay(dirs, metas, steps, forced, records):
                     if update > 0:
                         worst.note("update", diff / update, f"{name} at step {n}")
             before = afters
+        if states is not None:
+            states[n] = {k: v.detach().clone() for k, v in ranks[0].state().items()}
         rows.append(row)
-    if not forced:
+    if not forced and starts is None:
         average_buffers()
     return rows, worst, ranks[0].state()
 
@@ -364,8 +370,6 @@ def replay(dirs, metas, steps, forced, records):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("trace")
-    ap.add_argument("--write-golden", metavar="DIR", help="write the float64 free replay's per-step numbers and final "
-                    "weights (the Swift replay test's golden files)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--skip-free", action="store_true", help="only the step-by-step replay")
     ap.add_argument("--json", metavar="FILE", help="also write the comparisons as JSON")
@@ -432,10 +436,6 @@ def main():
         chaotic = tw >= LIMITS["weights"]
         results.append((f"free final weights (relative; PyTorch f32 {tw:.1e})", v,
                         math.inf if chaotic else LIMITS["weights"], w + (" (chaotic: reported only)" if chaotic else "")))
-        if a.write_golden:
-            os.makedirs(a.write_golden, exist_ok=True)
-            json.dump({"steps": rows64}, open(os.path.join(a.write_golden, "reference.json"), "w"), indent=1)
-            write_safetensors(os.path.join(a.write_golden, "reference-final.safetensors"), final64, {"layout": "OHWI"})
 
     ok = True
     for label, value, limit, where in results:

@@ -165,12 +165,24 @@ fi
 
 # OpenBLAS falls back to SSE3 kernels (Prescott) on CPUs it does not know; rmtrain re-runs itself with
 # OPENBLAS_CORETYPE so that a CPU with AVX2 or AVX-512 gets kernels that use them.
-core=$("$RMTRAIN" bench --models resnet20 --threads 1 --steps 1 --batch-size 2 2>&1 | grep -o 'blas_core=[A-Za-z0-9]*' | cut -d= -f2)
-forced=$(RMTRAIN_BLAS_REEXEC=0 OPENBLAS_CORETYPE=Prescott "$RMTRAIN" bench --models resnet20 --threads 1 --steps 1 --batch-size 2 2>&1 | grep -o 'blas_core=[A-Za-z0-9]*' | cut -d= -f2)
+core=$("$RMTRAIN" bench --models resnet20 --threads 1 --steps 1 --batch-size 2 2>&1 | grep 'kind=sgemm' | grep -o 'blas_core=[A-Za-z0-9]*' | cut -d= -f2)
+forced=$(RMTRAIN_BLAS_REEXEC=0 OPENBLAS_CORETYPE=Prescott "$RMTRAIN" bench --models resnet20 --threads 1 --steps 1 --batch-size 2 2>&1 | grep 'kind=sgemm' | grep -o 'blas_core=[A-Za-z0-9]*' | cut -d= -f2)
 if grep -qw avx2 /proc/cpuinfo && echo "$core" | grep -qiE '^(prescott|core2|penryn|dunnington|nehalem|atom|sandybridge)$'; then
   fail "OpenBLAS kernels" "the CPU has AVX2 but OpenBLAS runs $core kernels"
 elif [ "$forced" != "Prescott" ]; then fail "OpenBLAS kernels" "OPENBLAS_CORETYPE set by the user was not kept (got '$forced')"
 else ok "OpenBLAS kernels: $core (a user's OPENBLAS_CORETYPE is kept: $forced)"; fi
+
+# Which CPU and kernel sets computed the figures (issue #22): bench's first line and a run's start lines name
+# the CPU model, its vector ISA, OpenBLAS's kernel set and oneDNN's ISA, and they follow the environment.
+hw=$(OPENBLAS_CORETYPE=Haswell DNNL_MAX_CPU_ISA=AVX2 "$RMTRAIN" bench --models resnet8 --threads 1 --steps 1 --batch-size 2 --skip-sgemm 2>&1 | grep 'kind=hardware')
+start=$("$RMTRAIN" train --model resnet8 --max-steps 1 --train-limit 8 --val-limit 8 --batch-size 4 --quiet --out "$WORK/hw" 2>&1 | head -3)
+model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+if ! grep -q "blas_core=Haswell" <<< "$hw" || ! grep -q "onednn_isa=avx2" <<< "$hw" || ! grep -qE "vector_isa=(AVX|SSE)" <<< "$hw" \
+   || ! grep -qF "cpu=$model" <<< "$hw"; then
+  fail "hardware line (bench)" "got '$hw'"
+elif ! grep -qF "CPU $model" <<< "$start" || ! grep -qE "OpenBLAS [A-Za-z0-9]+ kernels, oneDNN [0-9.]+ up to [a-z0-9_]+" <<< "$start"; then
+  fail "hardware line (train)" "got '$start'"
+else ok "hardware lines: bench and train name the CPU, its ISA, OpenBLAS's and oneDNN's kernels"; fi
 
 # Each training measurement reports the share of the step in the mixing method's own work (RM's cost).
 mf=$("$RMTRAIN" bench --models resnet8 --mix none,rm --threads 1 --steps 1 --batch-size 4 --skip-sgemm 2>&1 | grep 'kind=train' | grep -o 'mixing_fraction=[0-9.]*' | cut -d= -f2 | tr '\n' ' ')

@@ -23,6 +23,8 @@ const char *rm_conv_impl(const rm_conv *conv, int kind);
 void rm_conv_set_threads(int threads);
 /// oneDNN's version, "major.minor.patch".
 const char *rm_conv_version(void);
+/// The widest ISA oneDNN may dispatch to here (the CPU's, or less under DNNL_MAX_CPU_ISA), e.g. "avx512_core_bf16".
+const char *rm_conv_isa(void);
 
 /// Runs fn(ctx, task) for task in [0, tasks) on `threads` threads of oneDNN's OpenMP runtime (libgomp's
 /// GOMP_parallel, found at run time): thread t runs tasks t, t + threads, … Our own parallel loops then
