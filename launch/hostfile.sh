@@ -181,6 +181,6 @@ done
 echo "$ME: ${#HOSTS[@]} host(s), $total slot(s), $NP rank(s)"
 echo "$ME: running: ${shown% }"
 [ "$DRY_RUN" = 1 ] && exit 0
-# SIGTERM, SIGINT or SIGUSR1 to this script: the ranks checkpoint and exit 75 (see forward-signals.sh).
+# SIGTERM, SIGINT (Ctrl-C), SIGHUP or SIGUSR1 to this script: the ranks checkpoint and exit 75 (see forward-signals.sh).
 source "$(dirname "${BASH_SOURCE[0]}")/forward-signals.sh"
 run_forwarding "${CMD[@]}"
