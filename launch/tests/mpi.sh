@@ -162,14 +162,8 @@ else fail "Ctrl-C to local.sh" "pgid=$pgid $(grep -v '^[-]' "$WORK/ctrlc.log" | 
 
 # --- warnings name their rank: a corrupt JPEG in a 2-rank run is skipped, counted once in bad_images,
 #     and reported with the rank that met it
-SHARED="$(cd "$(dirname "$0")/../../.." && pwd)/shared/data/cifar10"
 IMF="$WORK/imf"
-for split in train test; do
-  for cls in airplane cat; do
-    mkdir -p "$IMF/$split/$cls"
-    ls "$SHARED/$split/$cls" | head -n 24 | while read -r f; do cp "$SHARED/$split/$cls/$f" "$IMF/$split/$cls/"; done
-  done
-done
+cifar_folder "$IMF" 24 airplane cat
 head -c 300 "$(ls "$IMF"/train/cat/* | head -n 1)" > "$IMF/train/cat/zz-truncated.jpg"
 if "${MPIRUN[@]}" -np 2 "$RMTRAIN" train --data "imagefolder:$IMF" --batch-size 8 --epochs 1 --quiet --out "$WORK/bad" \
      > "$WORK/bad.log" 2>&1 && grep -qE "^\[rank [01]\] rmtrain: warning: skipped bad image $IMF/train/cat/zz-truncated.jpg" "$WORK/bad.log" \
