@@ -20,16 +20,26 @@ struct FolderWalk {
     static func isHidden(_ name: String) -> Bool { name.hasPrefix(".") || name == "__MACOSX" }
 
     init(split: String, classFolders: [String]) {
-        splitRoot = realPath(split)
-        classRoots = classFolders.compactMap { name in realPath(ImageFolder.join(split, name)).map { (name, $0) } }
+        let root = realPath(split)
+        splitRoot = root
+        // A class folder that leads back up the tree is not a class (`images` says so): not a root either.
+        classRoots = classFolders.compactMap { name in
+            realPath(ImageFolder.join(split, name)).flatMap { r in root.map { FolderWalk.within($0, r) } == true ? nil : (name, r) }
+        }
     }
 
     /// Image files under the class folder `dir` (its name `className`), in the order of torchvision's
-    /// `sorted(os.walk(dir))` with sorted names.
-    mutating func images(_ dir: String, className: String, shouldStop: (@Sendable () -> Bool)? = nil) throws -> [String] {
+    /// `sorted(os.walk(dir))` with sorted names; nil when `dir` is a link back up the tree (not a class).
+    mutating func images(_ dir: String, className: String, shouldStop: (@Sendable () -> Bool)? = nil) throws -> [String]? {
+        if let r = realPath(dir) {
+            if let s = splitRoot, FolderWalk.within(s, r) {
+                notFollowed.append("\(className) (back up the tree to \(r))")
+                return nil
+            }
+            visited.insert(r)
+        }
         var groups: [(String, [String])] = []
         var pending = [dir]
-        if let r = realPath(dir) { visited.insert(r) }
         while let d = pending.popLast() {
             if shouldStop?() == true { throw DataInterrupted() }
             let names: [String]
@@ -55,11 +65,11 @@ struct FolderWalk {
     private mutating func follow(_ path: String, className: String, from classDir: String) -> Bool {
         guard let real = realPath(path) else { return false }
         let shown = path.hasPrefix(classDir + "/") ? className + "/" + path.dropFirst(classDir.count + 1) : path
-        func within(_ a: String, _ b: String) -> Bool { a == b || a.hasPrefix(b.hasSuffix("/") ? b : b + "/") }
         var why: String?
-        if let c = classRoots.first(where: { $0.name != className && within(real, $0.real) }) {
+        if let c = classRoots.first(where: { $0.name != className && FolderWalk.within(real, $0.real) }) {
             why = "into class \(c.name)"
-        } else if splitRoot.map({ within($0, real) }) == true || classRoots.contains(where: { within($0.real, real) }) {
+        } else if splitRoot.map({ FolderWalk.within($0, real) }) == true
+                    || classRoots.contains(where: { FolderWalk.within($0.real, real) }) {
             why = "back up the tree to \(real)"
         } else if !visited.insert(real).inserted {
             why = "\(real) already listed"
@@ -68,6 +78,9 @@ struct FolderWalk {
         notFollowed.append("\(shown) (\(why))")
         return false
     }
+
+    /// Whether path `a` is `b` or inside it (both real paths).
+    static func within(_ a: String, _ b: String) -> Bool { a == b || a.hasPrefix(b.hasSuffix("/") ? b : b + "/") }
 
     /// One line on what a split's listing left out, or nil when nothing was.
     static func note(_ directory: String, hidden: [String], empty: [String], notFollowed: [String]) -> String? {

@@ -54,7 +54,7 @@ public enum ImageFolder {
         var found: [(folder: String, files: [String])] = []
         for folder in candidates {
             if shouldStop?() == true { throw DataInterrupted() }
-            let files = try walker.images(join(directory, folder), className: folder, shouldStop: shouldStop)
+            guard let files = try walker.images(join(directory, folder), className: folder, shouldStop: shouldStop) else { continue }
             if files.isEmpty { empty.append(folder) } else { found.append((folder, files)) }
         }
         let classes = given ?? found.map(\.folder)

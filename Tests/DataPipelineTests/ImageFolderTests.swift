@@ -136,12 +136,16 @@ final class ImageFolderTests: XCTestCase {
                      "\(c[1])/self (back up the tree", "\(c[1])/other (into class \(c[0]))"] {
             XCTAssertTrue(note.contains(want), "\(want) not in: \(note)")
         }
-        // A class folder that is itself a link is a class like any other.
-        try fm.removeItem(atPath: "\(dir)/train/\(c[1])/root")
+        // A class folder that is itself a link is a class like any other, unless it leads back up the tree
+        // (here to the data set's root, which holds the evaluation split too).
+        for at in ["\(c[1])/root", "\(c[0])/more", "\(c[0])/more-again"] { try fm.removeItem(atPath: "\(dir)/train/\(at)") }
         try fm.createSymbolicLink(atPath: "\(dir)/train/zz_linked", withDestinationPath: "\(dir)/extra")
+        try fm.createSymbolicLink(atPath: "\(dir)/train/zz_root", withDestinationPath: "..")
         let linked = try ImageFolder.list("\(dir)/train")
         XCTAssertEqual(linked.classes, c + ["zz_linked"])
         XCTAssertEqual(linked.labels.filter { $0 == 2 }.count, 2)
+        XCTAssertTrue(linked.skipped?.contains("zz_root (back up the tree") == true, "\(linked.skipped ?? "nil")")
+        XCTAssertFalse(linked.skipped?.contains("image (not classes): zz_root") == true)
     }
 
     /// "café" in NFC and in NFD (as a copy from macOS can leave it) are one name to Swift and two folders
