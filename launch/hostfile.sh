@@ -62,8 +62,10 @@ HOSTFILE=$1; shift
 [ -r "$HOSTFILE" ] || die "hostfile $HOSTFILE is not readable"
 HOSTFILE=$(cd "$(dirname "$HOSTFILE")" && pwd)/$(basename "$HOSTFILE")
 
-# --- read the hostfile: "host [slots=N] [max_slots=M]" per line, '#' comments. Repeated hosts add up, as in Open MPI.
-declare -A SLOTS=()
+# --- read the hostfile: "host [slots=N] [max_slots=M]" per line, '#' comments. A host named on two lines is
+#     refused: Open MPI 4.1 stops on a node whose slot count is given twice ("multiple definitions of the slot
+#     count", or an internal error), and a repeat without slots= would count one slot there, not the cores.
+declare -A SLOTS=() FIRST=()
 HOSTS=()
 total=0; maxslots=0; lineno=0
 while IFS= read -r line || [ -n "$line" ]; do
@@ -85,8 +87,10 @@ while IFS= read -r line || [ -n "$line" ]; do
     slots=0
   fi
   [[ "$slots" =~ ^[0-9]+$ ]] || die "$HOSTFILE line $lineno: slots must be a whole number, got '$slots'"
-  [ -z "${SLOTS[$host]+x}" ] && HOSTS+=("$host") && SLOTS[$host]=0
-  SLOTS[$host]=$(( SLOTS[$host] + slots ))
+  if [ -n "${FIRST[$host]+x}" ]; then
+    die "$HOSTFILE line $lineno: host $host is already on line ${FIRST[$host]} (Open MPI refuses a node listed twice with slots): write it on one line, with slots=$(( SLOTS[$host] + slots ))"
+  fi
+  FIRST[$host]=$lineno; HOSTS+=("$host"); SLOTS[$host]=$slots
   total=$((total + slots))
 done < "$HOSTFILE"
 [ ${#HOSTS[@]} -gt 0 ] || die "hostfile $HOSTFILE lists no hosts"
@@ -177,6 +181,6 @@ done
 echo "$ME: ${#HOSTS[@]} host(s), $total slot(s), $NP rank(s)"
 echo "$ME: running: ${shown% }"
 [ "$DRY_RUN" = 1 ] && exit 0
-# SIGTERM, SIGINT or SIGUSR1 to this script: the ranks checkpoint and exit 75 (see forward-signals.sh).
+# SIGTERM, SIGINT (Ctrl-C), SIGHUP or SIGUSR1 to this script: the ranks checkpoint and exit 75 (see forward-signals.sh).
 source "$(dirname "${BASH_SOURCE[0]}")/forward-signals.sh"
 run_forwarding "${CMD[@]}"

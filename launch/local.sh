@@ -38,6 +38,6 @@ cmd+=(-x "OPENBLAS_NUM_THREADS=$threads")
 cmd+=("$BIN" train "$@")
 
 echo "+ ${cmd[*]}"
-# SIGTERM, SIGINT or SIGUSR1 to this script: the ranks checkpoint and exit 75 (see forward-signals.sh).
+# SIGTERM, SIGINT (Ctrl-C), SIGHUP or SIGUSR1 to this script: the ranks checkpoint and exit 75 (see forward-signals.sh).
 source "$(dirname "${BASH_SOURCE[0]}")/forward-signals.sh"
 run_forwarding "${cmd[@]}"

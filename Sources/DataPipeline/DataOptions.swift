@@ -73,6 +73,8 @@ public final class BadImageLog: @unchecked Sendable {
     private var logged: [String] = []
     private var firstBad: BadImage?
     private var anyRead = false
+    private var damaged = Set<String>()
+    private var damagedLogged = 0
 
     /// `sink` receives one line per logged path (stderr by default).
     public init(limit: Int = 5, sink: @escaping @Sendable (String) -> Void = BadImageLog.standardError) {
@@ -93,6 +95,9 @@ public final class BadImageLog: @unchecked Sendable {
     /// Whether any image was read at all.
     public var anyImageRead: Bool { lock.lock(); defer { lock.unlock() }; return anyRead }
 
+    /// Distinct images decoded with a warning (`recordDamaged`): loaded, not counted as bad.
+    public var damagedCount: Int { lock.lock(); defer { lock.unlock() }; return damaged.count }
+
     /// Called for every image read (a lock per image: nothing beside a decode).
     func noteRead() {
         lock.lock(); anyRead = true; lock.unlock()
@@ -106,6 +111,19 @@ public final class BadImageLog: @unchecked Sendable {
             logged.append(bad.path)
             line = "\(Diagnostics.rankPrefix)rmtrain: warning: skipped bad image \(bad.path): \(bad.reason)"
             if logged.count == limit { line! += " (further bad images are counted in bad_images, not logged)" }
+        }
+        lock.unlock()
+        if let line { sink(line) }
+    }
+
+    /// An image that loaded although its data is damaged (libjpeg's warning in `bad.reason`).
+    public func recordDamaged(_ bad: BadImage) {
+        lock.lock()
+        var line: String?
+        if damaged.insert(bad.path).inserted, damagedLogged < limit {
+            damagedLogged += 1
+            line = "\(Diagnostics.rankPrefix)rmtrain: warning: damaged image \(bad.path) decoded as far as its data goes: \(bad.reason)"
+            if damagedLogged == limit { line! += " (further damaged images are not logged)" }
         }
         lock.unlock()
         if let line { sink(line) }

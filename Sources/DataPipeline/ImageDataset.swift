@@ -38,7 +38,8 @@ final class DecodeWorkspace {
 
 /// Decodes any `SourceImage` to packed RGB, at a reduced DCT size when the caller needs fewer pixels.
 enum ImageDecoder {
-    struct Decoded { var pixels: UnsafePointer<UInt8>; var width: Int; var height: Int }
+    /// `warning`: libjpeg's message when it decoded damaged data as far as it could (see `JPEGCodec.decode`).
+    struct Decoded { var pixels: UnsafePointer<UInt8>; var width: Int; var height: Int; var warning: String? = nil }
 
     /// The full-resolution size of an image, from its header only.
     static func size(_ image: SourceImage, _ ws: DecodeWorkspace) throws -> (width: Int, height: Int) {
@@ -59,8 +60,8 @@ enum ImageDecoder {
             if JPEGCodec.isJPEG(bytes) {
                 let h = try ws.jpeg.header(bytes)
                 let size = minimum.map { JPEGCodec.scaledSize(h, minWidth: $0.0, minHeight: $0.1) } ?? (h.width, h.height)
-                let p = try ws.jpeg.decode(bytes, header: h, size: size, into: ws.rgb, cmykScratch: ws.cmyk)
-                return Decoded(pixels: p, width: size.0, height: size.1)
+                let d = try ws.jpeg.decode(bytes, header: h, size: size, into: ws.rgb, cmykScratch: ws.cmyk)
+                return Decoded(pixels: d.pixels, width: size.0, height: size.1, warning: d.warning)
             }
             if PNGDecoder.isPNG(bytes) {
                 let h = try PNGDecoder.header(bytes)
@@ -79,6 +80,9 @@ public final class ImageDataset: Dataset, @unchecked Sendable {
     public let transform: ImageTransform
     let source: ImageSource
     private let workspaces = Pool { DecodeWorkspace() }
+    /// Images decoded with a libjpeg warning (damaged data, decoded as far as it goes): counted and their
+    /// first paths logged as warnings; they are loaded, not bad images.
+    public var damagedImages = BadImageLog()
 
     init(name: String, source: ImageSource, classNames: [String], transform: ImageTransform) {
         self.name = name
@@ -105,6 +109,7 @@ public final class ImageDataset: Dataset, @unchecked Sendable {
                 let minimum = transform.dctScaling
                     ? plan.minimumDecode(width: w, height: h, pipeline: transform.pipeline, size: transform.size) : nil
                 let d = try ImageDecoder.decode(image, minimum: minimum, ws)
+                if let warning = d.warning { damagedImages.recordDamaged(BadImage(source.describe(index), warning)) }
                 transform.render(plan, pixels: d.pixels, pw: d.width, ph: d.height, width: w, height: h,
                                  into: out, tables: ws.tables, tmp: ws.tmp, base: ws.base)
             } catch let e as DecodeFailure {

@@ -1,10 +1,12 @@
 import Foundation
+import Kernels
 
 /// `--data imagefolder:PATH`: torchvision's ImageFolder layout, `PATH/train/<class>/…` and
 /// `PATH/val/<class>/…` (or `PATH/test/`, or `--val-split NAME`). The class index is the position of the
 /// folder name in sorted order; files are listed as torchvision does (sorted walk, sub-folders included).
 /// `.jpg`, `.jpeg` and `.png` files are read (by content, so a PNG named .JPEG works); other image
-/// formats are an error at open naming a file; other files are ignored.
+/// formats are an error at open naming a file; other files are ignored. Hidden folders, folders with no
+/// image and links back up the tree are not classes (`FolderWalk` has the rules).
 public enum ImageFolder {
     static let readable: Set<String> = ["jpg", "jpeg", "png"]
     static let unsupported: Set<String> = ["bmp", "gif", "webp", "tif", "tiff", "ppm", "pgm", "pbm", "pnm"]
@@ -15,6 +17,8 @@ public enum ImageFolder {
         public let classes: [String]
         public let paths: [String]
         public let labels: [Int32]
+        /// One line on the folders and links left out (`FolderWalk.note`), nil when none were.
+        public let skipped: String?
     }
 
     /// The train and evaluation folders of `root`: `val`, else `test`, unless `valSplit` names one.
@@ -34,65 +38,62 @@ public enum ImageFolder {
     }
 
     /// Lists `directory/<class>/…`. With `classes` given (the train split's), folders must be among them.
+    /// Hidden folders, folders with no image and links that would list an image twice are left out
+    /// (`Listing.skipped` says which; see `FolderWalk`).
     public static func list(_ directory: String, classes given: [String]? = nil,
                             shouldStop: (@Sendable () -> Bool)? = nil) throws -> Listing {
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: directory) }
         catch { throw DataError("imagefolder: cannot list \(directory): \(error.localizedDescription)") }
-        let folders = names.filter { !$0.hasPrefix(".") && isDirectory(join(directory, $0)) }.sorted()
-        let classes = given ?? folders
-        guard !classes.isEmpty else { throw DataError("imagefolder: \(directory) has no class folders") }
+        var hidden: [String] = [], candidates: [String] = [], empty: [String] = []
+        for name in names.sorted() where isDirectory(join(directory, name)) {
+            if FolderWalk.isHidden(name) { hidden.append(name) } else { candidates.append(name) }
+        }
+        try FolderWalk.refuseNormalisationTwins(candidates, in: directory)
+        var walker = FolderWalk(split: directory, classFolders: candidates)
+        var found: [(folder: String, files: [String])] = []
+        for folder in candidates {
+            if shouldStop?() == true { throw DataInterrupted() }
+            guard let files = try walker.images(join(directory, folder), className: folder, shouldStop: shouldStop) else { continue }
+            if files.isEmpty { empty.append(folder) } else { found.append((folder, files)) }
+        }
+        let classes = given ?? found.map(\.folder)
+        guard !classes.isEmpty else {
+            throw DataError("imagefolder: \(directory) has no class folder with a .jpg, .jpeg or .png image")
+        }
         let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
         var paths: [String] = [], labels: [Int32] = []
-        for folder in folders {
+        for (folder, files) in found {
             guard let label = index[folder] else {
-                throw DataError("imagefolder: \(join(directory, folder)) is not one of the \(classes.count) training classes")
+                throw DataError("imagefolder: \(join(directory, folder)) is not one of the \(classes.count) training classes "
+                                + "(the training split's folders with at least one image)")
             }
-            if shouldStop?() == true { throw DataInterrupted() }
-            for file in try walk(join(directory, folder), shouldStop: shouldStop) {
-                paths.append(file)
-                labels.append(Int32(label))
-            }
+            paths += files
+            labels += [Int32](repeating: Int32(label), count: files.count)
         }
         guard !paths.isEmpty else { throw DataError("imagefolder: \(directory) has no .jpg, .jpeg or .png images") }
-        return Listing(directory: directory, classes: classes, paths: paths, labels: labels)
+        return Listing(directory: directory, classes: classes, paths: paths, labels: labels,
+                       skipped: FolderWalk.note(directory, hidden: hidden, empty: empty, notFollowed: walker.notFollowed))
+    }
+
+    /// Lists both splits of `root`, printing each split's one-line note on what it skipped.
+    public static func listSplits(_ root: String, valSplit: String?,
+                                  shouldStop: (@Sendable () -> Bool)? = nil) throws -> (train: Listing, val: Listing) {
+        let dirs = try splitDirectories(root, valSplit: valSplit)
+        let train = try list(dirs.train, shouldStop: shouldStop)
+        let val = try list(dirs.val, classes: train.classes, shouldStop: shouldStop)
+        for note in [train.skipped, val.skipped].compactMap({ $0 }) { Diagnostics.warning(note) }
+        return (train, val)
     }
 
     /// Opens both splits as `ImageDataset`s.
     public static func open(_ root: String, options: DataOptions) throws -> (train: ImageDataset, val: ImageDataset) {
-        let dirs = try splitDirectories(root, valSplit: options.valSplit)
-        let train = try list(dirs.train, shouldStop: options.shouldStop)
-        let val = try list(dirs.val, classes: train.classes, shouldStop: options.shouldStop)
+        let (train, val) = try listSplits(root, valSplit: options.valSplit, shouldStop: options.shouldStop)
         let trainSource = FolderSource(train), valSource = FolderSource(val)
         let size = options.imageSize ?? ImageDataset.defaultSize(trainSource)
         let t = ImageTransform(size: size, augPlus: options.augPlus, dctScaling: options.dctScaling)
-        return (ImageDataset(name: "imagefolder:\(dirs.train)", source: trainSource, classNames: train.classes, transform: t),
-                ImageDataset(name: "imagefolder:\(dirs.val)", source: valSource, classNames: train.classes, transform: t))
-    }
-
-    /// Image files under `dir`, in the order of torchvision's `sorted(os.walk(dir))` with sorted names.
-    static func walk(_ dir: String, shouldStop: (@Sendable () -> Bool)? = nil) throws -> [String] {
-        var groups: [(String, [String])] = []
-        var pending = [dir]
-        while let d = pending.popLast() {
-            if shouldStop?() == true { throw DataInterrupted() }
-            let names: [String]
-            do { names = try FileManager.default.contentsOfDirectory(atPath: d) }
-            catch { throw DataError("imagefolder: cannot list \(d): \(error.localizedDescription)") }
-            var files: [String] = []
-            for name in names.sorted() where !name.hasPrefix(".") {
-                let ext = (name as NSString).pathExtension.lowercased()
-                let path = join(d, name)
-                // Names with an image extension are taken as files without a stat (millions of them).
-                if readable.contains(ext) { files.append(path); continue }
-                if unsupported.contains(ext) {
-                    throw DataError("imagefolder: \(path): .\(ext) images are not supported (JPEG and PNG are); convert or remove it")
-                }
-                if isDirectory(path) { pending.append(path) }
-            }
-            groups.append((d, files))
-        }
-        return groups.sorted { $0.0 < $1.0 }.flatMap { $0.1 }
+        return (ImageDataset(name: "imagefolder:\(train.directory)", source: trainSource, classNames: train.classes, transform: t),
+                ImageDataset(name: "imagefolder:\(val.directory)", source: valSource, classNames: train.classes, transform: t))
     }
 
     static func isDirectory(_ path: String) -> Bool {

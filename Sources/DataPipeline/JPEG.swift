@@ -57,36 +57,57 @@ final class JPEGCodec {
         return best
     }
 
-    /// Decodes to packed RGB at `size` (one of the sizes `scaledSize` returns). A truncated file is an
-    /// error; other libjpeg warnings (e.g. extraneous bytes between markers) are accepted as Pillow does.
+    /// Decodes to packed RGB at `size` (one of the sizes `scaledSize` returns), with libjpeg's warning when
+    /// the data was damaged. A truncated file is an error, as in Pillow ("image file is truncated"). A
+    /// complete file whose entropy-coded data is damaged (a corrupt restart interval: "premature end of data
+    /// segment", "extraneous bytes before marker", "bad Huffman code") decodes as far as libjpeg can, as
+    /// Pillow and djpeg do: TurboJPEG then returns -1 with `tjGetErrorCode` TJERR_WARNING (libjpeg-turbo
+    /// ≥ 2.1; TJFLAG_STOPONWARNING is not set), and the message is returned for the caller to log.
     func decode(_ bytes: UnsafeRawBufferPointer, header: Header, size: (width: Int, height: Int),
-                into rgb: Scratch<UInt8>, cmykScratch: Scratch<UInt8>) throws -> UnsafeMutablePointer<UInt8> {
+                into rgb: Scratch<UInt8>, cmykScratch: Scratch<UInt8>) throws -> (pixels: UnsafeMutablePointer<UInt8>, warning: String?) {
         let n = size.width * size.height
         let out = rgb.reserve(n * 3)
         let src = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        let warning: String?
         if header.cmyk {
             // libjpeg cannot convert CMYK to RGB itself. TurboJPEG hands back the stored (Adobe, inverted)
             // values, so R = C·K/255 — the same result as Pillow's CMYK→RGB after its inverted load.
             let cmyk = cmykScratch.reserve(n * 4)
-            try check(tjDecompress2(decoder, src, UInt(bytes.count), cmyk, Int32(size.width), 0,
-                                    Int32(size.height), Int32(TJPF_CMYK.rawValue), 0))
+            warning = try check(tjDecompress2(decoder, src, UInt(bytes.count), cmyk, Int32(size.width), 0,
+                                              Int32(size.height), Int32(TJPF_CMYK.rawValue), 0), bytes)
             for i in 0..<n {
                 let p = cmyk + 4 * i, k = UInt32(p[3])
                 for c in 0..<3 { out[3 * i + c] = UInt8((UInt32(p[c]) * k + 127) / 255) }
             }
         } else {
-            try check(tjDecompress2(decoder, src, UInt(bytes.count), out, Int32(size.width), 0,
-                                    Int32(size.height), Int32(TJPF_RGB.rawValue), 0))
+            warning = try check(tjDecompress2(decoder, src, UInt(bytes.count), out, Int32(size.width), 0,
+                                              Int32(size.height), Int32(TJPF_RGB.rawValue), 0), bytes)
         }
-        return out
+        return (out, warning)
     }
 
-    private func check(_ r: Int32) throws {
-        if r == 0 { return }
+    /// nil when the decode was clean, libjpeg's warning when it decoded damaged data; throws when it failed.
+    private func check(_ r: Int32, _ bytes: UnsafeRawBufferPointer) throws -> String? {
+        if r == 0 { return nil }
         let msg = message()
-        if tjGetErrorCode(decoder) == Int32(TJERR_WARNING.rawValue) && !msg.contains("remature end") { return }
+        // libjpeg's last message is what TurboJPEG keeps: a truncated file's "Premature end of JPEG file" can
+        // be followed by "premature end of data segment", which a damaged restart interval gives alone, so
+        // truncation is told by the file itself (no end-of-image marker after its last scan).
+        let truncated = msg.contains("Premature end of JPEG file") || !JPEGCodec.endsAfterLastScan(bytes)
+        if tjGetErrorCode(decoder) == Int32(TJERR_WARNING.rawValue) && !truncated { return msg }
         resetDecoder()
-        throw DecodeFailure(msg.contains("remature end") ? "truncated JPEG (\(msg))" : "corrupt JPEG (\(msg))")
+        throw DecodeFailure(truncated ? "truncated JPEG (\(msg))" : "corrupt JPEG (\(msg))")
+    }
+
+    /// Whether an end-of-image marker (FF D9) follows the last start-of-scan marker (FF DA). Entropy-coded
+    /// data holds FF only as FF 00 or a restart marker FF D0–D7 (ITU T.81 B.1.1.5), so an FF D9 after the
+    /// last scan header is the image's own end, whatever the scan's data holds.
+    static func endsAfterLastScan(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var i = bytes.count - 2
+        while i >= 0 && !(bytes[i] == 0xFF && bytes[i + 1] == 0xDA) { i -= 1 }
+        guard i >= 0 else { return false }
+        for j in (i + 2)..<max(i + 2, bytes.count - 1) where bytes[j] == 0xFF && bytes[j + 1] == 0xD9 { return true }
+        return false
     }
 
     /// A fresh handle after a failure: libjpeg-turbo 2.1 leaves a handle whose header parse failed in a

@@ -43,9 +43,7 @@ public final class Packer: @unchecked Sendable {
     /// Packs both splits; returns the number of shards reused per split.
     @discardableResult
     public func run(progress: @escaping @Sendable (PackProgress) -> Void = { _ in }) throws -> [String: Int] {
-        let dirs = try ImageFolder.splitDirectories(root, valSplit: options.valSplit)
-        let train = try ImageFolder.list(dirs.train)
-        let val = try ImageFolder.list(dirs.val, classes: train.classes)
+        let (train, val) = try ImageFolder.listSplits(root, valSplit: options.valSplit)
         do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
         catch { throw DataError("pack: cannot create \(out): \(error.localizedDescription)") }
         let trainCount = min(train.paths.count, options.limit ?? .max)

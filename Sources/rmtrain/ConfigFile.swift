@@ -13,12 +13,19 @@ enum ConfigFile {
     static func expand(_ arguments: [String]) throws -> [String] {
         guard arguments.first == "train" else { return arguments }
         var rest = Array(arguments.dropFirst())
+        // One file per run: with two, the parser would keep one and silently drop the other's settings.
+        let given = rest.indices.filter { rest[$0] == "--config" || rest[$0].hasPrefix("--config=") }
+        if given.count > 1 {
+            let files = given.map { rest[$0] == "--config" ? ($0 + 1 < rest.count ? rest[$0 + 1] : "?") : String(rest[$0].dropFirst(9)) }
+            throw Failure(description: "--config is given \(given.count) times (\(files.joined(separator: ", "))): give one file, "
+                          + "and the other settings as flags (they override the file)")
+        }
         var path: String?
-        if let i = rest.firstIndex(of: "--config") {
+        if let i = given.first, rest[i] == "--config" {
             guard i + 1 < rest.count else { throw Failure(description: "--config needs a file") }
             path = rest[i + 1]
             rest.removeSubrange(i...(i + 1))
-        } else if let i = rest.firstIndex(where: { $0.hasPrefix("--config=") }) {
+        } else if let i = given.first {
             path = String(rest[i].dropFirst("--config=".count))
             rest.remove(at: i)
         }
@@ -42,6 +49,11 @@ enum ConfigFile {
         guard let map = node as? [String: Any] else {
             if node == nil { return [] }
             throw Failure(description: "--config \(path): expected a mapping of flag names to values")
+        }
+        // A file does not include another: the key would be read as a second --config and dropped.
+        if map["config"] != nil {
+            throw Failure(description: "--config \(path): key 'config' is not read (a config file cannot include another): "
+                          + "copy that file's keys into this one, or give the file with --config and this one's keys as flags")
         }
         var out: [String] = []
         for key in map.keys.sorted() {

@@ -36,6 +36,41 @@ final class BadImageTests: XCTestCase {
         }
     }
 
+    /// A complete JPEG with one damaged restart interval (Golden/make_damaged_jpeg.py: bytes cut out of its
+    /// entropy-coded data, so libjpeg warns "premature end of data segment") decodes as Pillow decodes it:
+    /// it is loaded and logged as a damaged image, not skipped as a bad one. The same file cut short is
+    /// still truncated.
+    func testDamagedRestartIntervalDecodesWithAWarning() throws {
+        let cls = try FileManager.default.contentsOfDirectory(atPath: "\(dir!)/train").sorted()[1]
+        let damaged = "\(dir!)/train/\(cls)/zz_damaged.jpg"
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: TestData.golden + "/damaged_restart.jpg"))
+        try bytes.write(to: URL(fileURLWithPath: damaged))
+        let splits = try open()
+        let ds = splits.train as! ImageDataset
+        XCTAssertEqual(ds.count, 8)
+        XCTAssertEqual(ds.path(7), damaged)
+        let sink = LineSink()
+        ds.damagedImages = sink.log()
+        let log = BadImageLog(sink: { _ in })
+        let loader = BatchLoader(dataset: ds, sampler: DistributedSampler(count: 8, shuffle: false, seed: 1),
+                                 batchSize: 8, augment: true, seed: 1, threads: 0, badImages: log)
+        let batches = try TestData.epoch(loader, 0)
+        XCTAssertEqual(batches[0].0, [0, 1, 2, 4, 4, 5, 6, 7])          // index 3 (truncated) replaced; 7 loaded
+        XCTAssertEqual(log.count, 1)
+        XCTAssertEqual(log.loggedPaths, [truncated])
+        XCTAssertEqual(ds.damagedImages.damagedCount, 1)
+        XCTAssertEqual(sink.lines.count, 1)
+        XCTAssertTrue(sink.lines[0].contains("warning: damaged image \(damaged)") && sink.lines[0].contains("premature end of data segment"),
+                      "\(sink.lines)")
+        let (_, w, h) = try ds.decodeRGB(7)
+        XCTAssertEqual([w, h], [64, 48])
+
+        try bytes.prefix(bytes.count - 200).write(to: URL(fileURLWithPath: damaged))
+        XCTAssertThrowsError(try TestData.sample(try open().train, 7, augment: false)) { e in
+            XCTAssertTrue(e is BadImage && "\(e)".contains("truncated"), "\(e)")
+        }
+    }
+
     /// A JPEG cut inside its header fails in header parsing; libjpeg-turbo 2.1 then left the decoder in a
     /// state where the next, valid, file failed too. Each failure now gets a fresh decoder.
     func testAHeaderFailureDoesNotSpoilTheNextImage() throws {

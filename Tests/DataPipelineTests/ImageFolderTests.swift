@@ -76,6 +76,105 @@ final class ImageFolderTests: XCTestCase {
         }
     }
 
+    /// A zip unpacked on macOS, a checkout with .git, a class folder left empty: none of them is a class
+    /// (else a 5-way classifier for 3 classes of images); one warning line per split says what was left out.
+    func testHiddenAndEmptyFoldersAreNotClasses() throws {
+        let dir = try TestData.smallFolder(try TestData.tempDir("hidden"), classes: 2, perClass: 2)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fm = FileManager.default
+        let classes = try fm.contentsOfDirectory(atPath: "\(dir)/train").sorted()
+        let image = try fm.contentsOfDirectory(atPath: "\(dir)/train/\(classes[0])").sorted()[0]
+        for sub in ["__MACOSX/\(classes[0])", ".git/objects", "aa_empty", "zz_text_only", "\(classes[1])/.thumbnails"] {
+            try fm.createDirectory(atPath: "\(dir)/train/\(sub)", withIntermediateDirectories: true)
+        }
+        try fm.copyItem(atPath: "\(dir)/train/\(classes[0])/\(image)", toPath: "\(dir)/train/__MACOSX/\(classes[0])/\(image)")
+        try fm.copyItem(atPath: "\(dir)/train/\(classes[0])/\(image)", toPath: "\(dir)/train/.git/objects/\(image)")
+        try fm.copyItem(atPath: "\(dir)/train/\(classes[0])/\(image)", toPath: "\(dir)/train/\(classes[1])/.thumbnails/\(image)")
+        try Data("notes".utf8).write(to: URL(fileURLWithPath: "\(dir)/train/zz_text_only/README.txt"))
+        try Data("x".utf8).write(to: URL(fileURLWithPath: "\(dir)/train/zz_text_only/.DS_Store"))
+        try fm.createDirectory(atPath: "\(dir)/val/empty_in_val", withIntermediateDirectories: true)
+
+        let train = try ImageFolder.list("\(dir)/train")
+        XCTAssertEqual(train.classes, classes)
+        XCTAssertEqual(train.paths.count, 4)
+        XCTAssertEqual(train.labels, [0, 0, 1, 1])
+        let note = try XCTUnwrap(train.skipped)
+        XCTAssertFalse(note.contains("\n"))
+        for want in ["2 hidden folder(s): .git, __MACOSX", "2 folder(s) with no .jpg, .jpeg or .png image (not classes): aa_empty, zz_text_only"] {
+            XCTAssertTrue(note.contains(want), note)
+        }
+        let val = try ImageFolder.list("\(dir)/val", classes: train.classes)
+        XCTAssertEqual(val.paths.count, 4)
+        XCTAssertTrue(val.skipped?.contains("empty_in_val") == true, "\(val.skipped ?? "nil")")
+        XCTAssertNil(try ImageFolder.list("\(TestData.require(TestData.imagenette))/val").skipped)
+        XCTAssertEqual(try openData("imagefolder:\(dir)").train.numClasses, 2)
+    }
+
+    /// Links are followed once: a link back up the tree (a loop), into another class or to a folder already
+    /// listed is not followed, so no image is listed twice or under another class's label.
+    func testLinksAreFollowedOnceNeverInALoopOrIntoAnotherClass() throws {
+        let dir = try TestData.smallFolder(try TestData.tempDir("links"), classes: 2, perClass: 3)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fm = FileManager.default
+        let c = try fm.contentsOfDirectory(atPath: "\(dir)/train").sorted()
+        let image = try fm.contentsOfDirectory(atPath: "\(dir)/train/\(c[0])").sorted()[0]
+        // Outside the split: a folder of 2 images that class 0 reaches through two links.
+        try fm.createDirectory(atPath: "\(dir)/extra", withIntermediateDirectories: true)
+        for k in 0..<2 { try fm.copyItem(atPath: "\(dir)/train/\(c[0])/\(image)", toPath: "\(dir)/extra/e\(k).jpg") }
+        let links = ["\(c[0])/more": "../../extra", "\(c[0])/more-again": "\(dir)/extra",
+                     "\(c[1])/up": "..", "\(c[1])/self": ".", "\(c[1])/root": "../..", "\(c[1])/other": "../\(c[0])"]
+        for (at, to) in links { try fm.createSymbolicLink(atPath: "\(dir)/train/\(at)", withDestinationPath: to) }
+
+        let train = try ImageFolder.list("\(dir)/train")
+        XCTAssertEqual(train.classes, c)
+        XCTAssertEqual(train.paths.count, 8, "\(train.paths)")
+        XCTAssertEqual(train.labels, [0, 0, 0, 0, 0, 1, 1, 1])
+        XCTAssertEqual(train.paths.filter { $0.contains("/\(c[0])/more/") }.count, 2, "\(train.paths)")
+        XCTAssertEqual(Set(train.paths).count, 8)
+        let note = try XCTUnwrap(train.skipped)
+        for want in ["5 link(s), not followed: ", "\(c[0])/more-again (", "\(c[1])/root (back up the tree", "already listed)", "\(c[1])/up (back up the tree",
+                     "\(c[1])/self (back up the tree", "\(c[1])/other (into class \(c[0]))"] {
+            XCTAssertTrue(note.contains(want), "\(want) not in: \(note)")
+        }
+        // A class folder that is itself a link is a class like any other, unless it leads back up the tree
+        // (here to the data set's root, which holds the evaluation split too).
+        for at in ["\(c[1])/root", "\(c[0])/more", "\(c[0])/more-again"] { try fm.removeItem(atPath: "\(dir)/train/\(at)") }
+        try fm.createSymbolicLink(atPath: "\(dir)/train/zz_linked", withDestinationPath: "\(dir)/extra")
+        try fm.createSymbolicLink(atPath: "\(dir)/train/zz_root", withDestinationPath: "..")
+        let linked = try ImageFolder.list("\(dir)/train")
+        XCTAssertEqual(linked.classes, c + ["zz_linked"])
+        XCTAssertEqual(linked.labels.filter { $0 == 2 }.count, 2)
+        XCTAssertTrue(linked.skipped?.contains("zz_root (back up the tree") == true, "\(linked.skipped ?? "nil")")
+        XCTAssertFalse(linked.skipped?.contains("image (not classes): zz_root") == true)
+    }
+
+    /// "café" in NFC and in NFD (as a copy from macOS can leave it) are one name to Swift and two folders
+    /// to the file system: refused within a split, naming both; across splits they are the same class.
+    func testUnicodeNormalisationTwinsAreRefusedNamingBoth() throws {
+        let dir = try TestData.smallFolder(try TestData.tempDir("nfd"), classes: 1, perClass: 1)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fm = FileManager.default
+        let c0 = try fm.contentsOfDirectory(atPath: "\(dir)/train")[0]
+        let image = try fm.contentsOfDirectory(atPath: "\(dir)/train/\(c0)")[0]
+        let nfc = "caf\u{E9}", nfd = "cafe\u{301}"
+        XCTAssertEqual(nfc, nfd)                                        // Swift's String equality
+        try fm.moveItem(atPath: "\(dir)/train/\(c0)", toPath: "\(dir)/train/\(nfc)")
+        try fm.moveItem(atPath: "\(dir)/val/\(c0)", toPath: "\(dir)/val/\(nfd)")
+        // Across splits: the NFD evaluation folder is the NFC training class.
+        let splits = try openData("imagefolder:\(dir)")
+        XCTAssertEqual(splits.val.count, 1)
+        XCTAssertEqual(splits.val.label(0), 0)
+        // Within a split: refused, both named.
+        try fm.createDirectory(atPath: "\(dir)/train/\(nfd)", withIntermediateDirectories: true)
+        try fm.copyItem(atPath: "\(dir)/train/\(nfc)/\(image)", toPath: "\(dir)/train/\(nfd)/\(image)")
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: "\(dir)/train").count, 2, "the file system keeps both names")
+        XCTAssertThrowsError(try openData("imagefolder:\(dir)")) { e in
+            let m = "\(e)"
+            XCTAssertTrue(m.contains("NFC, 5 bytes") && m.contains("NFD, 6 bytes") && m.contains("Unicode normalisation")
+                          && m.contains("\(dir)/train") && !m.contains("\n"), m)
+        }
+    }
+
     func testRandomResizedCropStaysInBounds() {
         for (w, h) in [(224, 224), (500, 375), (32, 32), (1000, 50), (50, 1000), (7, 9)] {
             for k in 0..<2000 {

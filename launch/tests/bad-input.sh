@@ -74,4 +74,34 @@ if [ $rc -ne 0 ] && [ "$(grep -c "error:" "$WORK/ab.err")" -eq 1 ] && [ "$dups" 
   ok "no readable image: said once, with the first reason; paths logged once"
 else fail "no readable image" "rc=$rc dups=$dups $(tail -n 2 "$WORK/ab.err")"; fi
 
+# --- image folders as they come from archives and copies: __MACOSX, .git and an empty class folder are not
+#     classes, a link back up the tree is not followed (8 images, not hundreds), all said in one warning line;
+#     a complete JPEG with a damaged restart interval is trained on with a warning, not counted as bad
+IMF="$WORK/as-unpacked"
+cifar_folder "$IMF" 4 airplane cat
+mkdir -p "$IMF/train/__MACOSX/cat" "$IMF/train/.git/objects" "$IMF/train/dog"
+cp "$(ls -d "$IMF"/train/cat/* | head -n 1)" "$IMF/train/__MACOSX/cat/._x.jpg"
+cp "$(ls -d "$IMF"/train/cat/* | head -n 1)" "$IMF/train/.git/objects/x.jpg"
+ln -s .. "$IMF/train/cat/up"
+cp "$(dirname "$0")/../../Tests/DataPipelineTests/Golden/damaged_restart.jpg" "$IMF/train/airplane/zz_damaged.jpg"
+"$RMTRAIN" train --data "imagefolder:$IMF" --batch-size 3 --epochs 1 --quiet --out "$WORK/unpacked" > "$WORK/unpacked.log" 2>&1; rc=$?
+if [ $rc -eq 0 ] && [ "$(grep -c "imagefolder: .*/train: skipped" "$WORK/unpacked.log")" -eq 1 ] \
+   && grep -q "skipped 2 hidden folder(s): .git, __MACOSX; 1 folder(s) with no .jpg, .jpeg or .png image (not classes): dog; 1 link(s), not followed: cat/up (back up the tree" "$WORK/unpacked.log" \
+   && grep -q "on imagefolder:$IMF/train (9 images)" "$WORK/unpacked.log" \
+   && grep -q "warning: damaged image $IMF/train/airplane/zz_damaged.jpg decoded as far as its data goes: Corrupt JPEG data: premature end of data segment" "$WORK/unpacked.log" \
+   && grep -q '"bad_images": 0,' "$WORK/unpacked/metrics.jsonl"; then
+  ok "unpacked folder: 2 classes, 9 images, hidden/empty/loop named in one line; damaged JPEG trained with a warning"
+else fail "unpacked folder" "rc=$rc $(head -c 600 "$WORK/unpacked.log")"; fi
+mkdir -p "$IMF/train/caf$(printf '\xc3\xa9')" "$IMF/train/cafe$(printf '\xcc\x81')"
+cp "$IMF/train/cat/"*.jpg "$IMF/train/caf$(printf '\xc3\xa9')/"; cp "$IMF/train/cat/"*.jpg "$IMF/train/cafe$(printf '\xcc\x81')/"
+expect_error "class folders differing only in Unicode normalisation" \
+  "$IMF/train has class folders \"caf.*\" \(NF[CD], [56] bytes\) and \"caf.*\" \(NF[CD], [56] bytes\) whose names differ only in Unicode normalisation" \
+  train --data "imagefolder:$IMF" --out "$WORK/x"
+
+# --- --config: one file per run; a second --config or a config: key is an error naming both, not a silent choice
+CONFIG_A="$WORK/a.yaml"; CONFIG_B="$WORK/b.yaml"; CONFIG_C="$WORK/c.yaml"
+printf 'lr: 0.05\n' > "$CONFIG_A"; printf 'lr: 0.01\nconfig: %s\n' "$CONFIG_A" > "$CONFIG_B"; printf 'lr: 0.01\n' > "$CONFIG_C"
+expect_error "a second --config" "--config is given 2 times \($CONFIG_A, $CONFIG_C\)" train --config "$CONFIG_A" --train-limit 64 --val-limit 8 --max-steps 1 --out "$WORK/x" --config="$CONFIG_C"
+expect_error "a config: key in a config file" "--config $CONFIG_B: key 'config' is not read" train --config "$CONFIG_B" --train-limit 64 --val-limit 8 --max-steps 1 --out "$WORK/x"
+
 finish bad-input

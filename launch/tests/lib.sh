@@ -37,3 +37,16 @@ wait_catching() {
   done
   return 1
 }
+
+# cifar_folder DIR N CLASS... : an image folder DIR/{train,test}/CLASS/ holding copies of the first N CIFAR-10
+# images of each class (from ../shared/data beside the repository; never copied into it)
+CIFAR10="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/shared/data/cifar10"
+cifar_folder() {
+  local dir=$1 n=$2 split cls; shift 2
+  for split in train test; do
+    for cls in "$@"; do
+      mkdir -p "$dir/$split/$cls"
+      ls "$CIFAR10/$split/$cls" | head -n "$n" | while read -r f; do cp "$CIFAR10/$split/$cls/$f" "$dir/$split/$cls/"; done
+    done
+  done
+}

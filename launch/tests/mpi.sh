@@ -143,16 +143,27 @@ else
   fail "launch/local.sh" "$(echo "$out" | tail -n 3)"
 fi
 
+# --- Ctrl-C in the terminal running launch/local.sh: SIGINT to the whole foreground process group (setsid
+#     makes the script's own group here), mpirun included. The ranks checkpoint and exit 75 (mpirun, which
+#     would forward INT and kill them a second later, is in a session of its own), and the launcher says so
+#     in one line instead of Open MPI's "job has been aborted" banners
+( RMTRAIN="$RMTRAIN" setsid bash "$(dirname "$0")/../local.sh" 2 --train-limit 30000 --val-limit 64 --epochs 5 --quiet \
+    --check-every 0 --out "$WORK/ctrlc" > "$WORK/ctrlc.log" 2>&1; echo "rc=$?" >> "$WORK/ctrlc.log" ) &
+job=$!
+for _ in $(seq 1 150); do grep -q "steps/epoch" "$WORK/ctrlc.log" 2>/dev/null && break; sleep 0.2; done
+sleep 2
+pgid=$(ps -o pgid= -p "$(pgrep -f "local.sh 2 .*$WORK/ctrlc" | head -n 1)" | tr -d ' ')
+[ -n "$pgid" ] && kill -INT -- "-$pgid"; wait $job
+if grep -q "rc=75" "$WORK/ctrlc.log" && ls "$WORK/ctrlc"/ckpt-*.rmck > /dev/null 2>&1 && grep -q "local.sh: INT received" "$WORK/ctrlc.log" \
+   && grep -q "^local.sh: the ranks wrote a checkpoint and stopped (exit 75); to continue, run the same command with --resume auto$" "$WORK/ctrlc.log" \
+   && ! grep -q "aborted\|non-zero" "$WORK/ctrlc.log"; then
+  ok "Ctrl-C (INT to the process group of launch/local.sh): checkpoint, exit 75, one line saying so"
+else fail "Ctrl-C to local.sh" "pgid=$pgid $(grep -v '^[-]' "$WORK/ctrlc.log" | tail -n 5)"; fi
+
 # --- warnings name their rank: a corrupt JPEG in a 2-rank run is skipped, counted once in bad_images,
 #     and reported with the rank that met it
-SHARED="$(cd "$(dirname "$0")/../../.." && pwd)/shared/data/cifar10"
 IMF="$WORK/imf"
-for split in train test; do
-  for cls in airplane cat; do
-    mkdir -p "$IMF/$split/$cls"
-    ls "$SHARED/$split/$cls" | head -n 24 | while read -r f; do cp "$SHARED/$split/$cls/$f" "$IMF/$split/$cls/"; done
-  done
-done
+cifar_folder "$IMF" 24 airplane cat
 head -c 300 "$(ls "$IMF"/train/cat/* | head -n 1)" > "$IMF/train/cat/zz-truncated.jpg"
 if "${MPIRUN[@]}" -np 2 "$RMTRAIN" train --data "imagefolder:$IMF" --batch-size 8 --epochs 1 --quiet --out "$WORK/bad" \
      > "$WORK/bad.log" 2>&1 && grep -qE "^\[rank [01]\] rmtrain: warning: skipped bad image $IMF/train/cat/zz-truncated.jpg" "$WORK/bad.log" \

@@ -35,6 +35,13 @@ out=$(bash $HF "$WORK/empty" 2>&1); rc=$?
 if [ $rc -ne 0 ] && grep -q "lists no hosts" <<< "$out"; then ok "empty hostfile: exit $rc"
 else fail "empty hostfile" "rc=$rc $out"; fi
 
+printf 'nodeA slots=2\nnodeB slots=1\nnodeA slots=1  # again\n' > "$WORK/repeated"
+out=$(RMTRAIN=$RMTRAIN bash $HF --dry-run "$WORK/repeated" 2>&1); rc=$?
+if [ $rc -ne 0 ] && [ "$(wc -l <<< "$out")" -eq 1 ] \
+   && grep -q "line 3: host nodeA is already on line 1 .*write it on one line, with slots=3" <<< "$out"; then
+  ok "host on two lines: refused, naming both lines and slots=3"
+else fail "host on two lines" "rc=$rc $out"; fi
+
 # --- hostfile.sh: the command (dry run): np = total slots, btl, interfaces, NP override, root flag
 RMTRAIN=$RMTRAIN bash $HF --dry-run hostfiles/two-nodes --epochs 1 > "$WORK/dry1" 2>&1
 if has "$WORK/dry1" "--hostfile $PWD/hostfiles/two-nodes -np 4 " && has "$WORK/dry1" "--mca btl tcp,vader,self" &&
