@@ -159,7 +159,8 @@ public final class Trainer {
             + model.buffers.map { SafeTensors.Entry(name: $0.name, shape: $0.value.shape, values: $0.value.array) }
         try FileManager.default.createDirectory(atPath: config.out, withIntermediateDirectories: true)
         try writeTensors(entries, to: (config.out as NSString).appendingPathComponent(name),
-                         metadata: ["model": config.model, "layout": "OHWI"])
+                         metadata: ModelInput.metadata(ModelInput.spec(of: data.train))
+                            .merging(["model": config.model, "layout": "OHWI"]) { $1 })
     }
 
     func writeTensors(_ entries: [SafeTensors.Entry], to path: String, metadata: [String: String] = [:]) throws {
