@@ -24,9 +24,10 @@ public enum ModelInput {
     }
 
     /// The note for `data` opened against `recorded` (nil: nothing to say). `flag` is the `--image-size` given;
-    /// `source` names the checkpoint or file. Throws when the data's transform differs from the recorded one
-    /// without a flag asking for it.
-    public static func note(data: Dataset, recorded: InputSpec?, flag: Int?, source: String) throws -> String? {
+    /// `source` names the checkpoint or file. With `refuseUnasked` (evaluation), throws when the data's transform
+    /// differs from the recorded one without a flag asking for it; otherwise (fine-tuning) that is a note too.
+    public static func note(data: Dataset, recorded: InputSpec?, flag: Int?, source: String,
+                            refuseUnasked: Bool = true) throws -> String? {
         let used = spec(of: data)
         guard let recorded else {
             return "\(source) predates recorded input settings: image size \(used.imageSize) (its configuration's "
@@ -34,8 +35,9 @@ public enum ModelInput {
         }
         let changes = differences(recorded, used)
         if changes.isEmpty { return nil }
-        let said = changes.joined(separator: ", ")
+        let said = changes.joined(separator: "; ")
         guard let flag else {
+            if !refuseUnasked { return "\(source) was trained on another input: \(said)" }
             throw TrainingError("\(source): the data gives another input than the model was trained with: \(said) "
                                 + "(pass --image-size \(recorded.imageSize), or the --image-size you mean)")
         }

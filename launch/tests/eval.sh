@@ -74,4 +74,15 @@ ln -s "$WORK/other/val" "$WORK/other/train"
 expect_error "unknown class refused" "class bird that the checkpoint does not know \(its 3 classes: airplane, cat, dog\)" \
   eval --checkpoint "$R/best.rmck" --data "imagefolder:$WORK/other"
 
+# --- progress on a terminal (script(1) gives the command a pty): eval's line on stderr, in place, then wiped
+#     before the result; train's during each epoch's evaluation (36 images: 5 batches of 8, 3 of 16)
+script -qec "'$RMTRAIN' eval --checkpoint '$R/best.rmck' --data 'imagefolder:$WORK/img' --batch-size 8 --json" /dev/null \
+  > "$WORK/tty-eval.txt" 2>&1
+if grep -qE $'\revaluating 5/5  [0-9]+ img/s  ETA 00:00\r +\r\\{"checkpoint"' "$WORK/tty-eval.txt"
+then ok "eval's progress line on a terminal"; else fail "eval progress" "$(od -c "$WORK/tty-eval.txt" | head -n 8)"; fi
+script -qec "'$RMTRAIN' train --model resnet8 --data 'imagefolder:$WORK/img' --image-size 16 --epochs 1 --batch-size 16 --out '$WORK/tty-run'" \
+  /dev/null > "$WORK/tty-train.txt" 2>&1
+if grep -qE $'\repoch 1/1  evaluating 3/3  [0-9]+ img/s  ETA [0-9:]+\r +\repoch 1/1  train_loss' "$WORK/tty-train.txt"
+then ok "train's progress line during evaluation"; else fail "train progress" "$(od -c "$WORK/tty-train.txt" | tail -n 12)"; fi
+
 finish eval
