@@ -24,22 +24,13 @@ public enum ImageFolder {
         guard isDirectory(train) else {
             throw DataError("imagefolder: \(train) does not exist (expected \(root)/train/<class>/<image>)")
         }
-        if let valSplit {
-            let v = join(root, valSplit)
-            guard isDirectory(v) else { throw DataError("imagefolder: \(v) does not exist (--val-split \(valSplit))") }
-            return (train, v)
-        }
-        for name in ["val", "test"] where isDirectory(join(root, name)) { return (train, join(root, name)) }
-        throw DataError("imagefolder: neither \(root)/val nor \(root)/test exists (name the evaluation folder with --val-split)")
+        return (train, try evaluationDirectory(root, valSplit: valSplit))
     }
 
     /// Lists `directory/<class>/…`. With `classes` given (the train split's), folders must be among them.
     public static func list(_ directory: String, classes given: [String]? = nil,
                             shouldStop: (@Sendable () -> Bool)? = nil) throws -> Listing {
-        let names: [String]
-        do { names = try FileManager.default.contentsOfDirectory(atPath: directory) }
-        catch { throw DataError("imagefolder: cannot list \(directory): \(error.localizedDescription)") }
-        let folders = names.filter { !$0.hasPrefix(".") && isDirectory(join(directory, $0)) }.sorted()
+        let folders = try classFolders(directory)
         let classes = given ?? folders
         guard !classes.isEmpty else { throw DataError("imagefolder: \(directory) has no class folders") }
         let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
