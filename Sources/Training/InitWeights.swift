@@ -40,12 +40,15 @@ public enum InitWeights {
             }
             if name.hasPrefix(classifier), let rows, let k = shape.first, k > 0 {
                 guard !rows.isEmpty else { continue }
+                guard rows.allSatisfy({ $0 < k }) else {
+                    throw TrainingError("\(source): \(name) has \(k) rows but the file's metadata names more classes")
+                }
                 let width = values.count / k
                 values = rows.flatMap { values[($0 * width)..<(($0 + 1) * width)] }
                 shape[0] = rows.count
             }
             if shape != t.shape {
-                if name.hasPrefix(model.classifier.weight.name.dropLast("weight".count)), shape.first != t.shape.first {
+                if name.hasPrefix(classifier), shape.first != t.shape.first {
                     notes.append("\(name) re-initialised: the file has \(shape[0]) classes, the data \(t.shape[0])")
                     continue
                 }

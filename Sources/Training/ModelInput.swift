@@ -14,11 +14,13 @@ public enum ModelInput {
                          mean: data.normalization.mean, std: data.normalization.std, classNames: data.classNames)
     }
 
-    /// The `--image-size` to open the data with: the flag, else the recorded size, else (files written before
+    /// The `--image-size` to open `data` with: the flag, else the recorded size, else (files written before
     /// the input was recorded) the `image-size=N` line of the run's configuration when the run gave the flag;
-    /// nil leaves the data's default, which is what such a run used too.
-    public static func imageSize(flag: Int?, recorded: InputSpec?, configuration: [String]) -> Int? {
-        flag ?? recorded?.imageSize ?? configuration.lazy.compactMap { line -> Int? in
+    /// nil leaves the data's default, which is what such a run used too. Fashion-MNIST has one size only
+    /// (`note` then says how it differs from the model's).
+    public static func imageSize(flag: Int?, recorded: InputSpec?, configuration: [String] = [], data: String) -> Int? {
+        if flag == nil && data.hasPrefix("fashion-mnist") { return nil }
+        return flag ?? recorded?.imageSize ?? configuration.lazy.compactMap { line -> Int? in
             line.hasPrefix("image-size=") ? Int(line.dropFirst("image-size=".count)) : nil
         }.first
     }
@@ -39,7 +41,7 @@ public enum ModelInput {
         guard let flag else {
             if !refuseUnasked { return "\(source) was trained on another input: \(said)" }
             throw TrainingError("\(source): the data gives another input than the model was trained with: \(said) "
-                                + "(pass --image-size \(recorded.imageSize), or the --image-size you mean)")
+                                + "(--image-size evaluates at another size on purpose)")
         }
         return "--image-size \(flag) overrides \(source)'s input: \(said)"
     }
@@ -47,6 +49,7 @@ public enum ModelInput {
     /// "image size 32 (trained at 16)", and likewise for the resize rule and the normalisation, where they differ.
     static func differences(_ recorded: InputSpec, _ used: InputSpec) -> [String] {
         var out: [String] = []
+        if used.channels != recorded.channels { out.append("\(used.channels) channels (trained with \(recorded.channels))") }
         if used.imageSize != recorded.imageSize { out.append("image size \(used.imageSize) (trained at \(recorded.imageSize))") }
         if used.resize != recorded.resize { out.append("resize rule \(used.resize) (trained with \(recorded.resize))") }
         if used.mean != recorded.mean || used.std != recorded.std {

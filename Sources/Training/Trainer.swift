@@ -39,8 +39,8 @@ public final class Trainer {
         var options = config.dataOptions
         options.shouldStop = { Preemption.requested }      // a preemption while a folder is listed stops it
         let pretrained = try config.initWeights.flatMap { try InitWeights.input($0) }
-        // The pretrained weights' image size is the default (Fashion-MNIST's images have one size only).
-        if !config.data.hasPrefix("fashion-mnist") { options.imageSize = config.imageSize ?? pretrained?.imageSize }
+        // The pretrained weights' image size is the default.
+        options.imageSize = ModelInput.imageSize(flag: config.imageSize, recorded: pretrained, data: config.data)
         var splits = try openData(config.data, options: options)
         if let n = config.trainLimit {
             splits = DataSplits(train: SubsetDataset.classBalanced(splits.train, count: n), val: splits.val, badImages: splits.badImages)

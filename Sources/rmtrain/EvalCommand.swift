@@ -30,7 +30,7 @@ struct EvalCommand: ParsableCommand {
             let recorded = state.header.input
             var options = dataSettings.options(loader: loader)
             options.imageSize = ModelInput.imageSize(flag: dataSettings.imageSize, recorded: recorded,
-                                                     configuration: state.header.configuration)
+                                                     configuration: state.header.configuration, data: data)
             var val: Dataset
             let badImages: BadImageLog
             if let recorded {

@@ -27,11 +27,13 @@ final class ModelInputTests: XCTestCase {
         XCTAssertEqual(spec.imageSize, 16)
         XCTAssertEqual(spec.classNames, ["cat", "dog"])
         XCTAssertEqual(spec.mean, Normalization.cifar.mean)
-        XCTAssertEqual(ModelInput.imageSize(flag: nil, recorded: spec, configuration: ["image-size=64"]), 16)
-        XCTAssertEqual(ModelInput.imageSize(flag: 32, recorded: spec, configuration: []), 32)
+        XCTAssertEqual(ModelInput.imageSize(flag: nil, recorded: spec, configuration: ["image-size=64"], data: "imagefolder:x"), 16)
+        XCTAssertEqual(ModelInput.imageSize(flag: 32, recorded: spec, data: "imagefolder:x"), 32)
         // Older checkpoints: the run's --image-size from its configuration lines, else the data's default (nil).
-        XCTAssertEqual(ModelInput.imageSize(flag: nil, recorded: nil, configuration: ["lr=0.1", "image-size=64"]), 64)
-        XCTAssertNil(ModelInput.imageSize(flag: nil, recorded: nil, configuration: ["lr=0.1"]))
+        XCTAssertEqual(ModelInput.imageSize(flag: nil, recorded: nil, configuration: ["lr=0.1", "image-size=64"], data: "shards:x"), 64)
+        XCTAssertNil(ModelInput.imageSize(flag: nil, recorded: nil, configuration: ["lr=0.1"], data: "imagefolder:x"))
+        // Fashion-MNIST has one size: the data's, unless the flag asks (and the data refuses it then).
+        XCTAssertNil(ModelInput.imageSize(flag: nil, recorded: spec, data: "fashion-mnist"))
     }
 
     func testNotesAndRefusals() throws {
