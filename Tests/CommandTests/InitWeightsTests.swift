@@ -89,8 +89,7 @@ final class InitWeightsTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: run) }
         var c = config(three, out: run + "/a")
         c.imageSize = 16
-        try Trainer(config: c).run(log: { _ in })
-        try ExportCommand.parse(["--checkpoint", run + "/a/best.rmck", "--out", run + "/m.safetensors"]).run()
+        try trainAndExport(c, to: run + "/m.safetensors")
         let meta = try SafeTensors.metadata(run + "/m.safetensors")
         XCTAssertEqual(meta["image_size"], "16")
         XCTAssertEqual(meta["classes"], "[\"airplane\",\"automobile\",\"bird\"]")
@@ -113,13 +112,18 @@ final class InitWeightsTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: run) }
         var c = config(ten, out: run + "/a")
         c.modelEma = 0.5
-        try Trainer(config: c).run(log: { _ in })
-        try ExportCommand.parse(["--checkpoint", run + "/a/best.rmck", "--ema", "--out", run + "/ema.safetensors"]).run()
+        try trainAndExport(c, to: run + "/ema.safetensors", ["--ema"])
         let model = try XCTUnwrap(Networks.make("resnet8", inChannels: 3, numClasses: 10))
         XCTAssertEqual(try InitWeights.load(run + "/ema.safetensors", into: model), [])
         let saved = Dictionary(uniqueKeysWithValues: try CheckpointStore.read(run + "/a/best.rmck").tensors.map { ($0.name, $0) })
         for p in model.parameters { XCTAssertEqual(p.value.array, saved["ema." + p.name]?.values, p.name) }
         XCTAssertNotEqual(model.parameters[0].value.array, saved[model.parameters[0].name]?.values, "the average is not the weights")
+    }
+
+    /// Trains `c` and exports its best checkpoint (with the `export` flags `extra`) to `out`.
+    private func trainAndExport(_ c: TrainConfig, to out: String, _ extra: [String] = []) throws {
+        try Trainer(config: c).run(log: { _ in })
+        try ExportCommand.parse(["--checkpoint", c.out + "/best.rmck", "--out", out] + extra).run()
     }
 
     func testAnotherShapeIsAnErrorNamingTheTensor() throws {
