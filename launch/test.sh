@@ -36,6 +36,7 @@ swift build -c release --product rmtrain 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' ||
 status=0
 RMTRAIN="$PWD/.build/release/rmtrain" bash launch/tests/bad-input.sh || status=1
 RMTRAIN="$PWD/.build/release/rmtrain" bash launch/tests/integration.sh || status=1
+RMTRAIN="$PWD/.build/release/rmtrain" bash launch/tests/eval.sh || status=1
 echo "== distributed tests (mpirun)"
 RMTRAIN="$PWD/.build/release/rmtrain" bash launch/tests/mpi.sh || status=1
 echo "== checkpoint tests"

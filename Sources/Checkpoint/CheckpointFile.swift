@@ -39,6 +39,9 @@ public struct CheckpointHeader: Codable, Equatable, Sendable {
     public var step: Int
     /// Validation top-1 of every finished epoch, for best-so-far tracking.
     public var valTop1History: [Double]
+    /// What the model was trained to take: nil in checkpoints written before it was kept (their readers fall
+    /// back to the flags and the data's defaults and say so). Optional, so those files still decode.
+    public var input: InputSpec?
     public var sections: [Section] = []
 
     public struct Section: Codable, Equatable, Sendable {
@@ -60,6 +63,26 @@ public struct CheckpointHeader: Codable, Equatable, Sendable {
         self.batchInEpoch = batchInEpoch
         self.step = step
         self.valTop1History = valTop1History
+    }
+}
+
+/// The model's input as training fed it, what `eval`, `export` and `--init-weights` take by default: the
+/// evaluation transform (torchvision terms: the image side after the crop, the resize rule before it,
+/// `Normalize(mean, std)`) and the class names in label order (label i is `classNames[i]`).
+public struct InputSpec: Codable, Equatable, Sendable {
+    /// Height and width of the model's input.
+    public var imageSize: Int
+    public var channels: Int
+    /// The evaluation resize rule, as `ImageTransform.Pipeline` names it: `cifar` (the image as is, resized to
+    /// size×size when it is another size), `imageNet` (short side to ⌊size/0.875⌋, centre crop), `none` (fixed-size data).
+    public var resize: String
+    public var mean: [Float]
+    public var std: [Float]
+    public var classNames: [String]
+
+    public init(imageSize: Int, channels: Int, resize: String, mean: [Float], std: [Float], classNames: [String]) {
+        (self.imageSize, self.channels, self.resize, self.mean, self.std) = (imageSize, channels, resize, mean, std)
+        self.classNames = classNames
     }
 }
 

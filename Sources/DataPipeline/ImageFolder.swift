@@ -28,13 +28,7 @@ public enum ImageFolder {
         guard isDirectory(train) else {
             throw DataError("imagefolder: \(train) does not exist (expected \(root)/train/<class>/<image>)")
         }
-        if let valSplit {
-            let v = join(root, valSplit)
-            guard isDirectory(v) else { throw DataError("imagefolder: \(v) does not exist (--val-split \(valSplit))") }
-            return (train, v)
-        }
-        for name in ["val", "test"] where isDirectory(join(root, name)) { return (train, join(root, name)) }
-        throw DataError("imagefolder: neither \(root)/val nor \(root)/test exists (name the evaluation folder with --val-split)")
+        return (train, try evaluationDirectory(root, valSplit: valSplit))
     }
 
     /// Lists `directory/<class>/…`. With `classes` given (the train split's), folders must be among them.

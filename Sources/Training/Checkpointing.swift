@@ -44,13 +44,14 @@ extension Trainer {
             tensors += entries((ema.model.parameters.map { ($0.name, $0.value) } + averagedEMA.map { ($0.name, $0.value) })
                 .map { (WeightEMA.prefix + $0.0, $0.1) })
         }
-        let header = CheckpointHeader(
+        var header = CheckpointHeader(
             model: config.model,
             shapes: Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.value.shape) }),
             configuration: config.fingerprint + dataFingerprint,
             configurationHash: String(FNV1a.hash((config.fingerprint + dataFingerprint).joined(separator: "\n").utf8), radix: 16),
             worldSize: comm.size, epoch: position.epoch, batchInEpoch: position.batch, step: position.step,
             valTop1History: position.valTop1)
+        header.input = ModelInput.spec(of: data.train)
         let bytes = try CheckpointFile.encode(CheckpointState(header: header, tensors: tensors, ranks: ranks),
                                               level: Int32(config.ckptLevel))
         let path = store.path(step: position.step)

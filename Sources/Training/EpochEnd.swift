@@ -11,7 +11,7 @@ extension Trainer {
     /// `PreemptedError` when a preemption signal arrived during the save or the evaluation; a checkpoint saved
     /// before an evaluation that was cut short keeps the epoch's sums, and the resumed run evaluates first.
     func endEpoch(_ epoch: Int, sums: EpochSums, at next: Position, saveAtEnd: Bool, position: inout Position,
-                  report: (MetricsRecord, String) throws -> Void) throws {
+                  run: RunContext) throws {
         let reduced = try sums.reduced(comm, badImages: data.badImages.count)
         // The mixing statistics and the metrics' counters in one all-reduce.
         var all = engine.mixing.statistics.values + engine.metrics.sums
@@ -23,8 +23,13 @@ extension Trainer {
         if let ema { try Consensus.averageBuffers(ema.model.buffers, comm: comm) }
 
         let started = Date()
-        let local = try Evaluator.evaluate(model, loader: valLoader, shouldStop: { Preemption.requested })
-        let localEMA = try ema.map { try Evaluator.evaluate($0.model, loader: valLoader, shouldStop: { Preemption.requested }) }
+        let passes = ema == nil ? 1 : 2
+        let local = try Evaluator.evaluate(model, loader: valLoader, shouldStop: { Preemption.requested },
+                                           progress: evaluationProgress(run, epoch: epoch, pass: 0, of: passes))
+        let localEMA = try ema.map { try Evaluator.evaluate($0.model, loader: valLoader, shouldStop: { Preemption.requested },
+                                                            progress: evaluationProgress(run, epoch: epoch, pass: 1, of: passes)) }
+        run.progress.clear()
+        run.evaluationSeconds = Date().timeIntervalSince(started)
         let stopped = try anyRank(local == nil || localEMA == .some(nil), "agree on a preemption during evaluation")
         guard !stopped, var eval = local else {
             // The epoch trained, its evaluation did not finish: save with the sums that its row needs.
@@ -37,7 +42,7 @@ extension Trainer {
         record(eval)
         position.valTop1.append(eval.top1Accuracy)
         let seconds = sums.trainSeconds + Date().timeIntervalSince(started)
-        try report(epochRecord(epoch, reduced: reduced, mix: mix, metrics: metrics, eval: eval, evalEMA: evalEMA, best: position.valTop1.max() ?? 0,
+        try run.report(epochRecord(epoch, reduced: reduced, mix: mix, metrics: metrics, eval: eval, evalEMA: evalEMA, best: position.valTop1.max() ?? 0,
                                seconds: seconds, trainSeconds: sums.trainSeconds),
                    String(format: "epoch %d/%d  train_loss %.4f  val_top1 %.2f%%  val_top5 %.2f%%  %.0f img/s  %.1fs",
                           epoch + 1, config.epochs, reduced.meanLoss, 100 * eval.top1Accuracy, 100 * eval.top5Accuracy,
@@ -49,6 +54,34 @@ extension Trainer {
         if try anyRank(Preemption.requested, "agree on a preemption during the epoch's save") {
             throw PreemptedError(checkpoint: path)
         }
+    }
+
+    /// The progress line during pass `pass` (0: the weights, 1: their average) of `epoch`'s evaluation; its ETA
+    /// is the rest of this evaluation, the steps left and the evaluations after this one.
+    func evaluationProgress(_ run: RunContext, epoch: Int, pass: Int, of passes: Int) -> (Int, Int) -> Void {
+        let started = Date()
+        let prefix = String(format: "epoch %d/%d  ", epoch + 1, config.epochs)
+        return { [self] b, n in
+            let t = Date().timeIntervalSince(started)
+            let onePass = t / Double(b) * Double(n)
+            let eta = onePass * Double(passes - pass) - t + Double(run.totalSteps - step) * run.secondsPerStep
+                + Double(evaluationsLeft(after: epoch, run)) * onePass * Double(passes)
+            let images = Double(min(b * config.evaluationBatchSize * comm.size, data.val.count))
+            run.progress.evaluation(prefix, batch: b, batches: n, imagesPerSec: images / max(t, 1e-9), eta: eta)
+        }
+    }
+
+    /// Epoch-end evaluations still to come after `epoch` (0-based; -1 counts the current one too): one per epoch
+    /// end up to the last step, which may fall within an epoch (`--max-steps`).
+    func evaluationsLeft(after epoch: Int, _ run: RunContext) -> Int {
+        let perEpoch = max(trainLoader.batchesPerEpoch, 1)
+        return max(0, (run.totalSteps + perEpoch - 1) / perEpoch - epoch - 1)
+    }
+
+    /// An epoch-end evaluation's seconds: as last measured, else estimated from the training throughput, as
+    /// the forward pass is about a third of a training step (the backward pass costs about twice the forward).
+    func evaluationSeconds(_ run: RunContext, trainImagesPerSec: Double) -> Double {
+        run.evaluationSeconds ?? Double(data.val.count * (ema == nil ? 1 : 2)) / max(3 * trainImagesPerSec, 1e-9)
     }
 
     /// One metrics.jsonl / metrics.csv row.

@@ -31,21 +31,25 @@ public enum Evaluator {
         return model
     }
 
-    /// Runs the model in eval mode over every batch of `loader` and counts top-1 / top-5 hits.
-    public static func evaluate(_ model: any Model, loader: BatchLoader, epoch: Int = 0) throws -> EvalCounts {
-        try evaluate(model, loader: loader, epoch: epoch, shouldStop: { false })!
+    /// Runs the model in eval mode over every batch of `loader` and counts top-1 / top-5 hits; `progress` is
+    /// told (batches done, batches) after each batch.
+    public static func evaluate(_ model: any Model, loader: BatchLoader, epoch: Int = 0,
+                                progress: ((Int, Int) -> Void)? = nil) throws -> EvalCounts {
+        try evaluate(model, loader: loader, epoch: epoch, shouldStop: { false }, progress: progress)!
     }
 
     /// As above, asking `shouldStop` before each batch: nil when it said yes (a preemption request).
     public static func evaluate(_ model: any Model, loader: BatchLoader, epoch: Int = 0,
-                                shouldStop: () -> Bool) throws -> EvalCounts? {
+                                shouldStop: () -> Bool, progress: ((Int, Int) -> Void)? = nil) throws -> EvalCounts? {
         struct Stopped: Error {}
         var counts = EvalCounts()
+        let batches = loader.batchesPerEpoch
         do {
-            try loader.forEachBatch(epoch: epoch) { _, batch in
+            try loader.forEachBatch(epoch: epoch) { b, batch in
                 if shouldStop() { throw Stopped() }
                 let logits = model.forward(batch.images, training: false)
                 counts.add(logits: logits, labels: batch.labels)
+                progress?(b + 1, batches)
             }
         } catch is Stopped { return nil }
         return counts

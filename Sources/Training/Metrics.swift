@@ -150,20 +150,43 @@ public struct TrainingError: Error, CustomStringConvertible {
 
 /// The progress line: rewritten in place on a terminal, plain lines (every ~10 % of an epoch) when piped.
 public final class ProgressLine {
+    /// Where the line goes: stdout (train, whose lines are the run's log) or stderr (eval, whose stdout is its result).
+    public enum Stream: Sendable { case standardOutput, standardError }
     /// In place only on a terminal of our own: under an MPI launcher stdout is a pty that mpirun forwards,
     /// often into a log file, so ranks print plain lines there.
-    private let isTerminal = isatty(STDOUT_FILENO) != 0
-        && ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] == nil
-        && ProcessInfo.processInfo.environment["PMIX_RANK"] == nil
-        && ProcessInfo.processInfo.environment["SLURM_PROCID"] == nil
+    private let isTerminal: Bool
+    private let handle: FileHandle
     private let enabled: Bool
     private let log: RunLog?
     private var lastLength = 0
     private var lastPrint = Date.distantPast
 
-    public init(enabled: Bool, log: RunLog? = nil) {
+    public init(enabled: Bool, log: RunLog? = nil, stream: Stream = .standardOutput) {
         self.enabled = enabled
         self.log = log
+        handle = stream == .standardOutput ? .standardOutput : .standardError
+        let environment = ProcessInfo.processInfo.environment
+        isTerminal = isatty(stream == .standardOutput ? STDOUT_FILENO : STDERR_FILENO) != 0
+            && environment["OMPI_COMM_WORLD_SIZE"] == nil && environment["PMIX_RANK"] == nil
+            && environment["SLURM_PROCID"] == nil
+    }
+
+    /// An evaluation's progress, after `prefix`: in place on a terminal only; elsewhere the line that follows
+    /// (the epoch's, eval's result) says it, and a log file or --json output gets no partial lines.
+    public func evaluation(_ prefix: String = "", batch: Int, batches: Int, imagesPerSec: Double, eta: Double) {
+        guard enabled, isTerminal, Date().timeIntervalSince(lastPrint) >= 0.2 || batch == batches else { return }
+        lastPrint = Date()
+        let text = prefix + String(format: "evaluating %d/%d  %.0f img/s  ETA %@", batch, batches, imagesPerSec,
+                                   ProgressLine.duration(eta))
+        handle.write(Data(("\r" + text + String(repeating: " ", count: max(0, lastLength - text.count))).utf8))
+        lastLength = text.count
+    }
+
+    /// Wipes an in-place line (an evaluation's) so that the next line starts on a clean one.
+    public func clear() {
+        guard enabled, isTerminal, lastLength > 0 else { return }
+        handle.write(Data(("\r" + String(repeating: " ", count: lastLength) + "\r").utf8))
+        lastLength = 0
     }
 
     public func update(epoch: Int, epochs: Int, step: Int, steps: Int, loss: Double, imagesPerSec: Double, eta: Double) {
@@ -174,13 +197,13 @@ public final class ProgressLine {
             if Date().timeIntervalSince(lastPrint) < 0.2 && step != steps { return }
             lastPrint = Date()
             let pad = max(0, lastLength - text.count)
-            FileHandle.standardOutput.write(Data(("\r" + text + String(repeating: " ", count: pad)).utf8))
+            handle.write(Data(("\r" + text + String(repeating: " ", count: pad)).utf8))
             lastLength = text.count
             if step % max(1, steps / 10) == 0 { log?.record(text) }
         } else {
             let every = max(1, steps / 10)
             if step % every == 0 || step == steps {
-                FileHandle.standardOutput.write(Data((text + "\n").utf8))
+                handle.write(Data((text + "\n").utf8))
                 log?.record(text)
             }
         }
@@ -189,7 +212,7 @@ public final class ProgressLine {
     /// Ends the in-place line so the next print starts on a fresh line.
     public func finishLine() {
         guard enabled, isTerminal, lastLength > 0 else { return }
-        FileHandle.standardOutput.write(Data("\n".utf8))
+        handle.write(Data("\n".utf8))
         lastLength = 0
     }
 

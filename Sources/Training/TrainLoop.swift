@@ -18,6 +18,9 @@ final class RunContext {
     let progress: ProgressLine
     let totalSteps: Int
     let started = Date()
+    /// Seconds per training step and per epoch-end evaluation (all its passes) as last measured, for the ETA.
+    var secondsPerStep = 0.0
+    var evaluationSeconds: Double?
 
     init(isRoot: Bool, runLog: RunLog, log: @escaping (String) -> Void, progress: ProgressLine, totalSteps: Int) {
         (self.isRoot, self.runLog, self.log, self.progress, self.totalSteps) = (isRoot, runLog, log, progress, totalSteps)
@@ -52,7 +55,7 @@ extension Trainer {
         // A run preempted while it evaluated saved the finished epoch without its evaluation: do it first.
         let p = run.position
         if p.batch == 0 && p.epoch > 0 && p.valTop1.count < p.epoch {
-            try endEpoch(p.epoch - 1, sums: run.resumedSums, at: p, saveAtEnd: true, position: &run.position, report: run.report)
+            try endEpoch(p.epoch - 1, sums: run.resumedSums, at: p, saveAtEnd: true, position: &run.position, run: run)
         }
         for epoch in run.position.epoch..<config.epochs where step < run.totalSteps {
             let sums = try trainEpoch(epoch, run)
@@ -60,7 +63,7 @@ extension Trainer {
             let finished = step >= perEpoch * (epoch + 1)
             let next = Position(epoch: finished ? epoch + 1 : epoch, batch: finished ? 0 : min(perEpoch, step - epoch * perEpoch),
                                 step: step, valTop1: run.position.valTop1)
-            try endEpoch(epoch, sums: sums, at: next, saveAtEnd: finished, position: &run.position, report: run.report)
+            try endEpoch(epoch, sums: sums, at: next, saveAtEnd: finished, position: &run.position, run: run)
         }
         try finishRun(run)
     }
@@ -112,9 +115,12 @@ extension Trainer {
             sums.dataWaitSeconds = waitBefore + batches.waitSeconds
             try trainStep(batch, epoch: epoch, batch: b, sums: &sums, run: run, epochStart: epochStart)
             let elapsed = Date().timeIntervalSince(epochStart)
+            let imagesPerSec = sums.globalSeen / max(elapsed, 1e-9)
+            run.secondsPerStep = elapsed / Double(b + 1 - firstBatch)
             run.progress.update(epoch: epoch + 1, epochs: config.epochs, step: b + 1, steps: perEpoch,
-                                loss: sums.globalLoss / max(sums.globalSeen, 1), imagesPerSec: sums.globalSeen / max(elapsed, 1e-9),
-                                eta: Double(run.totalSteps - step) * elapsed / Double(b + 1 - firstBatch))
+                                loss: sums.globalLoss / max(sums.globalSeen, 1), imagesPerSec: imagesPerSec,
+                                eta: Double(run.totalSteps - step) * run.secondsPerStep
+                                    + Double(evaluationsLeft(after: epoch - 1, run)) * evaluationSeconds(run, trainImagesPerSec: imagesPerSec))
         }
         run.progress.finishLine()
         sums.dataWaitSeconds = waitBefore + batches.waitSeconds   // the last next(), which found the end

@@ -38,6 +38,9 @@ public final class Trainer {
         self.comm = comm
         var options = config.dataOptions
         options.shouldStop = { Preemption.requested }      // a preemption while a folder is listed stops it
+        let pretrained = try config.initWeights.flatMap { try InitWeights.input($0) }
+        // The pretrained weights' image size is the default.
+        options.imageSize = ModelInput.imageSize(flag: config.imageSize, recorded: pretrained, data: config.data)
         var splits = try openData(config.data, options: options)
         if let n = config.trainLimit {
             splits = DataSplits(train: SubsetDataset.classBalanced(splits.train, count: n), val: splits.val, badImages: splits.badImages)
@@ -54,8 +57,15 @@ public final class Trainer {
         model = network
         model.initialize(seed: config.seed)
         if let path = config.initWeights {
-            startNotes += try InitWeights.load(path, into: model).map { "--init-weights: " + $0 }
+            startNotes += try InitWeights.load(path, into: model, classNames: splits.train.classNames).map { "--init-weights: " + $0 }
             startNotes.append("--init-weights: loaded \(path)")
+            if let pretrained, config.imageSize == nil, options.imageSize != nil {
+                startNotes.append("--init-weights: image size \(pretrained.imageSize), the file's (--image-size overrides it)")
+            }
+            if let pretrained, let note = try ModelInput.note(data: splits.train, recorded: pretrained, flag: config.imageSize,
+                                                             source: path, refuseUnasked: false) {
+                startNotes.append("--init-weights: " + note)
+            }
         }
         trainLoader = BatchLoader(dataset: splits.train,
                                   sampler: DistributedSampler(count: splits.train.count, worldSize: comm.size, rank: comm.rank,
@@ -159,7 +169,8 @@ public final class Trainer {
             + model.buffers.map { SafeTensors.Entry(name: $0.name, shape: $0.value.shape, values: $0.value.array) }
         try FileManager.default.createDirectory(atPath: config.out, withIntermediateDirectories: true)
         try writeTensors(entries, to: (config.out as NSString).appendingPathComponent(name),
-                         metadata: ["model": config.model, "layout": "OHWI"])
+                         metadata: ModelInput.metadata(ModelInput.spec(of: data.train))
+                            .merging(["model": config.model, "layout": "OHWI"]) { $1 })
     }
 
     func writeTensors(_ entries: [SafeTensors.Entry], to path: String, metadata: [String: String] = [:]) throws {

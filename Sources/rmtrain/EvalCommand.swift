@@ -26,17 +26,40 @@ struct EvalCommand: ParsableCommand {
         try world.reportingErrors {
             let comm = world.comm
             let state = try CheckpointStore.read(checkpoint)
-            let options = dataSettings.options(loader: loader)
-            let splits = try openData(data, options: options)
-            var val: Dataset = splits.val
+            // The checkpoint's input (size, resize, normalisation, classes) is the default; --image-size overrides it.
+            let recorded = state.header.input
+            var options = dataSettings.options(loader: loader)
+            options.imageSize = ModelInput.imageSize(flag: dataSettings.imageSize, recorded: recorded,
+                                                     configuration: state.header.configuration, data: data)
+            var val: Dataset
+            let badImages: BadImageLog
+            if let recorded {
+                (val, badImages) = try EvaluationData.open(data, options: options, classNames: recorded.classNames)
+            } else {
+                let splits = try openData(data, options: options)
+                (val, badImages) = (splits.val, splits.badImages)
+            }
+            if let note = try ModelInput.note(data: val, recorded: recorded, flag: dataSettings.imageSize, source: checkpoint),
+               comm.rank == 0 {
+                FileHandle.standardError.write(Data("rmtrain: \(note)\n".utf8))
+            }
             if let valLimit { val = SubsetDataset.classBalanced(val, count: valLimit) }
             let model = try Evaluator.model(from: state, path: checkpoint, data: val)
             let loader = BatchLoader(dataset: val,
                                      sampler: .evaluation(count: val.count, worldSize: comm.size, rank: comm.rank),
                                      batchSize: batchSize, augment: false, seed: 0,
-                                     threads: options.loaderThreads, badImages: splits.badImages,
+                                     threads: options.loaderThreads, badImages: badImages,
                                      badImagePolicy: options.badImage)
-            var counts = try Evaluator.evaluate(model, loader: loader)
+            let size = val.sampleShape.height
+            // On stderr, in place when it is a terminal: stdout holds the result (one JSON object with --json).
+            let progress = ProgressLine(enabled: comm.rank == 0, stream: .standardError)
+            let started = Date()
+            var counts = try Evaluator.evaluate(model, loader: loader) { b, n in
+                let t = Date().timeIntervalSince(started)
+                progress.evaluation(batch: b, batches: n, imagesPerSec: Double(min(b * batchSize * comm.size, val.count)) / max(t, 1e-9),
+                                    eta: t / Double(b) * Double(n - b))
+            }
+            progress.clear()
             try counts.reduce(comm)
             guard comm.rank == 0 else { return }
             if json {
@@ -45,6 +68,7 @@ struct EvalCommand: ParsableCommand {
                 r.set("model", state.header.model)
                 r.set("step", state.header.step)
                 r.set("data", val.name)
+                r.set("image_size", size)
                 r.set("images", counts.images)
                 r.set("top1", counts.top1Accuracy)
                 r.set("top5", counts.top5Accuracy)
@@ -52,8 +76,8 @@ struct EvalCommand: ParsableCommand {
                 r.set("world_size", comm.size)
                 writeLine(r.json)
             } else {
-                writeLine(String(format: "%@ (step %d) on %@: top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%d images, %d rank%@)",
-                                 checkpoint, state.header.step, val.name, 100 * counts.top1Accuracy,
+                writeLine(String(format: "%@ (step %d) on %@ at %d×%d: top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%d images, %d rank%@)",
+                                 checkpoint, state.header.step, val.name, size, size, 100 * counts.top1Accuracy,
                                  100 * counts.top5Accuracy, counts.meanLoss, counts.images, comm.size, comm.size == 1 ? "" : "s"))
             }
         }

@@ -37,11 +37,15 @@ struct ExportCommand: ParsableCommand {
                                                        values: [Int64(state.header.step)]))
             }
         }
-        let blob = SafeTensors.encode(entries, int64: counters,
-                                      metadata: ["model": state.header.model, "source": checkpoint,
-                                                 "step": "\(state.header.step)", "format": "pt", "layout": "torchvision"])
+        // The input the weights were trained on goes along (`--init-weights` takes it as its default).
+        var metadata = state.header.input.map(ModelInput.metadata) ?? [:]
+        metadata.merge(["model": state.header.model, "source": checkpoint, "step": "\(state.header.step)", "format": "pt",
+                        "layout": "torchvision"]) { $1 }
+        let blob = SafeTensors.encode(entries, int64: counters, metadata: metadata)
         do { try blob.write(to: URL(fileURLWithPath: out), options: .atomic) }
         catch { throw TrainingError("cannot write \(out): \(error.localizedDescription)") }
-        writeLine("rmtrain: exported \(entries.count + counters.count) tensors of \(state.header.model) to \(out)")
+        writeLine("rmtrain: exported \(entries.count + counters.count) tensors of \(state.header.model) to \(out)"
+                  + (state.header.input.map { ", with its input (\($0.imageSize)×\($0.imageSize), \($0.classNames.count) classes)" }
+                     ?? " (\(checkpoint) predates recorded input settings: no image size, normalisation or class names)"))
     }
 }

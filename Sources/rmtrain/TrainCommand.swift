@@ -56,8 +56,10 @@ struct TrainCommand: ParsableCommand {
         if comm.rank == 0 {
             let parameters: Int = trainer.model.parameterCount
             let ranks = "\(comm.size) rank\(comm.size == 1 ? "" : "s")"
-            let what = "\(c.model) (\(parameters) parameters) on \(trainer.data.train.name) (\(trainer.data.train.count) images)"
-            writeLine("rmtrain: \(what), evaluated on \(trainer.data.val.name) (\(trainer.data.val.count) images), "
+            let d = trainer.data, shape = d.train.sampleShape
+            let what = "\(c.model) (\(parameters) parameters), \(d.train.numClasses) classes at \(shape.height)×\(shape.width): "
+                + "train \(d.train.name) (\(d.train.count) images), val \(d.val.name) (\(d.val.count) images)"
+            writeLine("rmtrain: \(what), "
                       + "\(ranks) × batch \(c.batchSize) = global batch \(trainer.globalBatch), "
                       + "\(trainer.trainLoader.batchesPerEpoch) steps/epoch, \(world.threads) threads per rank, out \(c.out)")
         }

@@ -77,3 +77,19 @@ final class CheckpointFileTests: XCTestCase {
         }
     }
 }
+
+/// The recorded input (`InputSpec`) round-trips, and a header written before it existed still decodes.
+final class CheckpointInputTests: XCTestCase {
+    func testInputRoundTripsAndOlderHeadersDecodeWithout() throws {
+        var header = CheckpointHeader(model: "resnet8", shapes: [:], configuration: [], configurationHash: "0", worldSize: 1,
+                                      epoch: 0, batchInEpoch: 0, step: 0, valTop1History: [])
+        let old = try JSONEncoder().encode(header)
+        XCTAssertFalse(String(decoding: old, as: UTF8.self).contains("input"))
+        XCTAssertNil(try JSONDecoder().decode(CheckpointHeader.self, from: old).input)
+        header.input = InputSpec(imageSize: 16, channels: 3, resize: "cifar", mean: [0.4914, 0.4822, 0.4465],
+                                 std: [0.2023, 0.1994, 0.2010], classNames: ["cat", "airplane"])
+        let state = CheckpointState(header: header, tensors: [], ranks: [[]])
+        let back = try CheckpointFile.decode(try CheckpointFile.encode(state, level: 1), source: "mem")
+        XCTAssertEqual(back.header.input, header.input)
+    }
+}

@@ -125,3 +125,27 @@ struct TestSetupError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
 }
+
+/// The training ETA counts the epoch-end evaluations still to come: measured once one ran, estimated from the
+/// training throughput before.
+final class EvaluationETATests: XCTestCase {
+    func testETACountsTheEvaluationsLeft() throws {
+        let out = NSTemporaryDirectory() + "rmtrain-eta-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        var c = try DeterminismTests.config(seed: 1, out: out)
+        c.epochs = 3
+        c.maxSteps = nil
+        let t = try Trainer(config: c)
+        let run = try t.startRun(log: { _ in })
+        XCTAssertEqual(t.trainLoader.batchesPerEpoch, 8)
+        XCTAssertEqual(t.evaluationsLeft(after: -1, run), 3)
+        XCTAssertEqual(t.evaluationsLeft(after: 0, run), 2)
+        XCTAssertEqual(t.evaluationsLeft(after: 2, run), 0)
+        XCTAssertEqual(t.evaluationSeconds(run, trainImagesPerSec: 32), 64.0 / (3 * 32), accuracy: 1e-12)
+        run.evaluationSeconds = 5
+        XCTAssertEqual(t.evaluationSeconds(run, trainImagesPerSec: 32), 5)
+        c.maxSteps = 9                                  // stops one step into the second epoch, which is evaluated too
+        let stopped = try Trainer(config: c)
+        XCTAssertEqual(stopped.evaluationsLeft(after: -1, try stopped.startRun(log: { _ in })), 2)
+    }
+}

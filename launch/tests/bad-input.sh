@@ -87,7 +87,7 @@ cp "$(dirname "$0")/../../Tests/DataPipelineTests/Golden/damaged_restart.jpg" "$
 "$RMTRAIN" train --data "imagefolder:$IMF" --batch-size 3 --epochs 1 --quiet --out "$WORK/unpacked" > "$WORK/unpacked.log" 2>&1; rc=$?
 if [ $rc -eq 0 ] && [ "$(grep -c "imagefolder: .*/train: skipped" "$WORK/unpacked.log")" -eq 1 ] \
    && grep -q "skipped 2 hidden folder(s): .git, __MACOSX; 1 folder(s) with no .jpg, .jpeg or .png image (not classes): dog; 1 link(s), not followed: cat/up (back up the tree" "$WORK/unpacked.log" \
-   && grep -q "on imagefolder:$IMF/train (9 images)" "$WORK/unpacked.log" \
+   && grep -q "train imagefolder:$IMF/train (9 images)" "$WORK/unpacked.log" \
    && grep -q "warning: damaged image $IMF/train/airplane/zz_damaged.jpg decoded as far as its data goes: Corrupt JPEG data: premature end of data segment" "$WORK/unpacked.log" \
    && grep -q '"bad_images": 0,' "$WORK/unpacked/metrics.jsonl"; then
   ok "unpacked folder: 2 classes, 9 images, hidden/empty/loop named in one line; damaged JPEG trained with a warning"
