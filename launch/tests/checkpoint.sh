@@ -38,7 +38,8 @@ expect_error() {
   if "$@" > "$WORK/e.out" 2> "$WORK/e.err"; then fail "$name" "exit code 0"; return; fi
   grep -q -- "$pattern" "$WORK/e.err" && ok "$name" || fail "$name" "$(cat "$WORK/e.err")"
 }
-expect_error "--resume of a truncated file names it" "$newest" "$RMTRAIN" "${Q[@]}" --resume "$newest" --out "$WORK/x1"
+# (--resume auto moved the truncated file aside as NAME.corrupt)
+expect_error "--resume of a truncated file names it" "$newest.corrupt" "$RMTRAIN" "${Q[@]}" --resume "$newest.corrupt" --out "$WORK/x1"
 good=$(ls "$WORK/fb"/ckpt-*.rmck | sort | head -n 1)
 expect_error "--resume with another model is refused" "model resnet20, this run is --model resnet56" \
   "$RMTRAIN" "${Q[@]}" --model resnet56 --resume "$good" --out "$WORK/x2"
