@@ -123,11 +123,7 @@ else fail "metrics after a resume" "jsonl epochs '$epochs', csv '$csv'"; fi
 # --- a training image deleted before --resume auto: refused with the difference named; --allow-data-change
 #     resumes and the run log records it
 CIFAR="$(cd "$(dirname "$0")/../../.." && pwd)/shared/data/cifar10"
-for cls in airplane automobile; do
-  mkdir -p "$WORK/dc/train/$cls" "$WORK/dc/val/$cls"
-  ls "$CIFAR/train/$cls" | head -n 24 | while read -r f; do ln -s "$CIFAR/train/$cls/$f" "$WORK/dc/train/$cls/$f"; done
-  ls "$CIFAR/test/$cls" | head -n 5 | while read -r f; do ln -s "$CIFAR/test/$cls/$f" "$WORK/dc/val/$cls/$f"; done
-done
+cifar_subset "$WORK/dc" 24 5
 Q=(train --data "imagefolder:$WORK/dc" --batch-size 8 --epochs 2 --quiet --out "$WORK/dcrun")
 "$RMTRAIN" "${Q[@]}" --max-steps 6 > /dev/null 2>&1
 rm "$WORK/dc/train/airplane/$(ls "$WORK/dc/train/airplane" | head -n 1)"

@@ -89,12 +89,7 @@ if "$RMTRAIN" train --train-limit 256 --val-limit 64 --batch-size 32 --epochs 1 
 else fail "/dev/full" "exit $?; $(ls "$WORK/full" 2>&1 | tr '\n' ' ')"; fi
 
 # --- train.log holds every line printed: the start line, bad-image warnings, "resumed from", "preempted"
-CIFAR="$(cd "$(dirname "$0")/../../.." && pwd)/shared/data/cifar10"
-for cls in airplane automobile; do
-  mkdir -p "$WORK/bi/train/$cls" "$WORK/bi/val/$cls"
-  ls "$CIFAR/train/$cls" | head -n 15 | while read -r f; do ln -s "$CIFAR/train/$cls/$f" "$WORK/bi/train/$cls/$f"; done
-  ls "$CIFAR/test/$cls" | head -n 4 | while read -r f; do ln -s "$CIFAR/test/$cls/$f" "$WORK/bi/val/$cls/$f"; done
-done
+cifar_subset "$WORK/bi" 15 4
 echo garbage > "$WORK/bi/train/airplane/broken.jpg"
 B=(train --data "imagefolder:$WORK/bi" --batch-size 8 --epochs 2 --quiet --out "$WORK/bilog")
 "$RMTRAIN" "${B[@]}" --max-steps 4 > /dev/null 2>&1    # 31 images, 4 steps: the first epoch, every image read once
