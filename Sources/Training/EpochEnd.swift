@@ -31,8 +31,9 @@ extension Trainer {
         let localEMA = try ema.map { try Evaluator.evaluate($0.model, loader: valLoader, shouldStop: { Preemption.requested }) }
         let stopped = try anyRank(local == nil || localEMA == .some(nil), "agree on a preemption during evaluation")
         guard !stopped, var eval = local else {
-            // The epoch trained, its evaluation did not finish: save with the sums that its row needs.
-            let path = try saveCheckpoint(next, sums: sums)
+            // The epoch trained, its evaluation did not finish: save with the sums that its row needs (stopped
+            // mid-epoch, the checkpoint is written already, with each rank's own BN statistics).
+            let path = try stoppedAt ?? saveCheckpoint(next, sums: sums)
             throw PreemptedError(checkpoint: path)
         }
         try eval.reduce(comm)

@@ -81,6 +81,14 @@ if grep -q "resumed from $WORK/ms/ckpt-000000025.rmck: epoch 1, batch 25, step 2
    && msg=$("$RMTRAIN" diff "$WORK/straight/final.safetensors" "$WORK/ms/final.safetensors" 2>&1); then
   ok "stopped by --max-steps at step 25 + resumed to 50 == 50 straight, bitwise ($msg)"
 else fail "resume after --max-steps" "$(head -n 3 "$WORK/ms2.log") ${msg:-}"; fi
+# 2 ranks (20 steps per epoch): the checkpoint keeps each rank's own BN statistics, not their average
+"${MPIRUN[@]}" -np 2 "$RMTRAIN" "${R[@]}" --max-steps 30 --out "$WORK/straight2" > /dev/null 2>&1
+"${MPIRUN[@]}" -np 2 "$RMTRAIN" "${R[@]}" --max-steps 15 --out "$WORK/ms2" > "$WORK/ms2-1.log" 2>&1
+"${MPIRUN[@]}" -np 2 "$RMTRAIN" "${R[@]}" --max-steps 30 --resume auto --out "$WORK/ms2" > "$WORK/ms2-2.log" 2>&1
+if grep -q "resumed from $WORK/ms2/ckpt-000000015.rmck: epoch 1, batch 15, step 15" "$WORK/ms2-2.log" \
+   && msg=$("$RMTRAIN" diff "$WORK/straight2/final.safetensors" "$WORK/ms2/final.safetensors" 2>&1); then
+  ok "-np 2: stopped by --max-steps at step 15 + resumed to 30 == 30 straight, bitwise ($msg)"
+else fail "-np 2 resume after --max-steps" "$(tail -n 2 "$WORK/ms2-1.log") $(head -n 3 "$WORK/ms2-2.log") ${msg:-}"; fi
 
 # --- stdout and stderr on a full file system: the run finishes and leaves its checkpoint
 if "$RMTRAIN" train --train-limit 256 --val-limit 64 --batch-size 32 --epochs 1 --out "$WORK/full" > /dev/full 2> /dev/full \
