@@ -41,6 +41,8 @@ echo "== distributed tests (mpirun)"
 RMTRAIN="$PWD/.build/release/rmtrain" bash launch/tests/mpi.sh || status=1
 echo "== checkpoint tests"
 RMTRAIN="$PWD/.build/release/rmtrain" bash launch/tests/checkpoint.sh || status=1
+echo "== run folder tests"
+RMTRAIN="$PWD/.build/release/rmtrain" bash launch/tests/runfolder.sh || status=1
 echo "== multi-host tests (launch/hostfile.sh, two network namespaces as hosts; needs root)"
 RMTRAIN="$PWD/.build/release/rmtrain" bash launch/tests/multihost.sh || status=1
 echo "== SLURM test (a one-node cluster on this machine; needs root)"

@@ -46,6 +46,12 @@ public struct CheckpointStore {
         if dfd >= 0 { fsync(dfd); close(dfd) }
     }
 
+    /// Copies the checkpoint at `path` to best.rmck, atomically.
+    public func copyAsBest(_ path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { throw CheckpointError("cannot read checkpoint \(path)") }
+        try CheckpointStore.writeAtomically([UInt8](data), to: bestPath)
+    }
+
     /// Checkpoint files by step, newest first.
     public func candidates() -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
@@ -66,11 +72,24 @@ public struct CheckpointStore {
         return try CheckpointFile.decode([UInt8](data), source: path)
     }
 
-    /// The newest checkpoint that verifies; each bad newer one is reported through `warn`.
-    public func newestValid(warn: (String) -> Void) -> (path: String, state: CheckpointState)? {
+    /// What a checkpoint that does not verify is renamed to by `newestValid(moveAside:)`.
+    public static let corruptSuffix = ".corrupt"
+
+    /// The newest checkpoint that verifies; each bad newer one is reported through `warn` and, with
+    /// `moveAside`, renamed to NAME.corrupt: left in place it would keep outranking every checkpoint the
+    /// resumed run writes (by step in `candidates`), and `prune` would delete those instead.
+    public func newestValid(warn: (String) -> Void, moveAside: Bool = false) -> (path: String, state: CheckpointState)? {
         for path in candidates() {
             do { return (path, try CheckpointStore.read(path)) }
-            catch { warn("skipping checkpoint \(path): \(error); falling back to the previous one") }
+            catch {
+                var said = "skipping checkpoint \(path): \(error)"
+                if moveAside {
+                    let aside = path + CheckpointStore.corruptSuffix
+                    said += rename(path, aside) == 0 ? "; moved aside as \((aside as NSString).lastPathComponent)"
+                                                     : "; could not move it aside (\(String(cString: strerror(errno))))"
+                }
+                warn(said)
+            }
         }
         return nil
     }

@@ -82,9 +82,7 @@ public final class BadImageLog: @unchecked Sendable {
         self.sink = sink
     }
 
-    public static let standardError: @Sendable (String) -> Void = { line in
-        FileHandle.standardError.write(Data((line + "\n").utf8))
-    }
+    public static let standardError: @Sendable (String) -> Void = { line in Console.errorLine(line) }
 
     /// Distinct bad images met so far (a file met again in a later epoch counts once).
     public var count: Int { lock.lock(); defer { lock.unlock() }; return seen.count }

@@ -72,7 +72,7 @@ public final class SingleProcess: Communicator {
     public func wait(_ request: PendingReduce) {}
     public func gather(bytes: [UInt8], root: Int, _ op: String) -> [[UInt8]] { [bytes] }
     public func abort(_ message: String, code: Int32) -> Never {
-        FileHandle.standardError.write(Data("rmtrain: error: \(message)\n".utf8))
+        Console.errorLine("rmtrain: error: \(message)")
         exit(code)
     }
 }

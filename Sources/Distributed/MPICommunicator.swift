@@ -1,5 +1,6 @@
 import CMPI
 import Foundation
+import Kernels
 
 /// The Communicator over OpenMPI. MPI is initialised with MPI_THREAD_MULTIPLE: the training thread runs
 /// the collectives while the watchdog thread answers other ranks' questions on a duplicate communicator
@@ -180,7 +181,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     public func abort(_ message: String, code: Int32) -> Never {
-        FileHandle.standardError.write(Data("[rank \(rank)] rmtrain: error: \(message)\n".utf8))
+        Console.errorLine("[rank \(rank)] rmtrain: error: \(message)")
         MPI_Abort(comm, code)
         exit(code)
     }

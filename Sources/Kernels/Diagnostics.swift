@@ -8,7 +8,7 @@ public enum Diagnostics {
     public static func setRank(_ rank: Int, of size: Int) { rankPrefix = size > 1 ? "[rank \(rank)] " : "" }
 
     public static func warning(_ message: String) {
-        FileHandle.standardError.write(Data("\(rankPrefix)rmtrain: warning: \(message)\n".utf8))
+        Console.errorLine("\(rankPrefix)rmtrain: warning: \(message)")
     }
 }
 

@@ -1,7 +1,7 @@
 import Foundation
 import SwiftProtobuf
 
-/// TensorBoard's event files: `events.out.tfevents.<seconds>.<host>` in the run folder, a sequence of
+/// TensorBoard's event files: `events.out.tfevents.<seconds>.<host>.<pid>.<n>` in the run folder, a sequence of
 /// TFRecords, each one serialized `Event`:
 ///
 ///     uint64 length (little-endian) · uint32 masked CRC32C of those 8 bytes · data · uint32 masked CRC32C of data
@@ -12,14 +12,22 @@ public final class EventWriter {
     public let path: String
     private let handle: FileHandle
 
-    /// Creates the file in `directory`. Throws when it cannot be created.
+    /// Creates a new file in `directory`, never an existing one: a relaunch within the same second (a requeue,
+    /// a resume) must not truncate the previous launch's events. As TensorBoard's own writer names them
+    /// (tensorboard/summary/writer/event_file_writer.py: time, host, pid, a process-wide counter), with the
+    /// counter raised past any file of that name. Throws when it cannot be created.
     public init(directory: String, wallTime: Date = Date()) throws {
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "localhost"
-        path = (directory as NSString).appendingPathComponent("events.out.tfevents.\(Int(wallTime.timeIntervalSince1970)).\(host)")
-        guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
-            throw EventFileError("cannot create \(path)")
-        }
-        handle = h
+        let stem = "events.out.tfevents.\(Int(wallTime.timeIntervalSince1970)).\(host).\(getpid())."
+        var fd: Int32 = -1
+        var candidate = ""
+        repeat {
+            candidate = (directory as NSString).appendingPathComponent(stem + String(EventWriter.nextUID()))
+            fd = open(candidate, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        } while fd < 0 && errno == EEXIST
+        path = candidate
+        guard fd >= 0 else { throw EventFileError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        handle = FileHandle(fileDescriptor: fd, closeOnDealloc: false)
         var first = Tensorboard_Event()
         first.wallTime = wallTime.timeIntervalSince1970
         first.fileVersion = "brain.Event:2"
@@ -27,6 +35,10 @@ public final class EventWriter {
     }
 
     deinit { try? handle.close() }
+
+    nonisolated(unsafe) private static var uid = 0
+    private static let uidLock = NSLock()
+    private static func nextUID() -> Int { uidLock.withLock { uid += 1; return uid - 1 } }
 
     /// One scalar at a global step (x axis: optimizer steps).
     public func scalar(_ tag: String, _ value: Double, step: Int, wallTime: Date = Date()) throws {

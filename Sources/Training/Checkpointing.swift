@@ -70,7 +70,7 @@ extension Trainer {
         let state: CheckpointState
         let path: String
         if resume == "auto" {
-            guard let found = store.newestValid(warn: { warn($0) }) else { return nil }
+            guard let found = try newestToResume() else { return nil }
             (path, state) = found
         } else {
             path = resume
@@ -115,6 +115,33 @@ extension Trainer {
             writeLine("rmtrain: resumed from \(path): epoch \(h.epoch + 1), batch \(h.batchInEpoch), step \(h.step)")
         }
         return (Position(epoch: h.epoch, batch: h.batchInEpoch, step: h.step, valTop1: h.valTop1History), sums)
+    }
+
+    /// `--resume auto`: rank 0 picks the newest checkpoint in --out that verifies, moving aside those that do not,
+    /// and every rank reads the one it names. Nothing to resume from starts at step 0 when the folder holds no
+    /// earlier run (a first launch of a requeued job), and is refused when it does: restarting would replace
+    /// that run's metrics and best.rmck without a word, and every later requeue would restart again.
+    private func newestToResume() throws -> (String, CheckpointState)? {
+        var chosen: (String, CheckpointState)?
+        var name = [UInt8]()
+        if comm.rank == 0 {
+            chosen = store.newestValid(warn: { warn($0) }, moveAside: true)
+            name = Array((chosen?.0 ?? "").utf8)
+            if chosen == nil {
+                let found = RunFolder.history(in: config.out)
+                if !found.isEmpty {
+                    let best = store.bestPath
+                    let hint = FileManager.default.fileExists(atPath: best) ? "resume from \(best) with --resume \(best)" : "resume from a named checkpoint with --resume PATH"
+                    throw TrainingError("--resume auto: \(config.out) holds a run (\(found.joined(separator: ", "))) but no step checkpoint "
+                                        + "that verifies: \(hint), or give a fresh --out to start again")
+                }
+                writeLine("rmtrain: --resume auto: no checkpoint in \(config.out); starting at step 0")
+            }
+        }
+        try comm.broadcast(bytes: &name, root: 0, "agree on the checkpoint to resume from")
+        if comm.rank == 0 || name.isEmpty { return chosen }
+        let path = String(decoding: name, as: UTF8.self)
+        return (path, try CheckpointStore.read(path))
     }
 
     /// Refuses a resume whose configuration or data differ from the checkpoint's, except what may change

@@ -12,6 +12,10 @@ extension Trainer {
     /// before an evaluation that was cut short keeps the epoch's sums, and the resumed run evaluates first.
     func endEpoch(_ epoch: Int, sums: EpochSums, at next: Position, saveAtEnd: Bool, position: inout Position,
                   run: RunContext) throws {
+        // Stopped mid-epoch (--max-steps): the checkpoint to resume or evaluate, written before BN statistics are
+        // averaged (it keeps each rank's own, as a --save-every checkpoint does; one at this very step is reused).
+        let savedAtStep = config.saveEvery > 0 && step % config.saveEvery == 0
+        let stoppedAt = saveAtEnd ? nil : (savedAtStep ? store.path(step: step) : try saveCheckpoint(next, sums: sums))
         let reduced = try sums.reduced(comm, badImages: data.badImages.count)
         // The mixing statistics and the metrics' counters in one all-reduce.
         var all = engine.mixing.statistics.values + engine.metrics.sums
@@ -32,8 +36,9 @@ extension Trainer {
         run.evaluationSeconds = Date().timeIntervalSince(started)
         let stopped = try anyRank(local == nil || localEMA == .some(nil), "agree on a preemption during evaluation")
         guard !stopped, var eval = local else {
-            // The epoch trained, its evaluation did not finish: save with the sums that its row needs.
-            let path = try saveCheckpoint(next, sums: sums)
+            // The epoch trained, its evaluation did not finish: save with the sums that its row needs (stopped
+            // mid-epoch, the checkpoint is written already, with each rank's own BN statistics).
+            let path = try stoppedAt ?? saveCheckpoint(next, sums: sums)
             throw PreemptedError(checkpoint: path)
         }
         try eval.reduce(comm)
@@ -42,16 +47,23 @@ extension Trainer {
         record(eval)
         position.valTop1.append(eval.top1Accuracy)
         let seconds = sums.trainSeconds + Date().timeIntervalSince(started)
-        try run.report(epochRecord(epoch, reduced: reduced, mix: mix, metrics: metrics, eval: eval, evalEMA: evalEMA, best: position.valTop1.max() ?? 0,
-                               seconds: seconds, trainSeconds: sums.trainSeconds),
-                   String(format: "epoch %d/%d  train_loss %.4f  val_top1 %.2f%%  val_top5 %.2f%%  %.0f img/s  %.1fs",
+        let row = epochRecord(epoch, reduced: reduced, mix: mix, metrics: metrics, eval: eval, evalEMA: evalEMA,
+                              best: position.valTop1.max() ?? 0, seconds: seconds, trainSeconds: sums.trainSeconds)
+        let line = String(format: "epoch %d/%d  train_loss %.4f  val_top1 %.2f%%  val_top5 %.2f%%  %.0f img/s  %.1fs",
                           epoch + 1, config.epochs, reduced.meanLoss, 100 * eval.top1Accuracy, 100 * eval.top5Accuracy,
-                          reduced.images / max(sums.trainSeconds, 1e-9), seconds))
-        guard saveAtEnd else { return }
-        var at = next
-        at.valTop1 = position.valTop1
-        let path = try saveCheckpoint(at, sums: EpochSums())
-        if try anyRank(Preemption.requested, "agree on a preemption during the epoch's save") {
+                          reduced.images / max(sums.trainSeconds, 1e-9), seconds)
+        // The checkpoint before the report: a report that cannot be written must not cost the epoch.
+        var path = ""
+        if saveAtEnd {
+            var at = next
+            at.valTop1 = position.valTop1
+            path = try saveCheckpoint(at, sums: EpochSums())
+        } else if let stoppedAt, comm.rank == 0, position.valTop1.last == position.valTop1.max() {
+            // The summary names this evaluation as the best when it is: best.rmck must hold what it evaluated.
+            try store.copyAsBest(stoppedAt)
+        }
+        try run.report(row, line)
+        if saveAtEnd, try anyRank(Preemption.requested, "agree on a preemption during the epoch's save") {
             throw PreemptedError(checkpoint: path)
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// One line of `metrics.jsonl`: keys in a fixed order, numbers printed exactly (shortest round-trip).
 public struct MetricsRecord {
@@ -109,9 +110,11 @@ func rewrite(_ path: String, _ transform: ([String]) -> [String]) throws {
     catch { throw TrainingError("cannot rewrite \(path): \(error.localizedDescription)") }
 }
 
-/// RUN_DIR/train.log: what rank 0 prints (summaries, warnings, plain progress lines), with timestamps.
+/// RUN_DIR/train.log: every line rank 0 prints (start line, warnings, summaries, resumes, preemptions, plain
+/// progress lines), with timestamps. Written with write(2) on an O_APPEND descriptor, errors ignored: a full
+/// file system loses log lines, never the run.
 public final class RunLog: @unchecked Sendable {
-    private let handle: FileHandle?
+    private let fd: Int32
     private let lock = NSLock()
     private let clock: DateFormatter = {
         let f = DateFormatter()
@@ -120,27 +123,22 @@ public final class RunLog: @unchecked Sendable {
         return f
     }()
 
+    /// With a path, the log also becomes the `Console`'s recorder: what the process prints is copied here.
     public init(path: String?) {
-        if let path {
-            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
-            handle = FileHandle(forWritingAtPath: path)
-            handle?.seekToEndOfFile()
-        } else {
-            handle = nil
-        }
+        fd = path.map { open($0, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644) } ?? -1
+        if fd >= 0 { Console.record(to: { [self] date, line in record(line, at: date) }) }
     }
+
+    deinit { if fd >= 0 { close(fd) } }
 
     /// Writes the line to the log file only.
-    public func record(_ line: String) {
-        guard let handle else { return }
-        lock.withLock { handle.write(Data("\(clock.string(from: Date())) \(line)\n".utf8)) }
+    public func record(_ line: String, at date: Date = Date()) {
+        guard fd >= 0 else { return }
+        lock.withLock { Console.write("\(clock.string(from: date)) \(line)\n", fd: fd) }
     }
 
-    /// Prints the line and records it.
-    public func line(_ line: String) {
-        writeLine(line)
-        record(line)
-    }
+    /// Prints the line (and so records it, when this log is the console's recorder).
+    public func line(_ line: String) { writeLine(line) }
 }
 
 public struct TrainingError: Error, CustomStringConvertible {
@@ -155,7 +153,7 @@ public final class ProgressLine {
     /// In place only on a terminal of our own: under an MPI launcher stdout is a pty that mpirun forwards,
     /// often into a log file, so ranks print plain lines there.
     private let isTerminal: Bool
-    private let handle: FileHandle
+    private let fd: Int32
     private let enabled: Bool
     private let log: RunLog?
     private var lastLength = 0
@@ -164,9 +162,10 @@ public final class ProgressLine {
     public init(enabled: Bool, log: RunLog? = nil, stream: Stream = .standardOutput) {
         self.enabled = enabled
         self.log = log
-        handle = stream == .standardOutput ? .standardOutput : .standardError
+        let fd = stream == .standardOutput ? STDOUT_FILENO : STDERR_FILENO
+        self.fd = fd
         let environment = ProcessInfo.processInfo.environment
-        isTerminal = isatty(stream == .standardOutput ? STDOUT_FILENO : STDERR_FILENO) != 0
+        isTerminal = isatty(fd) != 0
             && environment["OMPI_COMM_WORLD_SIZE"] == nil && environment["PMIX_RANK"] == nil
             && environment["SLURM_PROCID"] == nil
     }
@@ -178,14 +177,14 @@ public final class ProgressLine {
         lastPrint = Date()
         let text = prefix + String(format: "evaluating %d/%d  %.0f img/s  ETA %@", batch, batches, imagesPerSec,
                                    ProgressLine.duration(eta))
-        handle.write(Data(("\r" + text + String(repeating: " ", count: max(0, lastLength - text.count))).utf8))
+        Console.write("\r" + text + String(repeating: " ", count: max(0, lastLength - text.count)), fd: fd)
         lastLength = text.count
     }
 
     /// Wipes an in-place line (an evaluation's) so that the next line starts on a clean one.
     public func clear() {
         guard enabled, isTerminal, lastLength > 0 else { return }
-        handle.write(Data(("\r" + String(repeating: " ", count: lastLength) + "\r").utf8))
+        Console.write("\r" + String(repeating: " ", count: lastLength) + "\r", fd: fd)
         lastLength = 0
     }
 
@@ -197,13 +196,13 @@ public final class ProgressLine {
             if Date().timeIntervalSince(lastPrint) < 0.2 && step != steps { return }
             lastPrint = Date()
             let pad = max(0, lastLength - text.count)
-            handle.write(Data(("\r" + text + String(repeating: " ", count: pad)).utf8))
+            Console.write("\r" + text + String(repeating: " ", count: pad), fd: fd)
             lastLength = text.count
             if step % max(1, steps / 10) == 0 { log?.record(text) }
         } else {
             let every = max(1, steps / 10)
             if step % every == 0 || step == steps {
-                handle.write(Data((text + "\n").utf8))
+                Console.write(text + "\n", fd: fd)
                 log?.record(text)
             }
         }
@@ -212,7 +211,7 @@ public final class ProgressLine {
     /// Ends the in-place line so the next print starts on a fresh line.
     public func finishLine() {
         guard enabled, isTerminal, lastLength > 0 else { return }
-        handle.write(Data("\n".utf8))
+        Console.write("\n", fd: fd)
         lastLength = 0
     }
 
@@ -224,5 +223,6 @@ public final class ProgressLine {
     }
 }
 
-/// Writes a line to stdout unbuffered, so it interleaves correctly with the progress line.
-public func writeLine(_ s: String) { FileHandle.standardOutput.write(Data((s + "\n").utf8)) }
+/// Writes a line to stdout unbuffered, so it interleaves correctly with the progress line; the run log
+/// records it (`Console`).
+public func writeLine(_ s: String) { Console.line(s) }

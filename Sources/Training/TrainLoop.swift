@@ -96,7 +96,7 @@ extension Trainer {
         run.csv = try MetricsCSV(path: file("metrics.csv"))
         if config.tensorboard { run.board = try TrainingBoard(directory: config.out) }
         run.runLog.record("rmtrain train, \(comm.size) rank(s), configuration in \(file("config.yaml"))")
-        for note in resumeNotes { warn(note); run.runLog.record("warning: " + note) }
+        for note in resumeNotes { warn(note) }
         for note in startNotes { run.log("rmtrain: " + note) }
     }
 
@@ -199,8 +199,12 @@ extension Trainer {
         if let ema { try saveWeights(name: "final_ema.safetensors", of: ema.model) }
         let top1 = run.position.valTop1
         let best = top1.enumerated().max { $0.element <= $1.element }
-        run.log(String(format: "done in %@; final val top-1 %.2f%% (best %.2f%% at epoch %d); metrics: %@",
-                       ProgressLine.duration(Date().timeIntervalSince(run.started)), 100 * (top1.last ?? 0),
-                       100 * (best?.element ?? 0), (best?.offset ?? 0) + 1, run.metrics?.path ?? ""))
+        let perEpoch = trainLoader.batchesPerEpoch
+        let stopped = step % perEpoch == 0 ? "" : " (--max-steps stopped it in epoch \(step / perEpoch + 1) at step \(step); "
+            + "\((store.path(step: step) as NSString).lastPathComponent) continues it with --resume auto and more --max-steps)"
+        let bestNote = best.map { String(format: " (best %.2f%% at epoch %d, in %@)", 100 * $0.element, $0.offset + 1, store.bestPath) } ?? ""
+        run.log(String(format: "done in %@%@; final val top-1 %.2f%%%@; metrics: %@",
+                       ProgressLine.duration(Date().timeIntervalSince(run.started)), stopped, 100 * (top1.last ?? 0),
+                       bestNote, run.metrics?.path ?? ""))
     }
 }

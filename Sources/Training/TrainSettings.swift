@@ -283,7 +283,7 @@ public struct InvocationSettings: SettingsGroup {
     @Flag(help: "No progress line.")
     public var quiet = false
 
-    @Option(help: "Resume: 'auto' (newest valid checkpoint in --out, if any) or a checkpoint file.",
+    @Option(help: "Resume: 'auto' (newest valid checkpoint in --out; a fresh --out starts at step 0) or a checkpoint file.",
             check: FlagCheck("'auto' or an existing checkpoint file") { $0 == "auto" || FileManager.default.fileExists(atPath: $0) })
     public var resume: String?
 

@@ -3,6 +3,7 @@ import Checkpoint
 import DataPipeline
 import Distributed
 import Foundation
+import Kernels
 import Training
 
 /// `rmtrain eval --checkpoint PATH --data …`: top-1/top-5 of a checkpoint over an evaluation split, on
@@ -41,7 +42,7 @@ struct EvalCommand: ParsableCommand {
             }
             if let note = try ModelInput.note(data: val, recorded: recorded, flag: dataSettings.imageSize, source: checkpoint),
                comm.rank == 0 {
-                FileHandle.standardError.write(Data("rmtrain: \(note)\n".utf8))
+                Console.errorLine("rmtrain: \(note)")
             }
             if let valLimit { val = SubsetDataset.classBalanced(val, count: valLimit) }
             let model = try Evaluator.model(from: state, path: checkpoint, data: val)

@@ -46,7 +46,7 @@ struct RMTrain: ParsableCommand {
             // ArgumentParser lists allowed values on extra lines; fold them into the one line.
             let line = message.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
                 .filter { !$0.isEmpty }.joined(separator: " ")
-            FileHandle.standardError.write(Data("rmtrain: error: \(line)\n".utf8))
+            Console.errorLine("rmtrain: error: \(line)")
             Foundation.exit(code == .success ? 1 : code.rawValue)
         }
     }

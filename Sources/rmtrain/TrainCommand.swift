@@ -43,6 +43,13 @@ struct TrainCommand: ParsableCommand {
     private func train(_ world: World) throws {
         let comm = world.comm
         let c = makeConfig()
+        // Rank 0's train.log receives every line printed from here on, those before it opens included; a
+        // closed stdout pipe must not end the run either (Console ignores the write error).
+        signal(SIGPIPE, SIG_IGN)
+        if comm.rank == 0 { Console.startRecording() }
+        // Held until the process ends: no other run writes into this folder meanwhile.
+        let folder = comm.rank == 0 ? try RunFolder.claim(for: c) : nil
+        defer { withExtendedLifetime(folder) {} }
         if comm.rank == 0 { writeLine("rmtrain: " + Hardware.summary) }
         let trainer: Trainer
         do { trainer = try Trainer(config: c, comm: comm) }

@@ -51,6 +51,23 @@ final class CheckpointFileTests: XCTestCase {
         }
     }
 
+    /// `--resume auto` moves a checkpoint that does not verify aside: left, it would outrank (and under `--keep`
+    /// outlive) every checkpoint the resumed run writes.
+    func testNewestValidMovesABadFileAside() throws {
+        let d = try dir()
+        let store = CheckpointStore(directory: d)
+        for step in [5, 10] {
+            try CheckpointStore.writeAtomically(try CheckpointFile.encode(state(step: step), level: 1), to: store.path(step: step))
+        }
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: store.path(step: 10)))
+        var warnings: [String] = []
+        XCTAssertEqual(store.newestValid(warn: { warnings.append($0) }, moveAside: true)?.state.header.step, 5)
+        XCTAssertEqual(warnings.count, 1)
+        XCTAssertTrue(warnings[0].hasSuffix("moved aside as ckpt-000000010.rmck.corrupt"), warnings[0])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: store.path(step: 10) + ".corrupt"))
+        XCTAssertEqual(store.candidates(), [store.path(step: 5)])
+    }
+
     func testStoreWritesAtomicallyPrunesAndFallsBackPastABadNewestFile() throws {
         let d = try dir()
         let store = CheckpointStore(directory: d)

@@ -13,6 +13,22 @@ final class TensorBoardTests: XCTestCase {
         XCTAssertEqual(CRC32C.checksum(Data(repeating: 0, count: 32)), 0x8A91_36AA)
     }
 
+    /// A relaunch within the same second (a requeue, a resume) must not truncate the previous launch's file.
+    func testTwoWritersInTheSameSecondWriteTwoFiles() throws {
+        let dir = NSTemporaryDirectory() + "tb-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let now = Date()
+        let first = try EventWriter(directory: dir, wallTime: now)
+        try first.scalar("train/loss", 1, step: 1)
+        let second = try EventWriter(directory: dir, wallTime: now)
+        try second.scalar("train/loss", 2, step: 2)
+        XCTAssertNotEqual(first.path, second.path)
+        XCTAssertTrue((first.path as NSString).lastPathComponent.hasPrefix("events.out.tfevents.\(Int(now.timeIntervalSince1970))."))
+        XCTAssertEqual(try EventRecords.read(first.path).map(\.step), [0, 1])
+        XCTAssertEqual(try EventRecords.read(second.path).map(\.step), [0, 2])
+    }
+
     func testWriteThenReadEveryRecord() throws {
         let dir = NSTemporaryDirectory() + "tb-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -38,7 +38,8 @@ expect_error() {
   if "$@" > "$WORK/e.out" 2> "$WORK/e.err"; then fail "$name" "exit code 0"; return; fi
   grep -q -- "$pattern" "$WORK/e.err" && ok "$name" || fail "$name" "$(cat "$WORK/e.err")"
 }
-expect_error "--resume of a truncated file names it" "$newest" "$RMTRAIN" "${Q[@]}" --resume "$newest" --out "$WORK/x1"
+# (--resume auto moved the truncated file aside as NAME.corrupt)
+expect_error "--resume of a truncated file names it" "$newest.corrupt" "$RMTRAIN" "${Q[@]}" --resume "$newest.corrupt" --out "$WORK/x1"
 good=$(ls "$WORK/fb"/ckpt-*.rmck | sort | head -n 1)
 expect_error "--resume with another model is refused" "model resnet20, this run is --model resnet56" \
   "$RMTRAIN" "${Q[@]}" --model resnet56 --resume "$good" --out "$WORK/x2"
@@ -122,11 +123,7 @@ else fail "metrics after a resume" "jsonl epochs '$epochs', csv '$csv'"; fi
 # --- a training image deleted before --resume auto: refused with the difference named; --allow-data-change
 #     resumes and the run log records it
 CIFAR="$(cd "$(dirname "$0")/../../.." && pwd)/shared/data/cifar10"
-for cls in airplane automobile; do
-  mkdir -p "$WORK/dc/train/$cls" "$WORK/dc/val/$cls"
-  ls "$CIFAR/train/$cls" | head -n 24 | while read -r f; do ln -s "$CIFAR/train/$cls/$f" "$WORK/dc/train/$cls/$f"; done
-  ls "$CIFAR/test/$cls" | head -n 5 | while read -r f; do ln -s "$CIFAR/test/$cls/$f" "$WORK/dc/val/$cls/$f"; done
-done
+cifar_subset "$WORK/dc" 24 5
 Q=(train --data "imagefolder:$WORK/dc" --batch-size 8 --epochs 2 --quiet --out "$WORK/dcrun")
 "$RMTRAIN" "${Q[@]}" --max-steps 6 > /dev/null 2>&1
 rm "$WORK/dc/train/airplane/$(ls "$WORK/dc/train/airplane" | head -n 1)"

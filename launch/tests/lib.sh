@@ -50,3 +50,15 @@ cifar_folder() {
     done
   done
 }
+
+# cifar_subset DIR TRAIN VAL : an image folder DIR/{train,val}/{airplane,automobile} of symlinks to the first
+# TRAIN training and VAL test images of those two CIFAR-10 classes (../shared/data, read-only).
+cifar_subset() {
+  local dir=$1 ntrain=$2 nval=$3 cls f
+  local cifar; cifar="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/shared/data/cifar10"
+  for cls in airplane automobile; do
+    mkdir -p "$dir/train/$cls" "$dir/val/$cls"
+    ls "$cifar/train/$cls" | head -n "$ntrain" | while read -r f; do ln -s "$cifar/train/$cls/$f" "$dir/train/$cls/$f"; done
+    ls "$cifar/test/$cls" | head -n "$nval" | while read -r f; do ln -s "$cifar/test/$cls/$f" "$dir/val/$cls/$f"; done
+  done
+}
