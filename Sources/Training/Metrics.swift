@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 import Kernels
 
@@ -141,11 +142,6 @@ public final class RunLog: @unchecked Sendable {
     public func line(_ line: String) { writeLine(line) }
 }
 
-public struct TrainingError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
-
 /// The progress line: rewritten in place on a terminal, plain lines (every ~10 % of an epoch) when piped.
 public final class ProgressLine {
     /// Where the line goes: stdout (train, whose lines are the run's log) or stderr (eval, whose stdout is its result).
@@ -164,10 +160,7 @@ public final class ProgressLine {
         self.log = log
         let fd = stream == .standardOutput ? STDOUT_FILENO : STDERR_FILENO
         self.fd = fd
-        let environment = ProcessInfo.processInfo.environment
-        isTerminal = isatty(fd) != 0
-            && environment["OMPI_COMM_WORLD_SIZE"] == nil && environment["PMIX_RANK"] == nil
-            && environment["SLURM_PROCID"] == nil
+        isTerminal = isatty(fd) != 0 && !Launcher.isUnderMPI
     }
 
     /// An evaluation's progress, after `prefix`: in place on a terminal only; elsewhere the line that follows
