@@ -64,13 +64,13 @@ extension EvalCounts {
         images = Int(v[0]); top1 = Int(v[1]); top5 = Int(v[2]); lossSum = v[3]
     }
 
-    /// Adds one batch: a hit in top-k means fewer than k classes score strictly higher than the label.
+    /// Adds one batch: a hit in top-k means the label's rank (`labelRank`) is below k.
     public mutating func add(logits: Tensor, labels: [Int]) {
         let k = logits.count / max(labels.count, 1)
         for (i, label) in labels.enumerated() {
             let row = logits.data + i * k
             let target = row[label]
-            let higher = classesAbove(label: label, in: row, classes: k)
+            let higher = labelRank(label: label, in: row, classes: k)
             var m = row[0]
             for c in 0..<k { m = max(m, row[c]) }
             var s = 0.0
@@ -83,12 +83,16 @@ extension EvalCounts {
     }
 }
 
-/// How many of a row's `k` logits score strictly higher than the label's: the label is in the top n when
-/// this is below n (ties count in its favour).
-func classesAbove(label: Int, in row: UnsafeMutablePointer<Float>, classes k: Int) -> Int {
-    var above = 0
-    for c in 0..<k where row[c] > row[label] { above += 1 }
-    return above
+/// The label's rank among a row's `k` logits (0 = first): the classes that score higher, or the same at a lower
+/// index, as `torch.argmax` and `torch.topk` order them. The label is in the top n when this is below n: one tie
+/// rule for `train_top1`, `train_top5`, `val_top1` and `val_top5`. A NaN outranks every number, and a NaN
+/// label score is never a hit (rank k).
+func labelRank(label: Int, in row: UnsafePointer<Float>, classes k: Int) -> Int {
+    let v = row[label]
+    if v.isNaN { return k }
+    var rank = 0
+    for c in 0..<k where c != label && (row[c] > v || row[c].isNaN || (row[c] == v && c < label)) { rank += 1 }
+    return rank
 }
 
 import Foundation

@@ -8,7 +8,7 @@ public struct TrainTop5: EpochMetric {
     public func observe(_ step: StepOutputs, into sums: UnsafeMutablePointer<Double>) {
         let k = step.logits.count / max(step.labels.count, 1)
         for (i, label) in step.labels.enumerated() {
-            if classesAbove(label: label, in: step.logits.data + i * k, classes: k) < 5 { sums[0] += 1 }
+            if labelRank(label: label, in: step.logits.data + i * k, classes: k) < 5 { sums[0] += 1 }
         }
         sums[1] += Double(step.labels.count)
     }

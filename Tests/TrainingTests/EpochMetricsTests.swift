@@ -22,6 +22,24 @@ final class EpochMetricsTests: XCTestCase {
         XCTAssertEqual(m.sums, [0, 0])
     }
 
+    /// One tie rule for every top-k figure: ties go to the lower class index (torch.argmax / torch.topk), a
+    /// NaN outranks numbers, a NaN at the label is a miss; train_top1, train_top5 and val_top1/5 agree.
+    func testOneTieRuleForEveryTopK() {
+        let rows: [[Float]] = [[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1], [3, 3, 0, 0, 0, 0, 0],
+                               [.nan, 2, 0, 0, 0, 0, 0], [0, .nan, 0, 0, 0, 0, 0]]
+        let labels = [0, 6, 1, 1, 1]
+        let ranks = rows.enumerated().map { i, r in r.withUnsafeBufferPointer { labelRank(label: labels[i], in: $0.baseAddress!, classes: 7) } }
+        XCTAssertEqual(ranks, [0, 6, 1, 1, 7])
+        let o = outputs(rows, labels)
+        XCTAssertEqual(countTop1(o.logits, labels), 1)
+        var m = EpochMetrics([TrainTop5()])
+        m.observe(o)
+        XCTAssertEqual(m.sums, [3, 5])
+        var e = EvalCounts()
+        e.add(logits: o.logits, labels: labels)
+        XCTAssertEqual([e.top1, e.top5], [1, 3])
+    }
+
     func testCountersRoundTripByNameAndStartAtZeroWhenMissing() {
         var m = EpochMetrics([TrainTop5()])
         m.observe(outputs([[6, 5, 4, 3, 2, 1, 0], [6, 5, 4, 3, 2, 1, 0]], [0, 6]))
