@@ -11,7 +11,7 @@ struct TrainCommand: ParsableCommand {
         abstract: "Train a model and evaluate it after every epoch.",
         discussion: "Writes RUN_DIR/metrics.jsonl (one JSON object per epoch) and RUN_DIR/final.safetensors.")
 
-    // The flags, each declared once in Training/TrainSettings.swift; the group says where a flag is recorded.
+    // The flags, each declared once in Training/Settings/TrainSettings.swift; the group says where a flag is recorded.
     @OptionGroup var runSettings: RunSettings
     @OptionGroup var dataSettings: DataSettings
     @OptionGroup var loader: LoaderSettings
