@@ -79,6 +79,8 @@ let package = Package(
         .testTarget(name: "MixingTests", dependencies: ["Mixing", "Kernels", "Layers"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Kernels", "CZlib"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
+        .testTarget(name: "OptimTests", dependencies: ["Optim", "Layers"]),
+        .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Kernels"]),
         .testTarget(name: "CommandTests", dependencies: ["rmtrain", "Training", "Models", "Kernels", "Checkpoint",
                                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
