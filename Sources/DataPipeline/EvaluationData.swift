@@ -14,9 +14,16 @@ public enum EvaluationData {
         let (kind, path) = splitSpec(spec)
         if kind == "imagefolder", let root = path, !root.isEmpty {
             let dir = try ImageFolder.evaluationDirectory(root, valSplit: options.valSplit)
-            try checkKnown(try ImageFolder.classFolders(dir), in: "imagefolder:\(dir)", classNames: classNames)
-            let listing = try ImageFolder.list(dir, classes: classNames, shouldStop: options.shouldStop)
-            if let note = listing.skipped { Diagnostics.warning(note) }
+            // The folder's own classes (hidden, empty and looping folders left out, as train does), then its labels
+            // renumbered into the model's classes by name.
+            let own = try ImageFolder.list(dir, shouldStop: options.shouldStop)
+            if let note = own.skipped { Diagnostics.warning(note) }
+            try checkKnown(own.classes, in: "imagefolder:\(dir)", classNames: classNames)
+            let index = Dictionary(classNames.enumerated().map { ($1.precomposedStringWithCanonicalMapping, Int32($0)) },
+                                   uniquingKeysWith: { a, _ in a })
+            let listing = ImageFolder.Listing(directory: own.directory, classes: classNames, paths: own.paths,
+                                              labels: own.labels.map { index[own.classes[Int($0)].precomposedStringWithCanonicalMapping]! },
+                                              skipped: own.skipped)
             let source = FolderSource(listing)
             let t = ImageTransform(size: options.imageSize ?? ImageDataset.defaultSize(source), augPlus: false,
                                    dctScaling: options.dctScaling)
@@ -29,8 +36,9 @@ public enum EvaluationData {
 
     /// Refuses names not among `classNames`, in one line naming them and the model's classes.
     static func checkKnown(_ names: [String], in what: String, classNames: [String]) throws {
-        let known = Set(classNames)
-        let unknown = names.filter { !known.contains($0) }
+        // One name in either Unicode normalisation (FolderWalk refuses NFC/NFD twins within a split).
+        let known = Set(classNames.map(\.precomposedStringWithCanonicalMapping))
+        let unknown = names.filter { !known.contains($0.precomposedStringWithCanonicalMapping) }
         guard !unknown.isEmpty else { return }
         throw DataError("\(what) has class\(unknown.count == 1 ? "" : "es") \(shown(unknown)) that the checkpoint does not know "
                         + "(its \(classNames.count) classes: \(shown(classNames))); classes are matched by name")
@@ -55,14 +63,6 @@ extension ImageFolder {
         for name in ["val", "test"] where isDirectory(join(root, name)) { return join(root, name) }
         throw DataError("imagefolder: neither \(root)/val nor \(root)/test exists (name the evaluation folder with --val-split)")
     }
-
-    /// The class folder names of one split, sorted; hidden ones (`FolderWalk.isHidden`) are not classes.
-    static func classFolders(_ directory: String) throws -> [String] {
-        let names: [String]
-        do { names = try FileManager.default.contentsOfDirectory(atPath: directory) }
-        catch { throw DataError("imagefolder: cannot list \(directory): \(error.localizedDescription)") }
-        return names.filter { !FolderWalk.isHidden($0) && isDirectory(join(directory, $0)) }.sorted()
-    }
 }
 
 /// Another data set's samples with their labels renumbered into `classNames` by name (a model's classes).
@@ -74,10 +74,11 @@ public final class ClassMappedDataset: Dataset, @unchecked Sendable {
     /// Throws when one of `base`'s classes is not among `classNames`.
     public init(_ base: Dataset, classNames: [String]) throws {
         try EvaluationData.checkKnown(base.classNames, in: base.name, classNames: classNames)
-        let index = Dictionary(uniqueKeysWithValues: classNames.enumerated().map { ($1, $0) })
+        let index = Dictionary(classNames.enumerated().map { ($1.precomposedStringWithCanonicalMapping, $0) },
+                               uniquingKeysWith: { a, _ in a })
         self.base = base
         self.classNames = classNames
-        map = base.classNames.map { index[$0]! }
+        map = base.classNames.map { index[$0.precomposedStringWithCanonicalMapping]! }
     }
 
     public var name: String { base.name }

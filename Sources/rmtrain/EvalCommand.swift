@@ -5,6 +5,7 @@ import Distributed
 import Foundation
 import Kernels
 import Training
+import Yams
 
 /// `rmtrain eval --checkpoint PATH --data …`: top-1/top-5 of a checkpoint over an evaluation split, on
 /// one rank or many (each rank a disjoint slice; counts summed exactly).
@@ -13,7 +14,8 @@ struct EvalCommand: ParsableCommand {
         commandName: "eval", abstract: "Evaluate a checkpoint: top-1 and top-5 over the evaluation split.")
 
     @Option(help: "Checkpoint file (.rmck).") var checkpoint: String
-    @Option(help: "Data set (as for train); its evaluation split is used.") var data = "fashion-mnist"
+    @Option(help: "Data set (as for train); its evaluation split is used. Default: the run's own data (config.yaml beside the checkpoint), else fashion-mnist.")
+    var data: String?
     @OptionGroup var dataSettings: DataSettings
     @OptionGroup var loader: LoaderSettings
     @Option(help: "Batch size per rank.", check: .range(1...1_000_000)) var batchSize = 256
@@ -21,12 +23,25 @@ struct EvalCommand: ParsableCommand {
             check: .range(1...Int.max)) var valLimit: Int?
     @Flag(help: "Print one JSON object.") var json = false
 
+    /// `--data`, else the run's own data as its config.yaml beside the checkpoint records it (said in one line),
+    /// else fashion-mnist (train's default).
+    func evaluationData(note: Bool) throws -> String {
+        if let data { return data }
+        let yaml = (URL(fileURLWithPath: checkpoint).deletingLastPathComponent().path as NSString)
+            .appendingPathComponent("config.yaml")
+        guard let text = try? String(contentsOfFile: yaml, encoding: .utf8),
+              let spec = (try? Yams.load(yaml: text) as? [String: Any])?["data"] as? String else { return "fashion-mnist" }
+        if note { Console.errorLine("rmtrain: --data not given: evaluating on the run's own data, \(spec) (\(yaml))") }
+        return spec
+    }
+
     func run() throws {
         let world = try World.start(collectiveTimeout: 600, threads: nil)
         defer { world.finish() }
         try world.reportingErrors {
             let comm = world.comm
             let state = try CheckpointStore.read(checkpoint)
+            let data = try evaluationData(note: comm.rank == 0)
             // The checkpoint's input (size, resize, normalisation, classes) is the default; --image-size overrides it.
             let recorded = state.header.input
             var options = dataSettings.options(loader: loader)

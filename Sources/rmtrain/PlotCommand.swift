@@ -77,10 +77,12 @@ struct PlotCommand: ParsableCommand {
         func px(_ x: Double) -> Int { x0 + Int((x - xMin) / (xMax - xMin) * Double(w)) }
         func py(_ y: Double) -> Int { y0 + h - Int((y - yMin) / (yMax - yMin) * Double(h)) }
         c.drawText(title, x: x0, y: y0 - 26, scale: 2)
-        for t in 0...4 {
-            let yv = yMin + (yMax - yMin) * Double(t) / 4, yy = py(yv)
+        // Grid lines at round values, each labelled exactly (a label must name the value its line is drawn at).
+        let (ticks, decimals) = Self.ticks(yMin, yMax)
+        for yv in ticks {
+            let yy = py(yv), text = Self.label(yv, decimals: decimals)
             c.drawLine(x0: x0, y0: yy, x1: x0 + w, y1: yy, color: gray)
-            c.drawText(label(yv), x: x0 - BitmapFont.textWidth(label(yv)) - 6, y: yy - 3, color: dark)
+            c.drawText(text, x: x0 - BitmapFont.textWidth(text) - 6, y: yy - 3, color: dark)
         }
         // Epoch ticks on whole epochs.
         let step = max(1, Int((xMax / 5).rounded(.up)))
@@ -99,12 +101,18 @@ struct PlotCommand: ParsableCommand {
         }
     }
 
-    func label(_ v: Double) -> String {
-        if v == 0 { return "0" }
-        let a = abs(v)
-        if a >= 100 { return String(format: "%.0f", v) }
-        if a >= 1 { return String(format: "%.1f", v) }
-        if a >= 0.01 { return String(format: "%.2f", v) }
-        return String(format: "%.0e", v)
+    /// About `n` ticks in [lo, hi] at a step of 1, 2 or 5 × 10^k, and the decimals that print that step exactly.
+    static func ticks(_ lo: Double, _ hi: Double, about n: Double = 4) -> (values: [Double], decimals: Int) {
+        let raw = max((hi - lo) / n, 1e-12)
+        let magnitude = pow(10, (log10(raw)).rounded(.down))
+        let span = max(hi - lo, 1e-12)
+        let step = [1.0, 2, 5, 10].map { $0 * magnitude }.min { abs(span / $0 - n) < abs(span / $1 - n) }!
+        let first = (lo / step).rounded(.up)
+        let values = (0..<64).map { (first + Double($0)) * step }.filter { $0 <= hi + step * 1e-9 }
+        return (values, max(0, -Int((log10(step) + 1e-9).rounded(.down))))
     }
-}
+
+    static func label(_ v: Double, decimals: Int) -> String {
+        if abs(v) < 1e-12 { return "0" }
+        return decimals > 6 ? String(format: "%.1e", v) : String(format: "%.\(decimals)f", v)
+    }}

@@ -24,7 +24,7 @@ public enum InitWeights {
         do {
             tensors = try SafeTensors.read(path)
             metadata = try SafeTensors.metadata(path)
-        } catch let e as SafeTensors.FormatError { throw TrainingError("\(source): \(e.description)") }
+        } catch let e as SafeTensors.FormatError { throw formatError(path, e) }
         let ourLayout = metadata["layout"] == "OHWI"
         var notes: [String] = []
         var used = Set<String>()
@@ -65,7 +65,14 @@ public enum InitWeights {
     /// The input the file's weights were trained on (its metadata), nil when it does not say (torchvision's, timm's).
     public static func input(_ path: String) throws -> InputSpec? {
         do { return ModelInput.spec(metadata: try SafeTensors.metadata(path)) }
-        catch let e as SafeTensors.FormatError { throw TrainingError("--init-weights \(path): \(e.description)") }
+        catch let e as SafeTensors.FormatError { throw formatError(path, e) }
+    }
+
+    /// The file is not safetensors; a checkpoint is the commonest such file here, so say what to do with one.
+    static func formatError(_ path: String, _ e: SafeTensors.FormatError) -> TrainingError {
+        let hint = path.hasSuffix(".rmck") ? " (a checkpoint: `rmtrain export --checkpoint \(path) --out FILE.safetensors` "
+            + "writes its weights for --init-weights; --resume-weights-only \(path) starts from them directly)" : ""
+        return TrainingError("--init-weights \(path): \(e.description)\(hint)")
     }
 
     /// The file's classifier rows for the data's classes by name: nil to take the rows as they are (the same

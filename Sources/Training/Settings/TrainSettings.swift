@@ -198,7 +198,7 @@ public struct DataSettings: SettingsGroup {
     public static let scope = SettingScope.training
     public init() {}
 
-    @Option(help: "Output height and width (default: 32 for ≤32-px images, else 224). ≤ 32 uses the CIFAR pipeline (pad-4 crop, flip, CIFAR mean/std); larger sizes the ImageNet one (RandomResizedCrop, flip; eval resize to size/0.875 + centre crop; ImageNet mean/std).",
+    @Option(help: "Output height and width (train: default 32 for ≤32-px images, else 224; eval and --init-weights: default the size the checkpoint or file was trained at). ≤ 32 uses the CIFAR pipeline (pad-4 crop, flip, CIFAR mean/std); larger sizes the ImageNet one (RandomResizedCrop, flip; eval resize to size/0.875 + centre crop; ImageNet mean/std).",
             check: .range(DataOptions.imageSizes))
     public var imageSize: Int?
 
