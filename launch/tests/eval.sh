@@ -74,6 +74,23 @@ ln -s "$WORK/other/val" "$WORK/other/train"
 expect_error "unknown class refused" "class bird that the checkpoint does not know \(its 3 classes: airplane, cat, dog\)" \
   eval --checkpoint "$R/best.rmck" --data "imagefolder:$WORK/other"
 
+# --- a folder as it comes from an archive: an empty class folder and __MACOSX are not classes (as in train),
+#     so they are neither refused as unknown classes nor counted; one warning line names them
+mkdir -p "$WORK/messy/val/__MACOSX/cat" "$WORK/messy/val/empty"
+cp -r "$WORK/img/val/cat" "$WORK/messy/val/"
+cp "$(ls -d "$WORK"/messy/val/cat/* | head -n 1)" "$WORK/messy/val/__MACOSX/cat/._x.jpg"
+o=$("$RMTRAIN" eval --checkpoint "$R/best.rmck" --data "imagefolder:$WORK/messy" --json 2> "$WORK/messy.err")
+if [ "$(json "$o" images)" = 12 ] && [ "$(wc -l < "$WORK/messy.err")" -eq 1 ] \
+   && grep -q "skipped 1 hidden folder(s): __MACOSX; 1 folder(s) with no .jpg, .jpeg or .png image (not classes): empty" "$WORK/messy.err"
+then ok "eval on a messy folder: empty and hidden folders skipped as in train, said in one line"
+else fail "eval on a messy folder" "$o $(cat "$WORK/messy.err")"; fi
+
+# --- no --data: the run's own data (its config.yaml beside the checkpoint), said in one line
+o=$("$RMTRAIN" eval --checkpoint "$R/best.rmck" --json 2> "$WORK/nodata.err")
+if [ "$(json "$o" top1)" = "$(json "$out" top1)" ] && [ "$(json "$o" images)" = 36 ] \
+   && grep -q -- "--data not given: evaluating on the run's own data, imagefolder:$WORK/img ($R/config.yaml)" "$WORK/nodata.err"
+then ok "eval without --data: the run's own data, said"; else fail "eval without --data" "$o $(cat "$WORK/nodata.err")"; fi
+
 # --- progress on a terminal (script(1) gives the command a pty): eval's line on stderr, in place, then wiped
 #     before the result; train's during each epoch's evaluation (36 images: 5 batches of 8, 3 of 16)
 script -qec "'$RMTRAIN' eval --checkpoint '$R/best.rmck' --data 'imagefolder:$WORK/img' --batch-size 8 --json" /dev/null \

@@ -71,7 +71,7 @@ public enum InitWeights {
     /// The file is not safetensors; a checkpoint is the commonest such file here, so say what to do with one.
     static func formatError(_ path: String, _ e: SafeTensors.FormatError) -> TrainingError {
         let hint = path.hasSuffix(".rmck") ? " (a checkpoint: `rmtrain export --checkpoint \(path) --out FILE.safetensors` "
-            + "writes its weights for --init-weights; --resume-weights-only \(path) starts from them directly)" : ""
+            + "writes its weights for --init-weights; --resume \(path) --resume-weights-only starts from them directly)" : ""
         return TrainingError("--init-weights \(path): \(e.description)\(hint)")
     }
 
