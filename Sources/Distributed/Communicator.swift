@@ -42,11 +42,25 @@ public extension Communicator {
 
     /// Every rank's counters summed, field by field (one all-reduce of Doubles).
     func allReduceSum<S: NamedSums>(_ sums: S, _ op: String) throws -> S {
-        var v = sums.values
+        try allReduceSum(sums, extra: [], op).0
+    }
+
+    /// Two sets of counters summed in one all-reduce (a tiny collective costs its latency, not its bytes).
+    func allReduceSum<A: NamedSums, B: NamedSums>(_ a: A, _ b: B, _ op: String) throws -> (A, B) {
+        let (ra, rest) = try allReduceSum(a, extra: b.values, op)
+        var rb = b
+        rb.values = rest
+        return (ra, rb)
+    }
+
+    /// Counters and a list named elsewhere (e.g. the epoch metrics' counters, named by their metrics) summed
+    /// in one all-reduce.
+    func allReduceSum<S: NamedSums>(_ sums: S, extra: [Double], _ op: String) throws -> (S, [Double]) {
+        var v = sums.values + extra
         try allReduceSum(&v, op)
         var s = sums
-        s.values = v
-        return s
+        s.values = Array(v.prefix(S.fields.count))
+        return (s, Array(v.dropFirst(S.fields.count)))
     }
 }
 

@@ -22,11 +22,7 @@ enum Consensus {
     static func checkSame(_ fingerprint: [String], what: String, comm: Communicator) throws {
         guard comm.size > 1 else { return }
         let text = fingerprint.joined(separator: "\n")
-        let h = Int64(bitPattern: FNV1a.hash(text.utf8))
-        var v: [Int64] = [h, h == Int64.min ? Int64.max : -h]
-        try comm.allReduceMax(&v, "compare \(what) fingerprints")
-        let same = v[0] == h && v[1] == (h == Int64.min ? Int64.max : -h)
-        if same { return }
+        if try allAgree(FNV1a.hash(text.utf8), comm: comm, "compare \(what) fingerprints") { return }
         let all = try comm.gather(bytes: Array(text.utf8), root: 0, "gather \(what) fingerprints")
         if comm.rank == 0 {
             let mine = Set(fingerprint)
@@ -44,6 +40,15 @@ enum Consensus {
         // The other ranks wait here until rank 0's abort ends the job.
         try comm.barrier("\(what) mismatch: waiting for rank 0 to abort")
         throw TrainingError("\(what) differs across ranks")
+    }
+
+    /// Whether every rank holds the same `hash`: one all-reduce of (h, −h) under max, equal to this rank's pair
+    /// only when no rank's is larger in either, i.e. all are equal (Int64.min, which has no negation, maps to max).
+    static func allAgree(_ hash: UInt64, comm: Communicator, _ op: String) throws -> Bool {
+        let h = Int64(bitPattern: hash), negated = h == Int64.min ? Int64.max : -h
+        var v: [Int64] = [h, negated]
+        try comm.allReduceMax(&v, op)
+        return v[0] == h && v[1] == negated
     }
 
     /// Rank 0's parameters and BN buffers to every rank.
@@ -75,10 +80,8 @@ enum Consensus {
         guard comm.size > 1 else { return }
         var hash = FNV1a()
         for p in parameters { hash.add(UnsafeRawBufferPointer(start: p.value.data, count: p.value.count * 4)) }
-        let h = hash.value, mine = Int64(bitPattern: h)
-        var v: [Int64] = [mine, mine == Int64.min ? Int64.max : -mine]
-        try comm.allReduceMax(&v, "compare parameter checksums")
-        if v[0] != mine || v[1] != (mine == Int64.min ? Int64.max : -mine) {
+        let h = hash.value
+        if try !allAgree(h, comm: comm, "compare parameter checksums") {
             comm.abort("parameters diverged across ranks at step \(step) (checksum \(String(h, radix: 16)) on this rank)", code: 4)
         }
     }

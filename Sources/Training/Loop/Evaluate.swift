@@ -59,9 +59,17 @@ public enum Evaluator {
 extension EvalCounts {
     /// Sums the counts of every rank (each evaluated its own slice of the set).
     public mutating func reduce(_ comm: Communicator) throws {
-        var v = [Double(images), Double(top1), Double(top5), lossSum]
-        try comm.allReduceSum(&v, "reduce evaluation counts")
-        images = Int(v[0]); top1 = Int(v[1]); top5 = Int(v[2]); lossSum = v[3]
+        let s = try comm.allReduceSum(Sums(images: Double(images), top1: Double(top1), top5: Double(top5), lossSum: lossSum),
+                                      "reduce evaluation counts")
+        images = Int(s.images); top1 = Int(s.top1); top5 = Int(s.top5); lossSum = s.lossSum
+    }
+
+    /// The counts as they travel between ranks.
+    struct Sums: NamedSums {
+        var images = 0.0, top1 = 0.0, top5 = 0.0, lossSum = 0.0
+        static var fields: [NamedSumsField<Self>] {
+            [("images", \.images), ("top1", \.top1), ("top5", \.top5), ("loss_sum", \.lossSum)]
+        }
     }
 
     /// Adds one batch: a hit in top-k means the label's rank (`labelRank`) is below k.

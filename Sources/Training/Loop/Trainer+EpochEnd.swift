@@ -18,11 +18,8 @@ extension Trainer {
         let stoppedAt = saveAtEnd ? nil : (savedAtStep ? store.path(step: step) : try saveCheckpoint(next, sums: sums))
         let reduced = try sums.reduced(comm, badImages: data.badImages.count)
         // The mixing statistics and the metrics' counters in one all-reduce.
-        var all = engine.mixing.statistics.values + engine.metrics.sums
-        try comm.allReduceSum(&all, "reduce mixing statistics and metrics")
-        var mix = MixStatistics()
-        mix.values = Array(all.prefix(MixStatistics.fields.count))
-        let metrics = Array(all.dropFirst(MixStatistics.fields.count))
+        let (mix, metrics) = try comm.allReduceSum(engine.mixing.statistics, extra: engine.metrics.sums,
+                                                   "reduce mixing statistics and metrics")
         try Consensus.averageBuffers(model.buffers, comm: comm)
         if let ema { try Consensus.averageBuffers(ema.model.buffers, comm: comm) }
 

@@ -143,12 +143,13 @@ extension Trainer {
         step += 1
         sums.add(stats)
         // Global loss for the progress line and the preemption vote: one tiny all-reduce per step.
-        var g = [stats.loss.isFinite ? stats.loss * Double(batch.size) : 0, Double(batch.size), Preemption.requested ? 1 : 0]
-        try comm.allReduceSum(&g, "reduce step loss")
-        sums.globalLoss += g[0]
-        sums.globalSeen += g[1]
-        if let board = run.board, step % config.tensorboardEvery == 0, g[1] > 0 {
-            try board.step(step, loss: g[0] / g[1], lr: lr)
+        let g = try comm.allReduceSum(StepVote(lossSum: stats.loss.isFinite ? stats.loss * Double(batch.size) : 0,
+                                               images: Double(batch.size), preempt: Preemption.requested ? 1 : 0),
+                                      "reduce step loss")
+        sums.globalLoss += g.lossSum
+        sums.globalSeen += g.images
+        if let board = run.board, step % config.tensorboardEvery == 0, g.images > 0 {
+            try board.step(step, loss: g.lossSum / g.images, lr: lr)
         }
         if config.checkEvery > 0 && step % config.checkEvery == 0 {
             try Consensus.checkParametersAgree(engine.trainableParameters, step: step, comm: comm)
@@ -156,7 +157,7 @@ extension Trainer {
         let here = Position(epoch: epoch, batch: b + 1, step: step, valTop1: run.position.valTop1)
         var saved = sums
         saved.trainSeconds += Date().timeIntervalSince(epochStart)
-        if g[2] > 0 {
+        if g.preempt > 0 {
             run.progress.finishLine()
             throw PreemptedError(checkpoint: try saveCheckpoint(here, sums: saved))
         }
@@ -207,4 +208,11 @@ extension Trainer {
                        ProgressLine.duration(Date().timeIntervalSince(run.started)), stopped, 100 * (top1.last ?? 0),
                        bestNote, run.metrics?.path ?? ""))
     }
+}
+
+/// What every step reduces across ranks: the loss and images for the progress line and TensorBoard, and the
+/// preemption vote (any rank's signal stops all ranks at the same step).
+struct StepVote: NamedSums {
+    var lossSum = 0.0, images = 0.0, preempt = 0.0
+    static var fields: [NamedSumsField<Self>] { [("loss_sum", \.lossSum), ("images", \.images), ("preempt", \.preempt)] }
 }

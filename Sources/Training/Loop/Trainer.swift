@@ -208,13 +208,17 @@ struct EpochSums: NamedSums {
 
     /// Summed over the ranks, with each rank's count of unreadable images (one all-reduce).
     func reduced(_ comm: Communicator, badImages: Int) throws -> Reduced {
-        var v = values + [Double(badImages)]
-        try comm.allReduceSum(&v, "reduce epoch statistics and bad-image counts")
-        var all = self
-        all.values = Array(v.dropLast())
+        let (all, bad) = try comm.allReduceSum(self, BadImageCount(count: Double(badImages)),
+                                               "reduce epoch statistics and bad-image counts")
         let n = max(all.seen, 1)
         return Reduced(meanLoss: all.lossSum / n, top1: all.hits / n, images: all.seen,
                        waitSeconds: all.waitSeconds / Double(comm.size), dataWaitSeconds: all.dataWaitSeconds / Double(comm.size),
-                       badImages: Int(v.last!))
+                       badImages: Int(bad.count))
     }
+}
+
+/// Each rank's count of unreadable images, summed with the epoch's statistics.
+struct BadImageCount: NamedSums {
+    var count = 0.0
+    static var fields: [NamedSumsField<Self>] { [("bad_images", \.count)] }
 }

@@ -72,13 +72,12 @@ public enum TrainingBenchmark {
         }
         let elapsed = Date().timeIntervalSince(t0)
         let median = stepSeconds.isEmpty ? elapsed : stepSeconds.sorted()[stepSeconds.count / 2]
-        var v = [elapsed, wait, mixing, median]
-        try comm.allReduceSum(&v, "benchmark times")
-        let perRank = v[0] / Double(comm.size), medianStep = v[3] / Double(comm.size)
+        let v = try comm.allReduceSum(Times(elapsed: elapsed, wait: wait, mixing: mixing, medianStep: median), "benchmark times")
+        let perRank = v.elapsed / Double(comm.size), medianStep = v.medianStep / Double(comm.size)
         return Result(imagesPerSecond: Double(batchSize * comm.size) / medianStep,
                       imagesPerSecondMean: Double(steps * batchSize * comm.size) / perRank,
                       flopsPerImage: model.lastTrainingStepFlops / Double(batchSize),
-                      secondsPerStep: medianStep, allReduceWaitFraction: v[1] / v[0], mixingFraction: v[2] / v[0],
+                      secondsPerStep: medianStep, allReduceWaitFraction: v.wait / v.elapsed, mixingFraction: v.mixing / v.elapsed,
                       convolutionKernels: shapes(model.convolutions, elapsed: elapsed))
     }
 
@@ -118,5 +117,15 @@ final class SyntheticImages: Dataset, @unchecked Sendable {
     func label(_ index: Int) -> Int { index % numClasses }
     func load(_ index: Int, augment: Bool, rng: inout RandomStream, into out: UnsafeMutablePointer<Float>) throws {
         pixels.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: pixels.count) }
+    }
+}
+
+extension TrainingBenchmark {
+    /// One rank's timings, summed across ranks (and divided by the rank count where a mean is wanted).
+    struct Times: NamedSums {
+        var elapsed = 0.0, wait = 0.0, mixing = 0.0, medianStep = 0.0
+        static var fields: [NamedSumsField<Self>] {
+            [("elapsed", \.elapsed), ("wait", \.wait), ("mixing", \.mixing), ("median_step", \.medianStep)]
+        }
     }
 }
