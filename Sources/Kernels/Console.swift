@@ -16,9 +16,6 @@ public enum Console {
     /// A line to stderr, recorded.
     public static func errorLine(_ s: String) { emit(s, fd: STDERR_FILENO) }
 
-    /// Text to stdout as it is, not recorded (the in-place progress line records its own lines).
-    public static func raw(_ s: String) { write(s, fd: STDOUT_FILENO) }
-
     /// Keeps the lines printed from now on until a recorder is attached (the run log opens after the data
     /// is listed, and the start line and bad-image warnings come before).
     public static func startRecording() {

@@ -122,7 +122,6 @@ else fail "metrics after a resume" "jsonl epochs '$epochs', csv '$csv'"; fi
 
 # --- a training image deleted before --resume auto: refused with the difference named; --allow-data-change
 #     resumes and the run log records it
-CIFAR="$(cd "$(dirname "$0")/../../.." && pwd)/shared/data/cifar10"
 cifar_subset "$WORK/dc" 24 5
 Q=(train --data "imagefolder:$WORK/dc" --batch-size 8 --epochs 2 --quiet --out "$WORK/dcrun")
 "$RMTRAIN" "${Q[@]}" --max-steps 6 > /dev/null 2>&1
@@ -137,7 +136,7 @@ else fail "--allow-data-change" "$(tail -n 2 "$WORK/dcrun/train.log")"; fi
 
 # --- a preemption signal before the first step: exit 75 with a line saying nothing was trained (also while
 #     an image folder of 60,000 files is being listed)
-"$RMTRAIN" train --data "imagefolder:$CIFAR" --epochs 1 --quiet --out "$WORK/early-list" > "$WORK/early.log" 2>&1 &
+"$RMTRAIN" train --data "imagefolder:$CIFAR10" --epochs 1 --quiet --out "$WORK/early-list" > "$WORK/early.log" 2>&1 &
 pid=$!; wait_catching $pid "$(kill -l USR1)" || fail "SIGUSR1 while listing" "no handler after 10 s"
 sleep 0.05; kill -USR1 $pid; wait $pid; rc=$?
 if [ $rc -eq 75 ] && grep -q "preempted before the first step: nothing was trained" "$WORK/early.log"; then ok "SIGUSR1 while listing an image folder: exit 75, said"

@@ -7,19 +7,8 @@
 # Prints 'N passed, M failed'.
 set -uo pipefail
 NAME=eval source "$(dirname "$0")/lib.sh"
-CIFAR="$(cd "$(dirname "$0")/../.." && pwd)/../shared/data/cifar10"
-[ -d "$CIFAR/train/cat" ] || CIFAR=/work/shared/data/cifar10
-
-# folder SPLIT SRC N CLASS...: $WORK/img/SPLIT/CLASS/ with the first N images of CIFAR-10's SRC/CLASS.
-folder() {
-  local split=$1 src=$2 n=$3 c; shift 3
-  for c in "$@"; do
-    mkdir -p "$WORK/img/$split/$c"
-    ls "$CIFAR/$src/$c" | head -n "$n" | while read -r f; do ln -s "$CIFAR/$src/$c/$f" "$WORK/img/$split/$c/$f"; done
-  done
-}
-folder train train 24 airplane cat dog
-folder val test 12 airplane cat dog
+cifar_link "$WORK/img/train" train 24 airplane cat dog
+cifar_link "$WORK/img/val" test 12 airplane cat dog
 R="$WORK/run"
 if ! "$RMTRAIN" train --model resnet8 --data "imagefolder:$WORK/img" --image-size 16 --epochs 1 --batch-size 16 \
      --lr 0.05 --quiet --out "$R" > "$WORK/train.log" 2>&1; then
@@ -69,7 +58,7 @@ else fail "subsets by name" "images $images hits $hits (whole $whole_hits) loss 
 #     as the checkpoint: a mapping by position scored such a folder silently)
 mkdir -p "$WORK/other/val"
 cp -r "$WORK/img/val/cat" "$WORK/img/val/dog" "$WORK/other/val/"
-ln -s "$CIFAR/test/bird" "$WORK/other/val/bird"
+ln -s "$CIFAR10/test/bird" "$WORK/other/val/bird"
 ln -s "$WORK/other/val" "$WORK/other/train"
 expect_error "unknown class refused" "class bird that the checkpoint does not know \(its 3 classes: airplane, cat, dog\)" \
   eval --checkpoint "$R/best.rmck" --data "imagefolder:$WORK/other"

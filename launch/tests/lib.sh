@@ -51,14 +51,19 @@ cifar_folder() {
   done
 }
 
-# cifar_subset DIR TRAIN VAL : an image folder DIR/{train,val}/{airplane,automobile} of symlinks to the first
-# TRAIN training and VAL test images of those two CIFAR-10 classes (../shared/data, read-only).
-cifar_subset() {
-  local dir=$1 ntrain=$2 nval=$3 cls f
-  local cifar; cifar="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/shared/data/cifar10"
-  for cls in airplane automobile; do
-    mkdir -p "$dir/train/$cls" "$dir/val/$cls"
-    ls "$cifar/train/$cls" | head -n "$ntrain" | while read -r f; do ln -s "$cifar/train/$cls/$f" "$dir/train/$cls/$f"; done
-    ls "$cifar/test/$cls" | head -n "$nval" | while read -r f; do ln -s "$cifar/test/$cls/$f" "$dir/val/$cls/$f"; done
+# cifar_link DIR SRC N CLASS... : DIR/CLASS/ holding symlinks to the first N CIFAR-10 images of SRC/CLASS (SRC: train
+# or test; ../shared/data stays read-only and nothing is copied)
+cifar_link() {
+  local dir=$1 src=$2 n=$3 cls f; shift 3
+  for cls in "$@"; do
+    mkdir -p "$dir/$cls"
+    ls "$CIFAR10/$src/$cls" | head -n "$n" | while read -r f; do ln -s "$CIFAR10/$src/$cls/$f" "$dir/$cls/$f"; done
   done
+}
+
+# cifar_subset DIR TRAIN VAL : an image folder DIR/{train,val}/{airplane,automobile} of symlinks to the first
+# TRAIN training and VAL test images of those two CIFAR-10 classes.
+cifar_subset() {
+  cifar_link "$1/train" train "$2" airplane automobile
+  cifar_link "$1/val" test "$3" airplane automobile
 }

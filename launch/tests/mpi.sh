@@ -56,14 +56,10 @@ else fail "zero-step epoch" "rc=$rc $(head -c 300 "$WORK/zero.log")"; fi
 
 # --- ranks that see different data (a per-node copy, same path, other content): stopped at start within
 #     seconds, one line naming the rank and the difference. Each rank runs in its own folder holding "data".
-CIFAR="$(cd "$(dirname "$0")/../../.." && pwd)/shared/data/cifar10"
 mkdata() {  # mkdata ROOT IMAGES_PER_CLASS CLASS...: an image folder of symbolic links to CIFAR-10 images
   local root=$1 n=$2; shift 2
-  for cls in "$@"; do
-    mkdir -p "$root/data/train/$cls" "$root/data/val/$cls"
-    ls "$CIFAR/train/$cls" | head -n "$n" | while read -r f; do ln -s "$CIFAR/train/$cls/$f" "$root/data/train/$cls/$f"; done
-    ls "$CIFAR/test/$cls" | head -n 5 | while read -r f; do ln -s "$CIFAR/test/$cls/$f" "$root/data/val/$cls/$f"; done
-  done
+  cifar_link "$root/data/train" train "$n" "$@"
+  cifar_link "$root/data/val" test 5 "$@"
 }
 mkdata "$WORK/d48" 24 airplane automobile; mkdata "$WORK/d30" 15 airplane automobile
 mkdata "$WORK/d44" 22 airplane automobile; mkdata "$WORK/d3c" 16 airplane automobile bird
