@@ -25,6 +25,9 @@ public protocol Communicator: AnyObject {
     func gather(bytes: [UInt8], root: Int, _ op: String) throws -> [[UInt8]]
     /// Ends the whole job: every rank, with this message on stderr.
     func abort(_ message: String, code: Int32) -> Never
+    /// The training step (1-based) whose collectives follow: what a stalled collective's report names.
+    /// Communicators without a watchdog ignore it.
+    func beginStep(_ step: Int)
 }
 
 /// A handle on a non-blocking all-reduce.
@@ -39,6 +42,7 @@ public final class PendingReduce {
 
 public extension Communicator {
     var isRoot: Bool { rank == 0 }
+    func beginStep(_ step: Int) {}
 
     /// Every rank's counters summed, field by field (one all-reduce of Doubles).
     func allReduceSum<S: NamedSums>(_ sums: S, _ op: String) throws -> S {

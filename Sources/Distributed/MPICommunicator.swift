@@ -66,6 +66,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         if rc != MPI_SUCCESS { throw CommunicatorError("[rank \(rank)] MPI error \(rc) in \(op)") }
     }
 
+    /// Numbers the watchdog's reports by the training step.
+    public func beginStep(_ step: Int) { watchdog.step = step }
+
     /// One logical collective (however many MPI calls it takes), numbered and timed by the watchdog.
     private func guarded<T>(_ op: String, _ body: () throws -> T) rethrows -> T {
         watchdog.enter(op, sequence: watchdog.begin(op))

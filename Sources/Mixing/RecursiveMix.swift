@@ -70,43 +70,67 @@ public enum HistoryMode: String, Sendable, CaseIterable { case perEpoch = "per-e
 /// RoI box, a linear head, soft-target CE against the softmax of the historical logits, weighted ω·(1−λ),
 /// `main.py:213-220`); the history stored after the forward pass (`main.py:221-223`).
 public final class RecursiveMixMethod: MixingMethod {
+    /// What `--mix rm`'s flags choose (the defaults are the flags', `TrainSettings.swift`).
+    public struct Settings: Sendable {
+        /// The mixer's box and resize settings (α, interpolation, the legacy transposed paste).
+        public var mixer: RecursiveMixConfig
+        /// ω of the consistency term ω·(1−λ)·CE(H′(RoI), softmax(p_hist)) (`main.py:219`).
+        public var omega: Double
+        /// Label smoothing of the current batch's one-hot targets, and its off-value rule.
+        public var smoothing: Double, style: SmoothingStyle
+        /// Whether the history is reset at every epoch start (`--rm-history`).
+        public var lifetime: HistoryMode
+        /// The draws' seed; `rank` non-nil draws boxes per rank (`--rm-box per-rank`), nil the same box on every rank.
+        public var seed: UInt64, rank: Int?
+
+        public init(mixer: RecursiveMixConfig, omega: Double, smoothing: Double, style: SmoothingStyle,
+                    lifetime: HistoryMode, seed: UInt64, rank: Int?) {
+            (self.mixer, self.omega, self.smoothing, self.style) = (mixer, omega, smoothing, style)
+            (self.lifetime, self.seed, self.rank) = (lifetime, seed, rank)
+        }
+    }
+
+    /// H′, the consistency head: a Linear of the method's own (`fc_roi`, the authors' code), the model's
+    /// classifier (`--rm-share-head`), or none where no model is trained (`visualize`: no consistency term).
+    public enum Head {
+        case own(Linear), sharedClassifier(Linear), none
+        var linear: Linear? {
+            switch self { case .own(let l), .sharedClassifier(let l): return l; case .none: return nil }
+        }
+    }
+
     public let name = "rm"
     public let history: HistoryBuffer
-    /// H′: its own Linear, or the classifier itself (`--rm-share-head`); nil where no model is trained
-    /// (`visualize`), which then has no consistency term.
-    public let head: Linear?
+    public let head: Head
     public var statistics = MixStatistics()
+    private let settings: Settings
     private let mixer: RecursiveMixer
-    private let ownsHead: Bool
-    private let omega: Double
-    private let classes: Int, smoothing: Double, style: SmoothingStyle
-    private let seed: UInt64, rank: Int?
-    private let lifetime: HistoryMode
+    private let classes: Int
     private let roiAlign = RoIAlign1x1()
     private let consistencyLoss = SoftTargetCrossEntropy()
     private let teacher: Tensor
 
-    /// `batch` and `sample` size the history; `head` is H′ and `ownsHead` says whether its parameters are
-    /// this method's (false when it is the shared classifier). `rank` non-nil draws boxes per rank
-    /// (`--rm-box per-rank`); nil draws the same box on every rank.
-    public init(config: RecursiveMixConfig, omega: Double, batch: Int, sample: (height: Int, width: Int, channels: Int),
-                classes: Int, smoothing: Double, style: SmoothingStyle, lifetime: HistoryMode,
-                head: Linear?, ownsHead: Bool, seed: UInt64, rank: Int?) {
-        mixer = RecursiveMixer(config: config)
+    /// `batch` (images per step) and `sample` size the history ([batch, H, W, C] images, [batch, classes]
+    /// labels and logits).
+    public init(_ settings: Settings, batch: Int, sample: (height: Int, width: Int, channels: Int), classes: Int,
+                head: Head) {
+        mixer = RecursiveMixer(config: settings.mixer)
         history = HistoryBuffer(batch: batch, height: sample.height, width: sample.width, channels: sample.channels,
                                 classes: classes)
-        (self.omega, self.classes, self.smoothing, self.style, self.lifetime) = (omega, classes, smoothing, style, lifetime)
-        (self.head, self.ownsHead, self.seed, self.rank) = (head, ownsHead, seed, rank)
+        (self.settings, self.classes, self.head) = (settings, classes, head)
         teacher = Tensor(shape: [batch, classes])
     }
 
     /// H′'s own parameters (none when it shares the classifier): in the gradient buckets every step, with
     /// zero gradients on unmixed steps, so all ranks reduce the same buffers.
-    public var parameters: [Parameter] { ownsHead ? head?.parameters ?? [] : [] }
+    public var parameters: [Parameter] {
+        if case .own(let l) = head { return l.parameters }
+        return []
+    }
 
     /// Initialises H′ like PyTorch's Linear default, from its own random stream.
     public func initialize(seed: UInt64) {
-        guard ownsHead, let head else { return }
+        guard case .own(let head) = head else { return }
         var rng = RandomStream(seed: seed, stream: 0xF0C)
         let bound = 1 / Double(head.inFeatures).squareRoot()
         for p in head.parameters { for i in 0..<p.value.count { p.value[i] = Float(rng.uniform(-bound, bound)) } }
@@ -114,14 +138,15 @@ public final class RecursiveMixMethod: MixingMethod {
 
     public func startEpoch() {
         statistics = MixStatistics()
-        if lifetime == .perEpoch { history.clear() }
+        if settings.lifetime == .perEpoch { history.clear() }
     }
 
     /// A persistent history may hold fewer samples than this batch (after an epoch's short last batch):
     /// that step trains plain, and refills the history.
     public func mix(images: Tensor, labels: [Int], targets: Tensor, step: Int) -> MixRecord {
-        var rng = rank.map { RandomStream(seed: seed, stream: 0x4D49, UInt64(step), UInt64($0)) } ?? stepStream(seed: seed, step: step)
-        Targets.oneHot(labels: labels, classes: classes, smoothing: smoothing, style: style, into: targets)
+        let seed = settings.seed
+        var rng = settings.rank.map { RandomStream(seed: seed, stream: 0x4D49, UInt64(step), UInt64($0)) } ?? stepStream(seed: seed, step: step)
+        Targets.oneHot(labels: labels, classes: classes, smoothing: settings.smoothing, style: settings.style, into: targets)
         var record = MixRecord()
         if history.count >= labels.count, let s = mixer.apply(images: images, targets: targets, history: history, rng: &rng) {
             record = MixRecord(kind: "rm", lam: s.lam, box: s.roiBox, pasteBox: s.pasteBox)
@@ -132,18 +157,18 @@ public final class RecursiveMixMethod: MixingMethod {
 
     /// The consistency term on a mixed step; its unweighted value is also summed for the statistics.
     public func auxiliaryLoss(features: Tensor, imageWidth: Int, record: MixRecord) -> AuxiliaryLoss? {
-        guard record.mixed, let box = record.box, let head else { return nil }
+        guard record.mixed, let box = record.box, let head = head.linear else { return nil }
         let pooled = roiAlign.forward(features: features, box: box, spatialScale: Double(features.w) / Double(imageWidth))
         let logits = head.forward(pooled, training: true)
         Targets.softmax(logits: history.logits, rows: features.n, into: teacher)
         let value = consistencyLoss.forward(logits: logits, targets: teacher)
         statistics.consistency += value
-        return AuxiliaryLoss(value: value, weight: omega * (1 - record.lam))
+        return AuxiliaryLoss(value: value, weight: settings.omega * (1 - record.lam))
     }
 
     public func auxiliaryBackward(record: MixRecord) -> Tensor? {
-        guard record.mixed, record.box != nil, let head else { return nil }
-        let dPooled = head.backward(consistencyLoss.backward(scale: Float(omega * (1 - record.lam))))
+        guard record.mixed, record.box != nil, let head = head.linear else { return nil }
+        let dPooled = head.backward(consistencyLoss.backward(scale: Float(settings.omega * (1 - record.lam))))
         return roiAlign.backward(dPooled)
     }
 

@@ -61,11 +61,8 @@ struct EvalCommand: ParsableCommand {
             }
             if let valLimit { val = SubsetDataset.classBalanced(val, count: valLimit) }
             let model = try Evaluator.model(from: state, path: checkpoint, data: val)
-            let loader = BatchLoader(dataset: val,
-                                     sampler: .evaluation(count: val.count, worldSize: comm.size, rank: comm.rank),
-                                     batchSize: batchSize, augment: false, seed: 0,
-                                     threads: options.loaderThreads, badImages: badImages,
-                                     badImagePolicy: options.badImage)
+            let loader = BatchLoader.evaluation(val, batchSize: batchSize, worldSize: comm.size, rank: comm.rank,
+                                                reading: BatchLoader.Reading(options, badImages: badImages))
             let size = val.sampleShape.height
             // On stderr, in place when it is a terminal: stdout holds the result (one JSON object with --json).
             let progress = ProgressLine(enabled: comm.rank == 0, stream: .standardError)

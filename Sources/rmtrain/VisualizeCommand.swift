@@ -30,15 +30,13 @@ struct VisualizeCommand: ParsableCommand {
     func run() throws {
         let splits = try openData(data)
         let ds = splits.train
-        var config = TrainConfig()
-        config.mix = mix
-        config.rmAlpha = rmAlpha
-        config.seed = seed
-        config.batchSize = images
+        var flags = MixingSettings.defaults
+        flags.mix = mix
+        flags.rmAlpha = rmAlpha
         let shape = ds.sampleShape
         let k = ds.numClasses
         // The object the training step uses, built from the same flags (no model: no consistency head).
-        let method = makeMixingMethod(config, classes: k, sample: shape, model: nil, rank: 0)
+        let method = makeMixingMethod(flags, batchSize: images, seed: seed, classes: k, sample: shape, model: nil, rank: 0)
         method.startEpoch()
         let loader = BatchLoader(dataset: ds, sampler: DistributedSampler(count: ds.count, shuffle: true, seed: seed),
                                  batchSize: images, augment: true, seed: seed)

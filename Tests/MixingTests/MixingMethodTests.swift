@@ -8,9 +8,9 @@ final class MixingMethodTests: XCTestCase {
     private let b = 4, h = 8, w = 8, k = 5
 
     private func rm(rank: Int? = nil, head: Bool = true, history: HistoryMode = .perEpoch) -> RecursiveMixMethod {
-        let m = RecursiveMixMethod(config: RecursiveMixConfig(alpha: 0.5), omega: 0.1, batch: b, sample: (h, w, 3), classes: k,
-                                   smoothing: 0, style: .rm, lifetime: history, head: head ? Linear("fc_roi", 6, k) : nil,
-                                   ownsHead: head, seed: 9, rank: rank)
+        let settings = RecursiveMixMethod.Settings(mixer: RecursiveMixConfig(alpha: 0.5), omega: 0.1, smoothing: 0, style: .rm,
+                                                   lifetime: history, seed: 9, rank: rank)
+        let m = RecursiveMixMethod(settings, batch: b, sample: (h, w, 3), classes: k, head: head ? .own(Linear("fc_roi", 6, k)) : .none)
         m.initialize(seed: 9)
         return m
     }

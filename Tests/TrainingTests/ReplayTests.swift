@@ -100,8 +100,9 @@ final class ReplayTests: XCTestCase {
         c.noOverlap = true
 
         let model = try XCTUnwrap(Networks.make(c.model, inChannels: shape[2], numClasses: classes))
-        let engine = StepEngine(model: model, numClasses: classes, sampleShape: (shape[0], shape[1], shape[2]),
-                                comm: SingleProcess(), config: c)
+        let mixing = makeMixingMethod(c.mixing, batchSize: c.batchSize, seed: c.seed, classes: classes,
+                                      sample: (shape[0], shape[1], shape[2]), model: model, rank: 0)
+        let engine = StepEngine(model: model, mixing: mixing, comm: SingleProcess(), options: StepEngine.Options(c.run))
         let params = engine.trainableParameters, buffers = model.buffers
         let sgd = SGD(parameters: params, momentum: Float(c.momentum), weightDecay: Float(c.wd * weightDecayFactor))
         // The chain of states (rm_golden.py): s_1 the initial weights, s_{n+1} = s_n + u_n in float32.
@@ -126,7 +127,7 @@ final class ReplayTests: XCTestCase {
             for b in buffers { b.value.copy(from: Tensor(shape: b.value.shape, values: state[b.name]!)) }
 
             let batch = Batch(images: try tensor(rec, "images"), labels: labels)
-            let stats = try engine.step(batch, step: n - 1)
+            let stats = try engine.step(batch, step: n - 1).stats
             // The same seed draws the same boxes (draws depend on the seed and the step only).
             XCTAssertLessThanOrEqual(maxDifference(batch.images, try tensor(rec, "mixed")), 1e-6, "mixed batch of step \(n)")
             if m["mix_kind"] == "rm" { mixedSteps += 1 }

@@ -19,43 +19,75 @@ public struct StepStats {
     public var gradientsFinite: Bool
 }
 
+/// What one step produced: its statistics, and what the step's observers (the trace, the TensorBoard
+/// picture) read after it. The tensors are the engine's and the model's buffers: valid until the next step.
+struct StepResult {
+    var stats: StepStats
+    /// The batch as loaded, before mixing changed it in place (a copy, only when the step was asked for it).
+    let unmixed: Tensor?
+    /// The batch the model saw [B, H, W, C], its soft targets [B, K] and the main head's logits [B, K].
+    let mixed: Tensor, targets: Tensor, logits: Tensor
+    /// What the mixing method did (λ, boxes).
+    let record: MixRecord
+    /// The main head's cross-entropy and the unweighted consistency term (0 on a step without one).
+    let crossEntropy: Double, consistency: Double
+}
+
 /// One training step's computation on one batch: targets and mixing, forward, loss (with the
 /// RecursiveMix consistency term), and backward with the gradient all-reduce overlapping it.
 /// Afterwards every rank holds the same averaged gradients; the caller applies the optimizer.
 final class StepEngine {
+    /// What the step needs of the run's settings.
+    struct Options {
+        /// The largest batch (sizes the targets).
+        var batchSize: Int
+        /// `--freeze-bn`: BatchNorm uses its running statistics and does not update them.
+        var freezeBN: Bool
+        /// Gradient all-reduce buckets (`--bucket-mb`, DDP's `bucket_cap_mb`), and whether they overlap backward.
+        var bucketBytes: Int
+        var overlapCommunication: Bool
+
+        /// The run's settings.
+        init(_ run: RunSettings) {
+            batchSize = run.batchSize
+            freezeBN = run.freezeBN
+            bucketBytes = Int(run.bucketMB * 1_048_576)
+            overlapCommunication = !run.noOverlap
+        }
+        /// The flags' defaults, with this batch size.
+        init(batchSize: Int) {
+            self.init(RunSettings.defaults)
+            self.batchSize = batchSize
+        }
+    }
+
     let model: any Model
-    let numClasses: Int
     let comm: Communicator
-    let config: TrainConfig
+    let options: Options
     let mixing: MixingMethod
     private let criterion = SoftTargetCrossEntropy()
-    /// This step's targets (after mixing) and what the mixing method did: read by the TensorBoard picture.
-    private(set) var targets: Tensor
-    private(set) var lastRecord: MixRecord?
+    private let targets: Tensor
     private let buckets: GradientBuckets
     /// Every trainable parameter's value and gradient as slices of two flat buffers, in backward order.
     let flat: FlatParameters
     /// The per-epoch training metrics' counters of this rank (`EpochMetrics.all`).
     var metrics = EpochMetrics()
-    /// `--trace`: records each step's batch, draws and results (nil when not tracing).
-    var tracer: StepTracer?
 
-    init(model: any Model, numClasses: Int, sampleShape: (height: Int, width: Int, channels: Int), comm: Communicator,
-         config: TrainConfig) {
+    /// `mixing` is built for this model (`makeMixingMethod`): its parameters (the RecursiveMix consistency
+    /// head) are trained with the model's.
+    init(model: any Model, mixing: MixingMethod, comm: Communicator, options: Options) {
         self.model = model
-        self.numClasses = numClasses
         self.comm = comm
-        self.config = config
-        mixing = makeMixingMethod(config, classes: numClasses, sample: sampleShape, model: model, rank: comm.rank)
-        mixing.initialize(seed: config.seed)
-        targets = Tensor(shape: [config.batchSize, numClasses])
+        self.options = options
+        self.mixing = mixing
+        targets = Tensor(shape: [options.batchSize, model.numClasses])
         // The consistency head's gradients are final before the backbone's backward starts: first bucket.
         let laidOut = FlatParameters(([mixing.parameters] + model.parameterGroupsInBackwardOrder).flatMap { $0 })
         precondition((model.parameters + mixing.parameters).allSatisfy { laidOut.offset(of: $0) != nil },
                      "a parameter is missing from the model's backward groups")
         flat = laidOut
-        buckets = GradientBuckets(flat: flat, bucketBytes: Int(config.bucketMB * 1_048_576), comm: comm,
-                                  overlap: config.overlapCommunication)
+        buckets = GradientBuckets(flat: flat, bucketBytes: options.bucketBytes, comm: comm,
+                                  overlap: options.overlapCommunication)
     }
 
     /// Parameters beyond the backbone and its classifier (the RecursiveMix consistency head).
@@ -75,27 +107,41 @@ final class StepEngine {
         metrics.restore(entries)
     }
 
-    func step(_ batch: Batch, step: Int) throws -> StepStats {
+    /// The step for global step `step` (0-based): mixes `batch.images` in place, runs forward and backward,
+    /// and all-reduces the gradients. `keepingUnmixed` copies the batch before mixing (for the trace).
+    /// Throws what the gradient all-reduce throws (a rank gone, a collective timed out).
+    func step(_ batch: Batch, step: Int, keepingUnmixed: Bool = false) throws -> StepResult {
         let x = batch.images
-        tracer?.captureRaw(images: x, labels: batch.labels, indices: batch.indices)
-        targets.reshape([batch.size, numClasses])
+        let unmixed = keepingUnmixed ? Tensor(shape: x.shape, values: x.array) : nil
+        targets.reshape([batch.size, model.numClasses])
         var mixingSeconds = 0.0
+        let training = !options.freezeBN
+        // 1. Mixing and forward.
         let record = timed(&mixingSeconds) { mixing.mix(images: x, labels: batch.labels, targets: targets, step: step) }
-        lastRecord = record
         flat.grads.zero()
-        let features = model.forwardFeatures(x, training: !config.freezeBN)
-        let logits = model.classify(features, training: !config.freezeBN)
+        let features = model.forwardFeatures(x, training: training)
+        let logits = model.classify(features, training: training)
+        // 2. The loss, with the mixing method's term; the history remembers this batch.
+        let ce = criterion.forward(logits: logits, targets: targets)
+        let auxiliary = timed(&mixingSeconds) { mixing.auxiliaryLoss(features: features, imageWidth: x.w, record: record) }
+        let loss = ce + (auxiliary.map { $0.weight * $0.value } ?? 0)
+        timed(&mixingSeconds) { mixing.remember(images: x, targets: targets, logits: logits) }
         let hits = countTop1(logits, batch.labels)
         metrics.observe(StepOutputs(logits: logits, labels: batch.labels, targets: targets))
-        let ce = criterion.forward(logits: logits, targets: targets)
-        var loss = ce
-        let auxiliary = timed(&mixingSeconds) { mixing.auxiliaryLoss(features: features, imageWidth: x.w, record: record) }
-        if let auxiliary { loss += auxiliary.weight * auxiliary.value }
-        tracer?.captureStep(record: record, mixed: x, targets: targets, logits: logits, ce: ce,
-                            consistency: auxiliary?.value ?? 0, loss: loss)
-        timed(&mixingSeconds) { mixing.remember(images: x, targets: targets, logits: logits) }
+        // 3. Backward, each bucket's all-reduce started as soon as its gradients are final.
+        comm.beginStep(step + 1)
+        let waitSeconds = try backward(record: record, mixingSeconds: &mixingSeconds)
+        // 4. What the step reports. After the all-reduce every rank sees the same gradients, so every rank
+        //    decides alike whether they are finite.
+        let stats = StepStats(loss: loss, batchSize: batch.size, top1Hits: hits, waitSeconds: waitSeconds,
+                              mixingSeconds: mixingSeconds, gradientsFinite: flat.grads.isFinite)
+        return StepResult(stats: stats, unmixed: unmixed, mixed: x, targets: targets, logits: logits, record: record,
+                          crossEntropy: ce, consistency: auxiliary?.value ?? 0)
+    }
 
-        if let comm = comm as? MPICommunicator { comm.watchdog.step = step + 1 }
+    /// Backward through the mixing method's term and the model, all-reducing the gradients bucket by bucket.
+    /// Returns the seconds spent waiting for the all-reduce.
+    private func backward(record: MixRecord, mixingSeconds: inout Double) throws -> Double {
         buckets.reset()
         buckets.resetWaitTime()
         let featureGradient = timed(&mixingSeconds) { mixing.auxiliaryBackward(record: record) }
@@ -106,10 +152,7 @@ final class StepEngine {
         }
         if let failure { throw failure }
         try buckets.finish()
-        // After the all-reduce every rank sees the same gradients, so every rank decides alike.
-        let finite = flat.grads.isFinite
-        return StepStats(loss: loss, batchSize: batch.size, top1Hits: hits, waitSeconds: buckets.waitSeconds,
-                         mixingSeconds: mixingSeconds, gradientsFinite: finite)
+        return buckets.waitSeconds
     }
 }
 

@@ -7,15 +7,17 @@ import Mixing
 /// checkpoint, evaluate, report one metrics row. A preemption request is acted on within one evaluation
 /// batch and right after the save, never a step later.
 extension Trainer {
-    /// `at` is where a resumed run would continue (the next epoch's start when `saveAtEnd`). Throws
-    /// `PreemptedError` when a preemption signal arrived during the save or the evaluation; a checkpoint saved
-    /// before an evaluation that was cut short keeps the epoch's sums, and the resumed run evaluates first.
-    func endEpoch(_ epoch: Int, sums: EpochSums, at next: Position, saveAtEnd: Bool, position: inout Position,
-                  run: RunContext) throws {
+    /// `finished`: the epoch's every batch trained (else `--max-steps` stopped it); the run's position then
+    /// moves to the next epoch's start. Throws `PreemptedError` when a preemption signal arrived during the
+    /// save or the evaluation; a checkpoint saved before an evaluation that was cut short keeps the epoch's
+    /// sums, and the resumed run evaluates first.
+    func endEpoch(_ epoch: Int, sums: EpochSums, finished: Bool, run: RunContext) throws {
+        // Where a resumed run continues: the next epoch's start, or this epoch's next batch.
+        let next = finished ? Position(epoch: epoch + 1, batch: 0, step: position.step, valTop1: position.valTop1) : position
         // Stopped mid-epoch (--max-steps): the checkpoint to resume or evaluate, written before BN statistics are
         // averaged (it keeps each rank's own, as a --save-every checkpoint does; one at this very step is reused).
         let savedAtStep = config.saveEvery > 0 && step % config.saveEvery == 0
-        let stoppedAt = saveAtEnd ? nil : (savedAtStep ? store.path(step: step) : try saveCheckpoint(next, sums: sums))
+        let stoppedAt = finished ? nil : (savedAtStep ? store.path(step: step) : try saveCheckpoint(next, sums: sums))
         let reduced = try sums.reduced(comm, badImages: data.badImages.count)
         // The mixing statistics and the metrics' counters in one all-reduce.
         let (mix, metrics) = try comm.allReduceSum(engine.mixing.statistics, extra: engine.metrics.sums,
@@ -41,7 +43,6 @@ extension Trainer {
         try eval.reduce(comm)
         var evalEMA = localEMA.flatMap { $0 }
         try evalEMA?.reduce(comm)
-        record(eval)
         position.valTop1.append(eval.top1Accuracy)
         let seconds = sums.trainSeconds + Date().timeIntervalSince(started)
         let row = epochRecord(epoch, reduced: reduced, mix: mix, metrics: metrics, eval: eval, evalEMA: evalEMA,
@@ -51,16 +52,15 @@ extension Trainer {
                           reduced.images / max(sums.trainSeconds, 1e-9), seconds)
         // The checkpoint before the report: a report that cannot be written must not cost the epoch.
         var path = ""
-        if saveAtEnd {
-            var at = next
-            at.valTop1 = position.valTop1
-            path = try saveCheckpoint(at, sums: EpochSums())
+        if finished {
+            (position.epoch, position.batch) = (next.epoch, next.batch)
+            path = try saveCheckpoint(position, sums: EpochSums())
         } else if let stoppedAt, comm.rank == 0, position.valTop1.last == position.valTop1.max() {
             // The summary names this evaluation as the best when it is: best.rmck must hold what it evaluated.
             try store.copyAsBest(stoppedAt)
         }
         try run.report(row, line)
-        if saveAtEnd, try anyRank(Preemption.requested, "agree on a preemption during the epoch's save") {
+        if finished, try anyRank(Preemption.requested, "agree on a preemption during the epoch's save") {
             throw PreemptedError(checkpoint: path)
         }
     }

@@ -11,10 +11,13 @@ final class RunContext {
     let log: (String) -> Void
     var metrics: MetricsLog?
     var csv: MetricsCSV?
-    var position = Position()
     var resumedSums = EpochSums()
     var tracer: StepTracer?
     var board: TrainingBoard?
+    /// What looks at each finished step (the tracer and the board, when there are), and whether one needs
+    /// the batch before mixing.
+    var observers: [StepObserver] = []
+    var keepUnmixed = false
     let progress: ProgressLine
     let totalSteps: Int
     let started = Date()
@@ -46,24 +49,18 @@ extension Trainer {
         let run = try startRun(log: printLine)
         try restoreRun(run)
         if try anyRank(Preemption.requested, "agree on an early preemption") {
-            throw PreemptedError(checkpoint: nil, step: run.position.step)
+            throw PreemptedError(checkpoint: nil, step: position.step)
         }
-        step = run.position.step
-        history = []
         run.tracer = try startTrace()
-        engine.tracer = run.tracer
+        run.observers = [run.tracer as StepObserver?, run.board].compactMap { $0 }
+        run.keepUnmixed = run.observers.contains { $0.needsUnmixed }
         // A run preempted while it evaluated saved the finished epoch without its evaluation: do it first.
-        let p = run.position
-        if p.batch == 0 && p.epoch > 0 && p.valTop1.count < p.epoch {
-            try endEpoch(p.epoch - 1, sums: run.resumedSums, at: p, saveAtEnd: true, position: &run.position, run: run)
+        if position.batch == 0 && position.epoch > 0 && position.valTop1.count < position.epoch {
+            try endEpoch(position.epoch - 1, sums: run.resumedSums, finished: true, run: run)
         }
-        for epoch in run.position.epoch..<config.epochs where step < run.totalSteps {
+        for epoch in position.epoch..<config.epochs where position.step < run.totalSteps {
             let sums = try trainEpoch(epoch, run)
-            let perEpoch = trainLoader.batchesPerEpoch
-            let finished = step >= perEpoch * (epoch + 1)
-            let next = Position(epoch: finished ? epoch + 1 : epoch, batch: finished ? 0 : min(perEpoch, step - epoch * perEpoch),
-                                step: step, valTop1: run.position.valTop1)
-            try endEpoch(epoch, sums: sums, at: next, saveAtEnd: finished, position: &run.position, run: run)
+            try endEpoch(epoch, sums: sums, finished: position.batch == trainLoader.batchesPerEpoch, run: run)
         }
         try finishRun(run)
     }
@@ -86,15 +83,18 @@ extension Trainer {
     /// The checkpoint's state (`--resume`), and the metrics files opened for appending: rows of epochs after
     /// the checkpoint were written by the run that stopped, and go, so the files read as one run.
     func restoreRun(_ run: RunContext) throws {
-        if let (p, sums) = try restore() { (run.position, run.resumedSums) = (p, sums) }
+        if let (p, sums) = try restore() { (position, run.resumedSums) = (p, sums) }
         guard run.isRoot else { return }
         if config.resume != nil {
-            try MetricsLog.dropEpochs(after: run.position.epoch, path: file("metrics.jsonl"))
-            try MetricsCSV.dropEpochs(after: run.position.epoch, path: file("metrics.csv"))
+            try MetricsLog.dropEpochs(after: position.epoch, path: file("metrics.jsonl"))
+            try MetricsCSV.dropEpochs(after: position.epoch, path: file("metrics.csv"))
         }
         run.metrics = try MetricsLog(path: file("metrics.jsonl"))
         run.csv = try MetricsCSV(path: file("metrics.csv"))
-        if config.tensorboard { run.board = try TrainingBoard(directory: config.out) }
+        if config.tensorboard {
+            run.board = try TrainingBoard(directory: config.out,
+                                          picture: config.mix == .none ? nil : .init(data: data.train, method: config.mix.rawValue))
+        }
         run.runLog.record("rmtrain train, \(comm.size) rank(s), configuration in \(file("config.yaml"))")
         for note in resumeNotes { warn(note) }
         for note in startNotes { run.log("rmtrain: " + note) }
@@ -105,7 +105,7 @@ extension Trainer {
     func trainEpoch(_ epoch: Int, _ run: RunContext) throws -> EpochSums {
         let epochStart = Date()
         let perEpoch = trainLoader.batchesPerEpoch
-        let firstBatch = epoch == run.position.epoch ? run.position.batch : 0
+        let firstBatch = position.batch
         var sums = EpochSums()
         if firstBatch > 0 { sums = run.resumedSums } else { engine.startEpoch() }
         let batches = trainLoader.batches(epoch: epoch, from: firstBatch, until: run.totalSteps - epoch * perEpoch)
@@ -128,19 +128,23 @@ extension Trainer {
         return sums
     }
 
-    /// One step: compute it, apply it (or skip or stop on non-finite gradients), agree with every rank on the
-    /// loss and on a preemption request, and save when a checkpoint is due.
+    /// One step: its core (the engine's mixing, forward and backward with the all-reduce, then the update or
+    /// a skip or a stop on non-finite gradients), then the observers, the agreement of every rank on the loss
+    /// and on a preemption request, and a save when a checkpoint is due.
     func trainStep(_ batch: Batch, epoch: Int, batch b: Int, sums: inout EpochSums, run: RunContext, epochStart: Date) throws {
         let lr = schedule.lr(at: step)
-        let stats = try engine.step(batch, step: step)
-        try run.board?.observeMixing(b: b, batchesPerEpoch: trainLoader.batchesPerEpoch, step: step + 1, epoch: epoch, x: batch.images, record: engine.lastRecord,
-                                     targets: engine.targets, data: data.train, method: config.mix.rawValue)
+        let output = try engine.step(batch, step: step, keepingUnmixed: run.keepUnmixed)
+        let stats = output.stats
         if step == 0, let path = config.dumpGradients, run.isRoot {
             try writeTensors(engine.trainableParameters.map { SafeTensors.Entry(name: $0.name, shape: $0.grad.shape, values: $0.grad.array) },
                              to: path)
         }
-        try apply(stats, lr: lr, epoch: epoch, batch: b, run: run)
-        step += 1
+        try apply(stats, lr: lr, epoch: epoch, run: run)
+        position.step += 1
+        position.batch = b + 1
+        let place = StepPlace(step: step, epoch: epoch, batch: b, batchesPerEpoch: trainLoader.batchesPerEpoch, lr: lr,
+                              applied: stats.gradientsFinite)
+        for observer in run.observers { try observer.observe(output, of: batch, at: place) }
         sums.add(stats)
         // Global loss for the progress line and the preemption vote: one tiny all-reduce per step.
         let g = try comm.allReduceSum(StepVote(lossSum: stats.loss.isFinite ? stats.loss * Double(batch.size) : 0,
@@ -154,19 +158,18 @@ extension Trainer {
         if config.checkEvery > 0 && step % config.checkEvery == 0 {
             try Consensus.checkParametersAgree(engine.trainableParameters, step: step, comm: comm)
         }
-        let here = Position(epoch: epoch, batch: b + 1, step: step, valTop1: run.position.valTop1)
         var saved = sums
         saved.trainSeconds += Date().timeIntervalSince(epochStart)
         if g.preempt > 0 {
             run.progress.finishLine()
-            throw PreemptedError(checkpoint: try saveCheckpoint(here, sums: saved))
+            throw PreemptedError(checkpoint: try saveCheckpoint(position, sums: saved))
         }
-        if config.saveEvery > 0 && step % config.saveEvery == 0 { try saveCheckpoint(here, sums: saved) }
+        if config.saveEvery > 0 && step % config.saveEvery == 0 { try saveCheckpoint(position, sums: saved) }
     }
 
     /// The optimizer step when the averaged gradients are finite; otherwise skipped (`--skip-nonfinite`) or
     /// the run stops. Every rank holds the same averaged gradients, so every rank decides alike.
-    private func apply(_ stats: StepStats, lr: Double, epoch: Int, batch b: Int, run: RunContext) throws {
+    private func apply(_ stats: StepStats, lr: Double, epoch: Int, run: RunContext) throws {
         guard stats.loss.isFinite || config.skipNonfinite else {
             comm.abort("loss is \(stats.loss) at epoch \(epoch + 1), step \(step + 1) on rank \(comm.rank): "
                        + "lower --lr, check the data, or pass --skip-nonfinite", code: 5)
@@ -182,8 +185,6 @@ extension Trainer {
         } else if run.isRoot {
             warn("step \(step + 1): gradients are not finite; step skipped (--skip-nonfinite)")
         }
-        try run.tracer?.commit(step: step + 1, epoch: epoch + 1, batch: b, lr: lr, applied: stats.gradientsFinite,
-                               parameters: engine.trainableParameters, buffers: model.buffers)
     }
 
     /// The end of a run: BN statistics averaged, the trace closed, final weights written, a summary line.
@@ -191,14 +192,14 @@ extension Trainer {
         try Consensus.averageBuffers(model.buffers, comm: comm)
         if let ema { try Consensus.averageBuffers(ema.model.buffers, comm: comm) }
         if let tracer = run.tracer {
-            try tracer.writeWeights("weights-final.safetensors", parameters: engine.trainableParameters, buffers: model.buffers)
+            try tracer.writeWeights("weights-final.safetensors")
             try tracer.finish()
         }
         if config.saveAllRanks { try saveWeights(name: "final.rank\(comm.rank).safetensors") }
         guard run.isRoot else { return }
         try saveWeights()
         if let ema { try saveWeights(name: "final_ema.safetensors", of: ema.model) }
-        let top1 = run.position.valTop1
+        let top1 = position.valTop1
         let best = top1.enumerated().max { $0.element <= $1.element }
         let perEpoch = trainLoader.batchesPerEpoch
         let stopped = step % perEpoch == 0 ? "" : " (--max-steps stopped it in epoch \(step / perEpoch + 1) at step \(step); "

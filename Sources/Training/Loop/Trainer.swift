@@ -20,9 +20,10 @@ public final class Trainer {
     public let optimizer: SGD
     public let schedule: LRSchedule
     let engine: StepEngine
-    public internal(set) var step = 0
-    public internal(set) var history: [EvalCounts] = []
-    func record(_ eval: EvalCounts) { history.append(eval) }
+    /// Where the run stands: where a run resumed from a checkpoint saved now would continue (the one copy).
+    var position = Position()
+    /// The optimizer steps taken (the global step, across resumes).
+    public var step: Int { position.step }
     /// Counts, classes and file-list hashes of both splits (`DataFingerprint`): compared across ranks at
     /// start and kept in checkpoints.
     public let dataFingerprint: [String]
@@ -31,77 +32,87 @@ public final class Trainer {
     /// `--model-ema`: the average of the weights (nil without the flag).
     let ema: WeightEMA?
     /// What the start of the run must log (weights loaded, skipped, re-initialised).
-    var startNotes: [String] = []
+    let startNotes: [String]
 
+    /// Opens the data, builds the model (and its pretrained weights), the loaders, the schedule, the step
+    /// and the optimizer, then checks that every rank agrees on the settings and the data and starts from
+    /// rank 0's weights. Throws `TrainingError` naming the flag or file at fault, before any step.
     public init(config: TrainConfig, comm: Communicator = SingleProcess()) throws {
         self.config = config
         self.comm = comm
+        let pretrained = try config.initWeights.flatMap { try InitWeights.input($0) }
         var options = config.dataOptions
         options.shouldStop = { Preemption.requested }      // a preemption while a folder is listed stops it
-        let pretrained = try config.initWeights.flatMap { try InitWeights.input($0) }
         // The pretrained weights' image size is the default.
         options.imageSize = ModelInput.imageSize(flag: config.imageSize, recorded: pretrained, data: config.data)
-        var splits = try openData(config.data, options: options)
-        if let n = config.trainLimit {
-            splits = DataSplits(train: SubsetDataset.classBalanced(splits.train, count: n), val: splits.val, badImages: splits.badImages)
-        }
-        if let n = config.valLimit {
-            splits = DataSplits(train: splits.train, val: SubsetDataset.classBalanced(splits.val, count: n), badImages: splits.badImages)
-        }
-        data = splits
-        dataFingerprint = DataFingerprint.lines(train: splits.train, val: splits.val)
-        let shape = splits.train.sampleShape
-        guard let network = Networks.make(config.model, inChannels: shape.channels, numClasses: splits.train.numClasses) else {
-            throw TrainingError("--model \(config.model): unknown (one of \(Networks.names.joined(separator: ", ")))")
-        }
-        model = network
-        model.initialize(seed: config.seed)
-        if let path = config.initWeights {
-            startNotes += try InitWeights.load(path, into: model, classNames: splits.train.classNames).map { "--init-weights: " + $0 }
-            startNotes.append("--init-weights: loaded \(path)")
-            if let pretrained, config.imageSize == nil, options.imageSize != nil {
-                startNotes.append("--init-weights: image size \(pretrained.imageSize), the file's (--image-size overrides it)")
-            }
-            if let pretrained, let note = try ModelInput.note(data: splits.train, recorded: pretrained, flag: config.imageSize,
-                                                             source: path, refuseUnasked: false) {
-                startNotes.append("--init-weights: " + note)
-            }
-        }
-        trainLoader = BatchLoader(dataset: splits.train,
-                                  sampler: DistributedSampler(count: splits.train.count, worldSize: comm.size, rank: comm.rank,
-                                                              shuffle: true, seed: config.seed, dropLast: config.dropLast),
-                                  batchSize: config.batchSize, augment: true, seed: config.seed,
-                                  threads: config.loaderThreads, badImages: splits.badImages,
-                                  badImagePolicy: config.badImage,
-                                  lastBatch: config.dropLast ? .drop : .dropSingle)
-        valLoader = BatchLoader(dataset: splits.val,
-                                sampler: DistributedSampler(count: splits.val.count, worldSize: comm.size, rank: comm.rank,
-                                                            shuffle: false, seed: config.seed, pad: false),
-                                batchSize: config.evaluationBatchSize, augment: false, seed: config.seed,
-                                threads: config.loaderThreads, badImages: splits.badImages,
-                                badImagePolicy: config.badImage)
-        try Trainer.checkCombinations(config, train: splits.train, stepsPerEpoch: trainLoader.batchesPerEpoch,
+        data = try Trainer.openSplits(config, options: options)
+        dataFingerprint = DataFingerprint.lines(train: data.train, val: data.val)
+        (model, startNotes) = try Trainer.buildModel(config, data: data.train, pretrained: pretrained, options: options)
+        let reading = BatchLoader.Reading(options, badImages: data.badImages)
+        trainLoader = .training(data.train, batchSize: config.batchSize, seed: config.seed, dropLast: config.dropLast,
+                                worldSize: comm.size, rank: comm.rank, reading: reading)
+        valLoader = .evaluation(data.val, batchSize: config.evaluationBatchSize, worldSize: comm.size, rank: comm.rank,
+                                reading: reading)
+        try Trainer.checkCombinations(config, train: data.train, stepsPerEpoch: trainLoader.batchesPerEpoch,
                                       worldSize: comm.size)
-        let globalBatch = config.batchSize * comm.size
-        let baseLR = config.scaleLR ? LRSchedule.scaled(config.lr, globalBatch: globalBatch) : config.lr
-        let perEpoch = trainLoader.batchesPerEpoch
-        schedule = LRSchedule(kind: config.lrSchedule, baseLR: baseLR,
-                              warmupIterations: Int((config.warmupEpochs * Double(perEpoch)).rounded()),
-                              totalIterations: perEpoch * config.epochs, iterationsPerEpoch: perEpoch,
-                              milestones: config.milestones, decay: config.lrDecay)
-        engine = StepEngine(model: model, numClasses: splits.train.numClasses, sampleShape: shape,
-                            comm: comm, config: config)
+        schedule = Trainer.schedule(config, stepsPerEpoch: trainLoader.batchesPerEpoch, worldSize: comm.size)
+        let mixing = makeMixingMethod(config.mixing, batchSize: config.batchSize, seed: config.seed,
+                                      classes: data.train.numClasses, sample: data.train.sampleShape, model: model, rank: comm.rank)
+        engine = StepEngine(model: model, mixing: mixing, comm: comm, options: StepEngine.Options(config.run))
         optimizer = SGD(parameters: engine.trainableParameters, momentum: Float(config.momentum),
                         weightDecay: Float(config.wd), nesterov: config.nesterov,
                         decayNormAndBias: config.decayNormAndBias)
-        try Consensus.checkSameConfiguration(config.fingerprint, comm: comm)
-        try Consensus.checkSameData(dataFingerprint, comm: comm)
-        try Consensus.broadcastModel(model, extra: engine.extraParameters, comm: comm)
-        if let decay = config.modelEma {
-            ema = try WeightEMA(of: network, inChannels: shape.channels, decay: decay, warmup: config.modelEmaWarmup)
-        } else {
-            ema = nil
+        try Trainer.agreeAcrossRanks(config, data: dataFingerprint, model: model, extra: engine.extraParameters, comm: comm)
+        let (model, channels) = (self.model, data.train.sampleShape.channels)
+        ema = try config.modelEma.map { try WeightEMA(of: model, inChannels: channels, decay: $0, warmup: config.modelEmaWarmup) }
+    }
+
+    /// `--data` opened, cut to `--train-limit` / `--val-limit` (class-balanced subsets).
+    static func openSplits(_ config: TrainConfig, options: DataOptions) throws -> DataSplits {
+        let splits = try openData(config.data, options: options)
+        let train = config.trainLimit.map { SubsetDataset.classBalanced(splits.train, count: $0) } ?? splits.train
+        let val = config.valLimit.map { SubsetDataset.classBalanced(splits.val, count: $0) } ?? splits.val
+        return DataSplits(train: train, val: val, badImages: splits.badImages)
+    }
+
+    /// `--model` for this data, initialised from `--seed`, then `--init-weights` loaded into it; with what the
+    /// run's start must log about the weights (loaded, skipped, re-initialised, the image size they set).
+    static func buildModel(_ config: TrainConfig, data train: Dataset, pretrained: InputSpec?,
+                           options: DataOptions) throws -> (any Model, [String]) {
+        let shape = train.sampleShape
+        guard let model = Networks.make(config.model, inChannels: shape.channels, numClasses: train.numClasses) else {
+            throw TrainingError("--model \(config.model): unknown (one of \(Networks.names.joined(separator: ", ")))")
         }
+        model.initialize(seed: config.seed)
+        guard let path = config.initWeights else { return (model, []) }
+        var notes = try InitWeights.load(path, into: model, classNames: train.classNames).map { "--init-weights: " + $0 }
+        notes.append("--init-weights: loaded \(path)")
+        if let pretrained, config.imageSize == nil, options.imageSize != nil {
+            notes.append("--init-weights: image size \(pretrained.imageSize), the file's (--image-size overrides it)")
+        }
+        if let pretrained, let note = try ModelInput.note(data: train, recorded: pretrained, flag: config.imageSize,
+                                                         source: path, refuseUnasked: false) {
+            notes.append("--init-weights: " + note)
+        }
+        return (model, notes)
+    }
+
+    /// The learning-rate schedule over the run's steps (`--lr` scaled by the global batch with `--scale-lr`).
+    static func schedule(_ config: TrainConfig, stepsPerEpoch perEpoch: Int, worldSize: Int) -> LRSchedule {
+        let baseLR = config.scaleLR ? LRSchedule.scaled(config.lr, globalBatch: config.batchSize * worldSize) : config.lr
+        return LRSchedule(kind: config.lrSchedule, baseLR: baseLR,
+                          warmupIterations: Int((config.warmupEpochs * Double(perEpoch)).rounded()),
+                          totalIterations: perEpoch * config.epochs, iterationsPerEpoch: perEpoch,
+                          milestones: config.milestones, decay: config.lrDecay)
+    }
+
+    /// Every rank has the same settings and data (else an error naming the rank that differs), and starts
+    /// from rank 0's weights (the consistency head's too).
+    static func agreeAcrossRanks(_ config: TrainConfig, data: [String], model: any Model, extra: [Parameter],
+                                 comm: Communicator) throws {
+        try Consensus.checkSameConfiguration(config.fingerprint, comm: comm)
+        try Consensus.checkSameData(data, comm: comm)
+        try Consensus.broadcastModel(model, extra: extra, comm: comm)
     }
 
     public var globalBatch: Int { config.batchSize * comm.size }
@@ -157,8 +168,8 @@ public final class Trainer {
             "buffers": model.buffers.map(\.name),
         ]
         let tracer = try StepTracer(directory: config.traceAllRanks ? (dir as NSString).appendingPathComponent("rank\(comm.rank)") : dir,
-                                    meta: meta)
-        try tracer.writeWeights("weights-initial.safetensors", parameters: engine.trainableParameters, buffers: model.buffers)
+                                    meta: meta, parameters: engine.trainableParameters, buffers: model.buffers)
+        try tracer.writeWeights("weights-initial.safetensors")
         return tracer
     }
 

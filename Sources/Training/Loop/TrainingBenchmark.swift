@@ -34,17 +34,19 @@ public enum TrainingBenchmark {
 
     public static func run(model name: String, batchSize: Int, imageSize: Int, mix: MixMethod,
                            steps: Int, overlap: Bool = true, comm: Communicator = SingleProcess()) throws -> Result {
-        var config = TrainConfig()
-        config.model = name
-        config.batchSize = batchSize
-        config.mix = mix
-        config.noOverlap = !overlap
+        var flags = MixingSettings.defaults
+        flags.mix = mix
+        let seed = RunSettings.defaults.seed
         let data = SyntheticImages(size: imageSize, channels: 3, classes: 10, count: batchSize * comm.size * (steps + 2))
         guard let model = Networks.make(name, inChannels: 3, numClasses: 10) else {
             throw TrainingError("unknown model \(name) (one of \(Networks.names.joined(separator: ", ")))")
         }
-        model.initialize(seed: config.seed)
-        let engine = StepEngine(model: model, numClasses: 10, sampleShape: data.sampleShape, comm: comm, config: config)
+        model.initialize(seed: seed)
+        let method = makeMixingMethod(flags, batchSize: batchSize, seed: seed, classes: 10, sample: data.sampleShape,
+                                      model: model, rank: comm.rank)
+        var options = StepEngine.Options(batchSize: batchSize)
+        options.overlapCommunication = overlap
+        let engine = StepEngine(model: model, mixing: method, comm: comm, options: options)
         try Consensus.broadcastModel(model, extra: engine.extraParameters, comm: comm)
         let sgd = SGD(parameters: engine.trainableParameters, weightDecay: 5e-4)
         let loader = BatchLoader(dataset: data,
@@ -63,7 +65,7 @@ public enum TrainingBenchmark {
             }
             guard step < steps + 2 else { return }
             let started = Date()
-            let stats = try engine.step(batch, step: step)
+            let stats = try engine.step(batch, step: step).stats
             sgd.step(lr: 0.01)
             if step >= 2 { stepSeconds.append(Date().timeIntervalSince(started)) }
             wait += stats.waitSeconds

@@ -1,3 +1,4 @@
+import DataPipeline
 import Foundation
 import Kernels
 import Layers
@@ -25,19 +26,15 @@ import Mixing
 ///   also the RoI, or the CutMix box; empty when there is none), `paste_box` (where RecursiveMix pasted),
 ///   `applied` (whether the optimizer step was applied).
 /// Scalars are written with Swift's shortest round-trip decimal form, so they read back bit-exactly.
-final class StepTracer {
+final class StepTracer: StepObserver {
     let directory: String
-    private var raw: [Float] = []
-    private var rawShape: [Int] = []
-    private var labels: [Float] = []
-    private var indices: [Float] = []
-    private var pending: [String: String] = [:]
-    private var tensors: [SafeTensors.Entry] = []
+    /// What `weights-*.safetensors` hold: the optimizer's parameters and the BN buffers, in order.
+    private let parameters: [Parameter], buffers: [Buffer]
     private(set) var steps = 0
 
     /// Creates DIR and writes `meta.json`. Throws naming the folder when it cannot be written.
-    init(directory: String, meta: [String: Any]) throws {
-        self.directory = directory
+    init(directory: String, meta: [String: Any], parameters: [Parameter], buffers: [Buffer]) throws {
+        (self.directory, self.parameters, self.buffers) = (directory, parameters, buffers)
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             var m = meta
@@ -49,45 +46,30 @@ final class StepTracer {
 
     func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
 
-    /// The batch as loaded, before mixing changes it in place.
-    func captureRaw(images: Tensor, labels l: [Int], indices i: [Int]) {
-        raw = images.array
-        rawShape = images.shape
-        labels = l.map(Float.init)
-        indices = i.map(Float.init)
-    }
+    var needsUnmixed: Bool { true }
 
-    /// What the step computed from it.
-    func captureStep(record: MixRecord, mixed: Tensor, targets: Tensor, logits: Tensor, ce: Double, consistency: Double,
-                     loss: Double) {
-        tensors = [SafeTensors.Entry(name: "images", shape: rawShape, values: raw),
-                   SafeTensors.Entry(name: "labels", shape: [labels.count], values: labels),
-                   SafeTensors.Entry(name: "indices", shape: [indices.count], values: indices),
-                   SafeTensors.Entry(name: "mixed", shape: mixed.shape, values: mixed.array),
-                   SafeTensors.Entry(name: "targets", shape: targets.shape, values: targets.array),
-                   SafeTensors.Entry(name: "logits", shape: logits.shape, values: logits.array)]
+    /// Writes `step-NNNNNN.safetensors` (the batch as loaded and what the step computed from it, with its
+    /// number, epoch, learning rate and fate) and the weights after it.
+    func observe(_ o: StepResult, of batch: Batch, at place: StepPlace) throws {
+        let raw = o.unmixed ?? o.mixed
+        let tensors = [SafeTensors.Entry(name: "images", shape: raw.shape, values: raw.array),
+                       SafeTensors.Entry(name: "labels", shape: [batch.labels.count], values: batch.labels.map(Float.init)),
+                       SafeTensors.Entry(name: "indices", shape: [batch.indices.count], values: batch.indices.map(Float.init)),
+                       SafeTensors.Entry(name: "mixed", shape: o.mixed.shape, values: o.mixed.array),
+                       SafeTensors.Entry(name: "targets", shape: o.targets.shape, values: o.targets.array),
+                       SafeTensors.Entry(name: "logits", shape: o.logits.shape, values: o.logits.array)]
         func box(_ b: Box?) -> String { b.map { "\($0.x1),\($0.y1),\($0.x2),\($0.y2)" } ?? "" }
-        pending = ["lam": "\(record.lam)", "mix_kind": record.kind, "ce": "\(ce)", "consistency": "\(consistency)",
-                   "loss": "\(loss)", "box": box(record.box), "paste_box": box(record.pasteBox)]
-    }
-
-    /// Writes the captured step once the loop knows its number, epoch, learning rate and fate, and the
-    /// weights after it.
-    func commit(step: Int, epoch: Int, batch: Int, lr: Double, applied: Bool, parameters: [Parameter],
-                buffers: [Buffer]) throws {
-        var meta = pending
-        meta["step"] = "\(step)"
-        meta["epoch"] = "\(epoch)"
-        meta["batch"] = "\(batch)"
-        meta["lr"] = "\(lr)"
-        meta["applied"] = "\(applied)"
-        try write(tensors, to: String(format: "step-%06d.safetensors", step), metadata: meta)
-        try writeWeights(String(format: "weights-%06d.safetensors", step), parameters: parameters, buffers: buffers)
+        let meta = ["lam": "\(o.record.lam)", "mix_kind": o.record.kind, "ce": "\(o.crossEntropy)",
+                    "consistency": "\(o.consistency)", "loss": "\(o.stats.loss)", "box": box(o.record.box),
+                    "paste_box": box(o.record.pasteBox), "step": "\(place.step)", "epoch": "\(place.epoch + 1)",
+                    "batch": "\(place.batch)", "lr": "\(place.lr)", "applied": "\(place.applied)"]
+        try write(tensors, to: String(format: "step-%06d.safetensors", place.step), metadata: meta)
+        try writeWeights(String(format: "weights-%06d.safetensors", place.step))
         steps += 1
     }
 
     /// Parameters and buffers, as `weights-initial` / `weights-final`.
-    func writeWeights(_ name: String, parameters: [Parameter], buffers: [Buffer]) throws {
+    func writeWeights(_ name: String) throws {
         let entries = parameters.map { SafeTensors.Entry(name: $0.name, shape: $0.value.shape, values: $0.value.array) }
             + buffers.map { SafeTensors.Entry(name: $0.name, shape: $0.value.shape, values: $0.value.array) }
         try write(entries, to: name, metadata: ["layout": "OHWI"])

@@ -11,31 +11,43 @@ import TensorBoard
 /// With a mixing method, each epoch's first `pictureRows` steps are drawn as `MixedBatchPicture` draws
 /// them for `rmtrain visualize` (the first 8 images of each) and written as the image `mixed_batches` at
 /// the step of the last row. A resumed run starts a new event file; TensorBoard reads every file of the folder.
-final class TrainingBoard {
-    private let writer: EventWriter
-    static let pictureRows = 3, pictureImages = 8
-    private var picture: MixedBatchPicture?
-
-    init(directory: String) throws {
-        do { writer = try EventWriter(directory: directory) }
-        catch { throw TrainingError("TensorBoard: \(error) (--no-tensorboard turns the event file off)") }
+final class TrainingBoard: StepObserver {
+    /// What the mixed-batch picture draws from: the training data's shape, class names and normalisation,
+    /// and the mixing method's name.
+    struct PictureSource {
+        let data: any Dataset
+        let method: String
     }
 
-    /// Called after every step with its position in the epoch (0-based batch `b` of `batchesPerEpoch`) and
-    /// the global step (1-based).
-    func observeMixing(b: Int, batchesPerEpoch: Int, step: Int, epoch: Int, x: Tensor, record: MixRecord?,
-                       targets: Tensor, data: any Dataset, method: String) throws {
-        let rows = min(Self.pictureRows, batchesPerEpoch)
-        guard method != "none", let record, b < rows else { return }
+    private let writer: EventWriter
+    static let pictureRows = 3, pictureImages = 8
+    private let source: PictureSource?
+    private var picture: MixedBatchPicture?
+
+    /// `picture` nil: no mixed-batch picture (a run without mixing).
+    init(directory: String, picture: PictureSource?) throws {
+        do { writer = try EventWriter(directory: directory) }
+        catch { throw TrainingError("TensorBoard: \(error) (--no-tensorboard turns the event file off)") }
+        source = picture
+    }
+
+    var needsUnmixed: Bool { false }
+
+    /// Adds the step's first images as a row of the epoch's picture (its first `pictureRows` steps), and
+    /// writes the picture after its last row.
+    func observe(_ o: StepResult, of batch: Batch, at place: StepPlace) throws {
+        let rows = min(Self.pictureRows, place.batchesPerEpoch), b = place.batch
+        guard let source, b < rows else { return }
         if b == 0 || picture == nil {
-            picture = MixedBatchPicture(title: "\(method), epoch \(epoch + 1): one row per step, top-3 classes of each mixed label",
-                                        rows: rows, images: min(Self.pictureImages, x.n), sample: data.sampleShape,
+            let data = source.data
+            picture = MixedBatchPicture(title: "\(source.method), epoch \(place.epoch + 1): one row per step, top-3 classes of each mixed label",
+                                        rows: rows, images: min(Self.pictureImages, o.mixed.n), sample: data.sampleShape,
                                         classNames: data.classNames, normalization: data.normalization)
         }
-        picture?.addRow(b, step: step, x: x, record: record, targets: targets)
+        picture?.addRow(b, step: place.step, x: o.mixed, record: o.record, targets: o.targets)
         if b == rows - 1, let canvas = picture?.canvas {
             try writer.image("mixed_batches", png: Data(try canvas.pngData()), width: canvas.width, height: canvas.height,
-                             step: step)
+                             step: place.step)
             picture = nil
         }
     }

@@ -12,30 +12,34 @@ public enum MixMethod: String, Sendable, CaseIterable {
 /// rank), or each rank its own.
 public enum BoxDraw: String, Sendable, CaseIterable { case shared, perRank = "per-rank" }
 
-/// The `MixingMethod` that `--mix` and its flags name: the one place that maps flags to a method.
-/// `model` gives RecursiveMix its consistency head (its own, or the classifier with `--rm-share-head`);
-/// without one (`visualize`) RecursiveMix mixes and remembers but has no consistency term.
-public func makeMixingMethod(_ config: TrainConfig, classes: Int, sample: (height: Int, width: Int, channels: Int),
-                             model: (any Model)?, rank: Int) -> MixingMethod {
-    switch config.mix {
+/// The `MixingMethod` that `--mix` and its flags name, initialised from `seed`: the one place that maps flags
+/// to a method. `batchSize` sizes RecursiveMix's history; `model` gives RecursiveMix its consistency head (its
+/// own, or the classifier with `--rm-share-head`); without one (`visualize`, `rmtrain bench` builds one)
+/// RecursiveMix mixes and remembers but has no consistency term.
+public func makeMixingMethod(_ flags: MixingSettings, batchSize: Int, seed: UInt64, classes: Int,
+                             sample: (height: Int, width: Int, channels: Int), model: (any Model)?, rank: Int) -> MixingMethod {
+    let method: MixingMethod
+    switch flags.mix {
     case .none:
-        return NoMixing(classes: classes, smoothing: config.smoothing, style: config.smoothingStyle)
+        method = NoMixing(classes: classes, smoothing: flags.smoothing, style: flags.smoothingStyle)
     case .mixup, .cutmix, .mixupCutmix:
-        let both = config.mix == .mixupCutmix
+        let both = flags.mix == .mixupCutmix
         let policy = MixPolicy(
-            mixupAlpha: config.mix == .mixup || both ? config.mixupAlpha : 0,
-            cutmixAlpha: config.mix == .cutmix || both ? config.cutmixAlpha : 0,
-            cutmixMinMax: config.cutmixMinmax, prob: config.mixProb, switchProb: config.switchProb,
-            correctLam: true, labelSmoothing: config.smoothing, smoothingStyle: config.smoothingStyle)
-        return BatchMixMethod(name: config.mix.rawValue, policy: policy, classes: classes, seed: config.seed)
+            mixupAlpha: flags.mix == .mixup || both ? flags.mixupAlpha : 0,
+            cutmixAlpha: flags.mix == .cutmix || both ? flags.cutmixAlpha : 0,
+            cutmixMinMax: flags.cutmixMinmax, prob: flags.mixProb, switchProb: flags.switchProb,
+            correctLam: true, labelSmoothing: flags.smoothing, smoothingStyle: flags.smoothingStyle)
+        method = BatchMixMethod(name: flags.mix.rawValue, policy: policy, classes: classes, seed: seed)
     case .rm:
-        let head = model.map { m in config.rmShareHead ? Linear(sharing: m.classifier) : Linear("fc_roi", m.featureChannels, m.numClasses) }
-        return RecursiveMixMethod(
-            config: RecursiveMixConfig(alpha: config.rmAlpha, mode: config.rmInterp,
-                                       legacyTransposedRoI: config.rmLegacyTransposedRoi),
-            omega: config.rmOmega, batch: config.batchSize, sample: sample, classes: classes,
-            smoothing: config.smoothing, style: config.smoothingStyle, lifetime: config.rmHistory,
-            head: head, ownsHead: !config.rmShareHead, seed: config.seed,
-            rank: config.rmBox == .perRank ? rank : nil)
+        let head: RecursiveMixMethod.Head = model.map { m in
+            flags.rmShareHead ? .sharedClassifier(Linear(sharing: m.classifier)) : .own(Linear("fc_roi", m.featureChannels, m.numClasses))
+        } ?? .none
+        let settings = RecursiveMixMethod.Settings(
+            mixer: RecursiveMixConfig(alpha: flags.rmAlpha, mode: flags.rmInterp, legacyTransposedRoI: flags.rmLegacyTransposedRoi),
+            omega: flags.rmOmega, smoothing: flags.smoothing, style: flags.smoothingStyle, lifetime: flags.rmHistory,
+            seed: seed, rank: flags.rmBox == .perRank ? rank : nil)
+        method = RecursiveMixMethod(settings, batch: batchSize, sample: sample, classes: classes, head: head)
     }
+    method.initialize(seed: seed)
+    return method
 }

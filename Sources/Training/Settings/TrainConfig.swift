@@ -81,8 +81,6 @@ public struct TrainConfig: Sendable {
     public var evaluationBatchSize: Int { self.evalBatchSize ?? self.batchSize }
     /// Weight decay also on BatchNorm parameters and biases (the RecursiveMix code), unless `--no-bn-decay`.
     public var decayNormAndBias: Bool { !self.noBNDecay }
-    /// Start each bucket's all-reduce as soon as backward has produced it, unless `--no-overlap`.
-    public var overlapCommunication: Bool { !self.noOverlap }
     /// TensorBoard event files in the run folder (rank 0), unless `--no-tensorboard`.
     public var tensorboard: Bool { !self.noTensorboard }
     /// The DataPipeline module's options for the data and loader flags.
