@@ -41,6 +41,8 @@ echo "== distributed tests (mpirun)"
 RMTRAIN="$PWD/.build/release/rmtrain" bash launch/tests/mpi.sh || status=1
 echo "== checkpoint tests"
 RMTRAIN="$PWD/.build/release/rmtrain" bash launch/tests/checkpoint.sh || status=1
+echo "== precision tests (bf16-mixed)"
+RMTRAIN="$PWD/.build/release/rmtrain" bash launch/tests/precision.sh || status=1
 echo "== run folder tests"
 RMTRAIN="$PWD/.build/release/rmtrain" bash launch/tests/runfolder.sh || status=1
 echo "== multi-host tests (launch/hostfile.sh, two network namespaces as hosts; needs root)"

@@ -19,11 +19,12 @@ struct rm_conv {
     dnnl_primitive_t from_blocked;      // the weight gradient's layout -> OHWI (or NULL)
     dnnl_memory_t x, y, w_plain, w_blocked[2], dw_blocked, scratch[KINDS];
     dnnl_primitive_desc_t pd[KINDS];
-    // Winograd only: its activations are in oneDNN's own layout (the same for all three primitives,
-    // checked at creation), reordered from and to our NHWC around each call, in the thread's arena.
-    dnnl_primitive_t x_in, y_in, y_out, x_out;  // NHWC -> blocked (x, dy); blocked -> NHWC (y, dx)
-    dnnl_memory_t xb, yb;                        // views of the arena, blocked layout
-    size_t xb_bytes, yb_bytes;
+    // The primitives' own activations where they differ from our float32 NHWC (Winograd's blocked layout;
+    // bf16's bfloat16 src and diff_dst), reordered from and to ours around each call, in the thread's
+    // arena; NULL reorders where the primitive reads or writes ours directly.
+    dnnl_primitive_t x_in, y_in, y_out, x_out;  // ours -> theirs (x, dy); theirs -> ours (y, dx)
+    dnnl_memory_t src, dst, ddst, dsrc;          // theirs: views of the arena (0: src, dsrc; 1: dst, ddst)
+    size_t arena_bytes[2];
 };
 
 // Two growing buffers per thread for the Winograd path's blocked activations (one for x or dx, one for y
@@ -73,7 +74,7 @@ static dnnl_status_t reorder(dnnl_primitive_t *r, const dnnl_memory_desc_t *from
 }
 
 rm_conv *rm_conv_create(int n, int h, int w, int cin, int cout, int k, int stride, int pad, int winograd,
-                        char *error, int error_size) {
+                        int bf16, char *error, int error_size) {
     rm_conv *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     pthread_once(&shared_engine_once, create_shared_engine);
@@ -86,26 +87,34 @@ rm_conv *rm_conv_create(int n, int h, int w, int cin, int cout, int k, int strid
     // stride-2 layer on an even input, whose last row or column no window reaches).
     dnnl_dims_t strides = {stride, stride}, pads = {pad, pad},
                 pads_r = {(oh - 1) * stride + k - h - pad, (ow - 1) * stride + k - w - pad};
-    dnnl_memory_desc_t xmd, ymd, xact, yact, wany, wplain;
+    dnnl_memory_desc_t xmd, ymd, xlo, ylo, xact, yact, wany, wlo, wplain;
     TRY(dnnl_memory_desc_init_by_tag(&xmd, 4, xd, dnnl_f32, dnnl_nhwc), "src desc");
     TRY(dnnl_memory_desc_init_by_tag(&ymd, 4, yd, dnnl_f32, dnnl_nhwc), "dst desc");
     // Winograd lets oneDNN pick the activation layout (it has no NHWC kernel); direct runs on NHWC.
+    if (winograd && bf16) TRY(dnnl_unimplemented, "Winograd in bf16 (oneDNN has none)");
     dnnl_format_tag_t act = winograd ? dnnl_format_tag_any : dnnl_nhwc;
     dnnl_alg_kind_t alg = winograd ? dnnl_convolution_winograd : dnnl_convolution_direct;
+    // bf16: the multiplications' inputs (src, weights, diff_dst) in bfloat16, what they produce (dst,
+    // diff_src, diff_weights) in float32, accumulated in float32 (PyTorch's autocast keeps the output in
+    // bf16; we keep float32 so that BatchNorm's statistics see the accumulated value).
+    dnnl_data_type_t lo = bf16 ? dnnl_bf16 : dnnl_f32;
+    TRY(dnnl_memory_desc_init_by_tag(&xlo, 4, xd, lo, act), "src desc");
+    TRY(dnnl_memory_desc_init_by_tag(&ylo, 4, yd, lo, act), "dst desc");
     TRY(dnnl_memory_desc_init_by_tag(&xact, 4, xd, dnnl_f32, act), "src desc");
     TRY(dnnl_memory_desc_init_by_tag(&yact, 4, yd, dnnl_f32, act), "dst desc");
+    TRY(dnnl_memory_desc_init_by_tag(&wlo, 4, wd, lo, dnnl_format_tag_any), "weights desc");
     TRY(dnnl_memory_desc_init_by_tag(&wany, 4, wd, dnnl_f32, dnnl_format_tag_any), "weights desc");
     TRY(dnnl_memory_desc_init_by_tag(&wplain, 4, wd, dnnl_f32, dnnl_ohwi), "weights desc");
     dnnl_primitive_attr_t attr;
     TRY(dnnl_primitive_attr_create(&attr), "attr");
     TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode");
     dnnl_convolution_desc_t d[KINDS];
-    TRY(dnnl_convolution_forward_desc_init(&d[FWD], dnnl_forward_training, alg, &xact, &wany,
+    TRY(dnnl_convolution_forward_desc_init(&d[FWD], dnnl_forward_training, alg, &xlo, &wlo,
                                            NULL, &yact, strides, pads, pads_r), "forward desc");
-    TRY(dnnl_convolution_backward_data_desc_init(&d[BWD_DATA], alg, &xact, &wany, &yact,
+    TRY(dnnl_convolution_backward_data_desc_init(&d[BWD_DATA], alg, &xact, &wlo, &ylo,
                                                  strides, pads, pads_r), "backward-data desc");
-    TRY(dnnl_convolution_backward_weights_desc_init(&d[BWD_WEIGHTS], alg, &xact, &wany, NULL,
-                                                    &yact, strides, pads, pads_r), "backward-weights desc");
+    TRY(dnnl_convolution_backward_weights_desc_init(&d[BWD_WEIGHTS], alg, &xlo, &wany, NULL,
+                                                    &ylo, strides, pads, pads_r), "backward-weights desc");
     for (int kind = 0; kind < KINDS; kind++) {
         TRY(dnnl_primitive_desc_create(&c->pd[kind], &d[kind], attr, c->engine, kind ? c->pd[FWD] : NULL),
             "primitive desc");
@@ -128,23 +137,27 @@ rm_conv *rm_conv_create(int n, int h, int w, int cin, int cout, int k, int strid
     TRY(dnnl_memory_create(&c->w_blocked[0], wf, c->engine, DNNL_MEMORY_ALLOCATE), "memory");
     TRY(dnnl_memory_create(&c->w_blocked[1], wb, c->engine, DNNL_MEMORY_ALLOCATE), "memory");
     TRY(dnnl_memory_create(&c->dw_blocked, dw, c->engine, DNNL_MEMORY_ALLOCATE), "memory");
-    if (winograd) {
-        const dnnl_memory_desc_t *xb = dnnl_primitive_desc_query_md(c->pd[FWD], dnnl_query_src_md, 0);
-        const dnnl_memory_desc_t *yb = dnnl_primitive_desc_query_md(c->pd[FWD], dnnl_query_dst_md, 0);
-        if (!dnnl_memory_desc_equal(xb, dnnl_primitive_desc_query_md(c->pd[BWD_DATA], dnnl_query_diff_src_md, 0)) ||
-            !dnnl_memory_desc_equal(xb, dnnl_primitive_desc_query_md(c->pd[BWD_WEIGHTS], dnnl_query_src_md, 0)) ||
-            !dnnl_memory_desc_equal(yb, dnnl_primitive_desc_query_md(c->pd[BWD_DATA], dnnl_query_diff_dst_md, 0)) ||
-            !dnnl_memory_desc_equal(yb, dnnl_primitive_desc_query_md(c->pd[BWD_WEIGHTS], dnnl_query_diff_dst_md, 0))) {
-            TRY(dnnl_unimplemented, "Winograd (its passes want different activation layouts)");
-        }
-        TRY(reorder(&c->x_in, &xmd, xb, c->engine), "activation reorder");
-        TRY(reorder(&c->y_in, &ymd, yb, c->engine), "activation reorder");
-        TRY(reorder(&c->y_out, yb, &ymd, c->engine), "activation reorder");
-        TRY(reorder(&c->x_out, xb, &xmd, c->engine), "activation reorder");
-        TRY(dnnl_memory_create(&c->xb, xb, c->engine, DNNL_MEMORY_NONE), "memory");
-        TRY(dnnl_memory_create(&c->yb, yb, c->engine, DNNL_MEMORY_NONE), "memory");
-        c->xb_bytes = dnnl_memory_desc_get_size(xb);
-        c->yb_bytes = dnnl_memory_desc_get_size(yb);
+    const dnnl_memory_desc_t *src = dnnl_primitive_desc_query_md(c->pd[FWD], dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *dst = dnnl_primitive_desc_query_md(c->pd[FWD], dnnl_query_dst_md, 0);
+    const dnnl_memory_desc_t *ddst = dnnl_primitive_desc_query_md(c->pd[BWD_DATA], dnnl_query_diff_dst_md, 0);
+    const dnnl_memory_desc_t *dsrc = dnnl_primitive_desc_query_md(c->pd[BWD_DATA], dnnl_query_diff_src_md, 0);
+    // The weight gradient reads the forward's src and the backward-data's diff_dst, converted once.
+    if (!dnnl_memory_desc_equal(src, dnnl_primitive_desc_query_md(c->pd[BWD_WEIGHTS], dnnl_query_src_md, 0)) ||
+        !dnnl_memory_desc_equal(ddst, dnnl_primitive_desc_query_md(c->pd[BWD_WEIGHTS], dnnl_query_diff_dst_md, 0))) {
+        TRY(dnnl_unimplemented, "convolution (its passes want different activation layouts)");
+    }
+    TRY(reorder(&c->x_in, &xmd, src, c->engine), "activation reorder");
+    TRY(reorder(&c->y_out, dst, &ymd, c->engine), "activation reorder");
+    TRY(reorder(&c->y_in, &ymd, ddst, c->engine), "activation reorder");
+    TRY(reorder(&c->x_out, dsrc, &xmd, c->engine), "activation reorder");
+    const dnnl_memory_desc_t *theirs[4] = {src, dsrc, dst, ddst};
+    dnnl_primitive_t converts[4] = {c->x_in, c->x_out, c->y_out, c->y_in};
+    dnnl_memory_t *mine[4] = {&c->src, &c->dsrc, &c->dst, &c->ddst};
+    for (int i = 0; i < 4; i++) {
+        if (!converts[i]) continue;
+        TRY(dnnl_memory_create(mine[i], theirs[i], c->engine, DNNL_MEMORY_NONE), "memory");
+        size_t bytes = dnnl_memory_desc_get_size(theirs[i]);
+        if (bytes > c->arena_bytes[i / 2]) c->arena_bytes[i / 2] = bytes;
     }
     return c;
 bad:
@@ -169,9 +182,11 @@ void rm_conv_destroy(rm_conv *c) {
     if (c->y) dnnl_memory_destroy(c->y);
     if (c->w_plain) dnnl_memory_destroy(c->w_plain);
     dnnl_primitive_t r[4] = {c->x_in, c->y_in, c->y_out, c->x_out};
-    for (int i = 0; i < 4; i++) if (r[i]) dnnl_primitive_destroy(r[i]);
-    if (c->xb) dnnl_memory_destroy(c->xb);
-    if (c->yb) dnnl_memory_destroy(c->yb);
+    dnnl_memory_t m[4] = {c->src, c->dst, c->ddst, c->dsrc};
+    for (int i = 0; i < 4; i++) {
+        if (r[i]) dnnl_primitive_destroy(r[i]);
+        if (m[i]) dnnl_memory_destroy(m[i]);
+    }
     if (c->stream) dnnl_stream_destroy(c->stream);
     free(c);
 }
@@ -197,13 +212,15 @@ static int convert(rm_conv *c, dnnl_primitive_t r, dnnl_memory_t from, dnnl_memo
     return run(c, r, 2, a);
 }
 
-/// Points the blocked views at the thread's arena (Winograd path); 0, or -1 when memory ran out.
+/// Points the converted activations' views at the thread's arena; 0, or -1 when memory ran out.
 static int bind_arena(rm_conv *c) {
-    if (!c->xb) return 0;
-    void *xa = arena_get(0, c->xb_bytes), *ya = arena_get(1, c->yb_bytes);
-    if (!xa || !ya) return -1;
-    dnnl_memory_set_data_handle(c->xb, xa);
-    dnnl_memory_set_data_handle(c->yb, ya);
+    dnnl_memory_t views[2][2] = {{c->src, c->dsrc}, {c->dst, c->ddst}};
+    for (int i = 0; i < 2; i++) {
+        if (!c->arena_bytes[i]) continue;
+        void *a = arena_get(i, c->arena_bytes[i]);
+        if (!a) return -1;
+        for (int j = 0; j < 2; j++) if (views[i][j]) dnnl_memory_set_data_handle(views[i][j], a);
+    }
     return 0;
 }
 
@@ -213,7 +230,7 @@ int rm_conv_forward(rm_conv *c, const float *x, const float *w, float *y) {
     if (s || (s = bind_arena(c))) return s;
     dnnl_memory_set_data_handle(c->x, (void *)x);
     dnnl_memory_set_data_handle(c->y, y);
-    dnnl_memory_t xs = c->xb ? c->xb : c->x, ys = c->yb ? c->yb : c->y;
+    dnnl_memory_t xs = c->src ? c->src : c->x, ys = c->dst ? c->dst : c->y;
     if ((s = convert(c, c->x_in, c->x, xs))) return s;
     dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, xs}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ys},
                             {DNNL_ARG_SCRATCHPAD, c->scratch[FWD]}};
@@ -228,7 +245,7 @@ int rm_conv_backward(rm_conv *c, const float *x, const float *dy, const float *w
     dnnl_memory_set_data_handle(c->x, (void *)x);
     dnnl_memory_set_data_handle(c->y, (void *)dy);
     dnnl_memory_set_data_handle(c->w_plain, dw);
-    dnnl_memory_t xs = c->xb ? c->xb : c->x, dys = c->yb ? c->yb : c->y;
+    dnnl_memory_t xs = c->src ? c->src : c->x, dys = c->ddst ? c->ddst : c->y;
     if ((s = convert(c, c->x_in, c->x, xs)) || (s = convert(c, c->y_in, c->y, dys))) return s;
     dnnl_memory_t target = c->from_blocked ? c->dw_blocked : c->w_plain;
     dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, xs}, {DNNL_ARG_DIFF_DST, dys}, {DNNL_ARG_DIFF_WEIGHTS, target},
@@ -236,14 +253,15 @@ int rm_conv_backward(rm_conv *c, const float *x, const float *dy, const float *w
     if ((s = run(c, c->prim[BWD_WEIGHTS], 4, a))) return s;
     if ((s = convert(c, c->from_blocked, c->dw_blocked, c->w_plain))) return s;
     if (dx) {
-        // The input gradient reuses x's blocked buffer: the weight gradient above was its last reader.
+        // The input gradient's own layout reuses src's arena buffer: the weight gradient above was its last reader.
         dnnl_memory_t wm = weights_for(c, 1, w, &s);
         if (s) return s;
         dnnl_memory_set_data_handle(c->x, dx);
-        dnnl_exec_arg_t b[4] = {{DNNL_ARG_DIFF_DST, dys}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_SRC, xs},
+        dnnl_memory_t dxs = c->dsrc ? c->dsrc : c->x;
+        dnnl_exec_arg_t b[4] = {{DNNL_ARG_DIFF_DST, dys}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_SRC, dxs},
                                 {DNNL_ARG_SCRATCHPAD, c->scratch[BWD_DATA]}};
         if ((s = run(c, c->prim[BWD_DATA], 4, b))) return s;
-        if ((s = convert(c, c->x_out, xs, c->x))) return s;
+        if ((s = convert(c, c->x_out, dxs, c->x))) return s;
     }
     return dnnl_stream_wait(c->stream) == dnnl_success ? 0 : -1;
 }

@@ -26,7 +26,7 @@ public enum Hardware {
     /// The widest x86 vector ISA the CPU runs: "AVX-512+BF16", "AVX-512", "AVX2" or "SSE" (or "none").
     public static var vectorISA: String {
         switch rmtrain_cpu_vector_level() {
-        case 2: return rmtrain_cpu_has_avx512_bf16() == 1 ? "AVX-512+BF16" : "AVX-512"
+        case 2: return hasBF16 ? "AVX-512+BF16" : "AVX-512"
         case 1: return "AVX2"
         default:
             #if arch(x86_64)
@@ -36,6 +36,9 @@ public enum Hardware {
             #endif
         }
     }
+
+    /// Whether the CPU has the AVX512-BF16 dot-product instructions.
+    public static var hasBF16: Bool { rmtrain_cpu_has_avx512_bf16() == 1 }
 
     /// OpenBLAS's kernel set, e.g. "SkylakeX" (set by `OPENBLAS_CORETYPE`, or chosen by OpenBLAS at load).
     public static var blasCore: String { BLASCore.name }

@@ -16,20 +16,24 @@ public final class OneDNNConvolution {
     private let handle: OpaquePointer
     public let geometry: ConvGeometry
     public let batch: Int, outChannels: Int
+    /// The multiplications' precision: `.bf16Mixed` multiplies bfloat16 copies of x, the weights and dy
+    /// (direct convolution only), accumulating and writing float32.
+    public let precision: Precision
 
     /// Throws `Failure` when oneDNN cannot build this shape (the caller keeps its portable path).
-    public init(batch: Int, _ g: ConvGeometry, outChannels: Int, winograd: Bool = false) throws {
+    public init(batch: Int, _ g: ConvGeometry, outChannels: Int, winograd: Bool = false, precision: Precision = .fp32) throws {
         precondition(g.kh == g.kw, "square kernels only")
         var error = [CChar](repeating: 0, count: 200)
         guard let h = rm_conv_create(Int32(batch), Int32(g.h), Int32(g.w), Int32(g.c), Int32(outChannels),
                                      Int32(g.kh), Int32(g.stride), Int32(g.pad), winograd ? 1 : 0,
-                                     &error, Int32(error.count)) else {
+                                     precision == .bf16Mixed ? 1 : 0, &error, Int32(error.count)) else {
             throw Failure(message: String(cString: error))
         }
         handle = h
         geometry = g
         self.batch = batch
         self.outChannels = outChannels
+        self.precision = precision
     }
 
     deinit { rm_conv_destroy(handle) }

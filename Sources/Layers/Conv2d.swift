@@ -36,6 +36,11 @@ public final class Conv2d: Layer {
     /// A struct key: an array key would allocate on every lookup.
     private struct ShapeKey: Hashable { let n: Int, h: Int, w: Int }
     private var onednn: [ShapeKey: OneDNNConvolution?] = [:]
+    /// The multiplications' precision (`--precision`). bf16-mixed runs oneDNN's direct bf16 kernels; a shape
+    /// oneDNN cannot build in bf16 runs in float32 (said once on stderr).
+    public var precision = Precision.fp32 {
+        didSet { if precision != oldValue { onednn = [:] } }
+    }
 
     /// Stride-1 convolutions take the input gradient as a convolution of dy with the flipped, transposed
     /// kernel: im2col(dy) · W′ᵀ. That GEMM has the forward's good shape (K = k·k·Cout) and writes dx
@@ -130,6 +135,15 @@ public final class Conv2d: Layer {
         guard ConvBackend.current != .portable else { return nil }
         let key = ShapeKey(n: n, h: g.h, w: g.w)
         if let known = onednn[key] { return known }
+        if precision == .bf16Mixed {
+            do {
+                let made = try OneDNNConvolution(batch: n, g, outChannels: outChannels, precision: .bf16Mixed)
+                onednn[key] = made
+                return made
+            } catch {
+                Diagnostics.warning("\(weight.name): \(error) in bf16; float32 used")
+            }
+        }
         if ConvBackend.current == .onednn, OneDNNConvolution.usesWinograd(g, outChannels: outChannels),
            let made = try? OneDNNConvolution(batch: n, g, outChannels: outChannels, winograd: true) {
             onednn[key] = made
@@ -153,7 +167,7 @@ public final class Conv2d: Layer {
     public var backendDescription: String {
         guard ConvBackend.current != .portable, let x = input, let made = onednn[ShapeKey(n: x.n, h: x.h, w: x.w)] ?? nil else { return "im2col+sgemm" }
         let i = made.implementation
-        return "oneDNN \(i.forward) / \(i.backwardData) / \(i.backwardWeights)"
+        return "oneDNN \(made.precision.rawValue) \(i.forward) / \(i.backwardData) / \(i.backwardWeights)"
     }
 
     public func backward(_ dy: Tensor) -> Tensor { backward(dy, inputGradient: true)! }

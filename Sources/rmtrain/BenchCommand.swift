@@ -42,6 +42,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object per measurement instead of key=value lines.")
     var json = false
 
+    @Option(help: "Precisions to measure, comma-separated (fp32, bf16-mixed), as train's --precision.")
+    var precision = "fp32"
+
     func run() throws {
         let world = try World.start(collectiveTimeout: 600, threads: nil)
         defer { world.finish() }
@@ -56,6 +59,13 @@ struct BenchCommand: ParsableCommand {
             guard let m = MixMethod(rawValue: String(name)) else { throw ValidationError("--mix: unknown method '\(name)'") }
             return m
         }
+        let precisions = try precision.split(separator: ",").map { name -> Precision in
+            guard let p = Precision(rawValue: String(name)) else {
+                throw ValidationError("--precision: unknown '\(name)' (one of \(Precision.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            if let why = p.unsupportedReason { throw ValidationError("--precision \(name): \(why)") }
+            return p
+        }
         // Under MPI the thread count follows the ranks per node (World); alone, each requested count.
         let threadCounts = comm.size > 1 ? [world.threads] : threads.split(separator: ",").compactMap { Int($0) }
         // Which CPU and kernel sets measured the figures below (speed and rounding both depend on them).
@@ -69,11 +79,12 @@ struct BenchCommand: ParsableCommand {
             }
             BLAS.setThreads(t)
             for v in variants {
+              for p in precisions {
                 for m in mixes {
                     let r = try TrainingBenchmark.run(model: v, batchSize: batchSize, imageSize: imageSize, mix: m,
-                                                      steps: steps, overlap: !noOverlap, comm: comm)
+                                                      steps: steps, precision: p, overlap: !noOverlap, comm: comm)
                     let gflops = r.flopsPerImage * r.imagesPerSecond / 1e9
-                    emit(["kind": "train", "model": v, "mix": m.rawValue, "ranks": "\(comm.size)",
+                    emit(["kind": "train", "model": v, "mix": m.rawValue, "precision": p.rawValue, "ranks": "\(comm.size)",
                           "threads": "\(t)", "batch": "\(batchSize)", "images_per_sec": fmt(r.imagesPerSecond),
                           "images_per_sec_mean": fmt(r.imagesPerSecondMean),
                           "step_ms": fmt(1000 * r.secondsPerStep), "gflops": fmt(gflops),
@@ -82,11 +93,12 @@ struct BenchCommand: ParsableCommand {
                           "overlap": "\(!noOverlap)"], comm)
                     if t == threadCounts.first && m == mixes.first {
                         for k in r.convolutionKernels {
-                            emit(["kind": "conv", "model": v, "shape": k.shape, "kernels": k.kernels,
+                            emit(["kind": "conv", "model": v, "precision": p.rawValue, "shape": k.shape, "kernels": k.kernels,
                                   "gflops": fmt(k.gflops), "step_fraction": fmt(k.stepFraction)], comm)
                         }
                     }
                 }
+              }
             }
         }
     }

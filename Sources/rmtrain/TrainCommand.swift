@@ -43,6 +43,7 @@ struct TrainCommand: ParsableCommand {
     private func train(_ world: World) throws {
         let comm = world.comm
         let c = makeConfig()
+        try Trainer.checkPrecision(c.precision)      // before the run folder: nothing to clean up
         // Rank 0's train.log receives every line printed from here on, those before it opens included; a
         // closed stdout pipe must not end the run either (Console ignores the write error).
         signal(SIGPIPE, SIG_IGN)

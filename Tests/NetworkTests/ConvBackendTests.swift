@@ -11,30 +11,6 @@ final class ConvBackendTests: XCTestCase {
 
     override func tearDown() { ConvBackend.current = .onednn }
 
-    struct Pass: Equatable { var y: [Float], dx: [Float], dw: [Float] }
-
-    /// Forward, then backward with a fixed upstream gradient, for each (batch, weight seed) in `calls`.
-    func run(_ backend: ConvBackend, cin: Int, cout: Int, k: Int, s: Int, p: Int, size: Int,
-             calls: [(Int, UInt64)]) -> [Pass] {
-        ConvBackend.current = backend
-        let conv = Conv2d("conv", cin, cout, kernel: k, stride: s, padding: p)
-        return calls.map { n, seed in
-            conv.weight.value.copy(from: GC.randomTensor(conv.weight.value.shape, seed: seed, stream: 2, scale: 0.2))
-            let x = GC.randomTensor([n, size, size, cin], seed: seed, stream: 1)
-            let r = GC.randomTensor(conv.outputShape(x.shape), seed: seed, stream: 4)
-            conv.weight.grad.zero()
-            let y = conv.forward(x, training: true).array
-            let dx = conv.backward(r).array
-            return Pass(y: y, dx: dx, dw: conv.weight.grad.array)
-        }
-    }
-
-    func relative(_ a: [Float], _ b: [Float]) -> Double {
-        var d = 0.0, n = 0.0
-        for (x, y) in zip(a, b) { d += Double(x - y) * Double(x - y); n += Double(y) * Double(y) }
-        return (d / max(n, 1e-30)).squareRoot()
-    }
-
     func testOneDNNMatchesThePortablePathOnEveryShapeClass() {
         // (cin, cout, kernel, stride, pad, size)
         let shapes = [(16, 16, 3, 1, 1, 32), (16, 32, 3, 2, 1, 32), (16, 32, 1, 2, 0, 32), (64, 64, 3, 1, 1, 8),
@@ -45,15 +21,15 @@ final class ConvBackendTests: XCTestCase {
         let calls: [(Int, UInt64)] = [(4, 1), (1, 2), (4, 3), (3, 4), (6, 5), (2, 6), (6, 7)]
         for (cin, cout, k, s, p, size) in shapes {
             let tag = "conv\(k)x\(k) s\(s) \(cin)->\(cout) at \(size)x\(size)"
-            let fast = run(.onednn, cin: cin, cout: cout, k: k, s: s, p: p, size: size, calls: calls)
-            let slow = run(.portable, cin: cin, cout: cout, k: k, s: s, p: p, size: size, calls: calls)
+            let fast = ConvRuns.run(.onednn, cin: cin, cout: cout, k: k, s: s, p: p, size: size, calls: calls)
+            let slow = ConvRuns.run(.portable, cin: cin, cout: cout, k: k, s: s, p: p, size: size, calls: calls)
             for (i, (f, q)) in zip(fast, slow).enumerated() {
-                XCTAssertLessThanOrEqual(relative(f.y, q.y), 1e-5, "\(tag), call \(i): forward")
-                XCTAssertLessThanOrEqual(relative(f.dx, q.dx), 1e-5, "\(tag), call \(i): input gradient")
-                XCTAssertLessThanOrEqual(relative(f.dw, q.dw), 1e-5, "\(tag), call \(i): weight gradient")
+                XCTAssertLessThanOrEqual(ConvRuns.relative(f.y, q.y), 1e-5, "\(tag), call \(i): forward")
+                XCTAssertLessThanOrEqual(ConvRuns.relative(f.dx, q.dx), 1e-5, "\(tag), call \(i): input gradient")
+                XCTAssertLessThanOrEqual(ConvRuns.relative(f.dw, q.dw), 1e-5, "\(tag), call \(i): weight gradient")
             }
             // Repeatable: the same calls again give the same bits.
-            XCTAssertEqual(fast, run(.onednn, cin: cin, cout: cout, k: k, s: s, p: p, size: size, calls: calls), tag)
+            XCTAssertEqual(fast, ConvRuns.run(.onednn, cin: cin, cout: cout, k: k, s: s, p: p, size: size, calls: calls), tag)
         }
     }
 
@@ -71,7 +47,7 @@ final class ConvBackendTests: XCTestCase {
             let conv = Conv2d("conv", cin, cout, kernel: 3, stride: 1, padding: 1)
             _ = conv.forward(GC.randomTensor([2, size, size, cin], seed: 1, stream: 1), training: true)
             let kernels = conv.backendDescription
-            let direct = run(.onednnDirect, cin: cin, cout: cout, k: 3, s: 1, p: 1, size: size, calls: calls)
+            let direct = ConvRuns.run(.onednnDirect, cin: cin, cout: cout, k: 3, s: 1, p: 1, size: size, calls: calls)
             ConvBackend.current = .onednnDirect
             let directConv = Conv2d("conv", cin, cout, kernel: 3, stride: 1, padding: 1)
             _ = directConv.forward(GC.randomTensor([2, size, size, cin], seed: 1, stream: 1), training: true)
@@ -79,17 +55,17 @@ final class ConvBackendTests: XCTestCase {
                 XCTAssertTrue(kernels.contains("wino"), "\(tag): \(kernels)")
             }
             XCTAssertFalse(directConv.backendDescription.contains("wino"), "\(tag): onednn-direct ran \(directConv.backendDescription)")
-            let wino = run(.onednn, cin: cin, cout: cout, k: 3, s: 1, p: 1, size: size, calls: calls)
-            let portable = run(.portable, cin: cin, cout: cout, k: 3, s: 1, p: 1, size: size, calls: calls)
+            let wino = ConvRuns.run(.onednn, cin: cin, cout: cout, k: 3, s: 1, p: 1, size: size, calls: calls)
+            let portable = ConvRuns.run(.portable, cin: cin, cout: cout, k: 3, s: 1, p: 1, size: size, calls: calls)
             var worst = (0.0, 0.0, 0.0)
             for (w, (d, q)) in zip(wino, zip(direct, portable)) {
-                worst.0 = max(worst.0, relative(w.y, d.y), relative(w.y, q.y))
-                worst.1 = max(worst.1, relative(w.dx, d.dx), relative(w.dx, q.dx))
-                worst.2 = max(worst.2, relative(w.dw, d.dw), relative(w.dw, q.dw))
+                worst.0 = max(worst.0, ConvRuns.relative(w.y, d.y), ConvRuns.relative(w.y, q.y))
+                worst.1 = max(worst.1, ConvRuns.relative(w.dx, d.dx), ConvRuns.relative(w.dx, q.dx))
+                worst.2 = max(worst.2, ConvRuns.relative(w.dw, d.dw), ConvRuns.relative(w.dw, q.dw))
             }
             print("winograd \(tag) (\(kernels)): relative error forward \(GC.fmt(worst.0)), input gradient \(GC.fmt(worst.1)), weight gradient \(GC.fmt(worst.2))")
             XCTAssertLessThanOrEqual(max(worst.0, worst.1, worst.2), 1e-5, tag)
-            XCTAssertEqual(wino, run(.onednn, cin: cin, cout: cout, k: 3, s: 1, p: 1, size: size, calls: calls), "\(tag): repeatable")
+            XCTAssertEqual(wino, ConvRuns.run(.onednn, cin: cin, cout: cout, k: 3, s: 1, p: 1, size: size, calls: calls), "\(tag): repeatable")
         }
         XCTAssertFalse(OneDNNConvolution.usesWinograd(ConvGeometry(h: 32, w: 32, c: 16, kh: 3, kw: 3, stride: 1, pad: 1), outChannels: 16))
         XCTAssertFalse(OneDNNConvolution.usesWinograd(ConvGeometry(h: 32, w: 32, c: 64, kh: 3, kw: 3, stride: 2, pad: 1), outChannels: 64))

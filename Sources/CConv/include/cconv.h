@@ -9,8 +9,10 @@ typedef struct rm_conv rm_conv;
 /// NULL when oneDNN cannot build the primitives (the caller uses its portable path); `error` gets why.
 /// `winograd` non-zero: oneDNN's Winograd F(4,3) (3×3 stride 1 only) on its own blocked activation
 /// layout, reordered from and to NHWC inside each call; otherwise direct convolution on NHWC.
+/// `bf16` non-zero: direct convolution on bfloat16 copies of x, the weights and dy (rounded to nearest
+/// even inside each call), accumulating in float32; y, dx and dw stay float32 (no Winograd).
 rm_conv *rm_conv_create(int n, int h, int w, int cin, int cout, int kernel, int stride, int pad, int winograd,
-                        char *error, int error_size);
+                        int bf16, char *error, int error_size);
 void rm_conv_destroy(rm_conv *conv);
 /// y = conv(x, w). 0 on success, else a oneDNN status.
 int rm_conv_forward(rm_conv *conv, const float *x, const float *w, float *y);

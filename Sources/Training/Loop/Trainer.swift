@@ -40,6 +40,7 @@ public final class Trainer {
     public init(config: TrainConfig, comm: Communicator = SingleProcess()) throws {
         self.config = config
         self.comm = comm
+        try Trainer.checkPrecision(config.precision)
         let pretrained = try config.initWeights.flatMap { try InitWeights.input($0) }
         var options = config.dataOptions
         options.shouldStop = { Preemption.requested }      // a preemption while a folder is listed stops it
@@ -65,6 +66,19 @@ public final class Trainer {
         try Trainer.agreeAcrossRanks(config, data: dataFingerprint, model: model, extra: engine.extraParameters, comm: comm)
         let (model, channels) = (self.model, data.train.sampleShape.channels)
         ema = try config.modelEma.map { try WeightEMA(of: model, inChannels: channels, decay: $0, warmup: config.modelEmaWarmup) }
+        ema?.model.use(config.precision)
+    }
+
+    /// `--precision bf16-mixed` refused where it would not run in bf16: a CPU without AVX512-BF16 (named),
+    /// oneDNN capped below it, or the portable convolutions.
+    public static func checkPrecision(_ precision: Precision) throws {
+        guard precision == .bf16Mixed else { return }
+        if let why = precision.unsupportedReason {
+            throw TrainingError("--precision bf16-mixed: \(why); use --precision fp32")
+        }
+        if ConvBackend.current == .portable {
+            throw TrainingError("--precision bf16-mixed needs oneDNN's convolutions, but RMTRAIN_CONV=portable is set")
+        }
     }
 
     /// `--data` opened, cut to `--train-limit` / `--val-limit` (class-balanced subsets).
@@ -84,6 +98,7 @@ public final class Trainer {
             throw TrainingError("--model \(config.model): unknown (one of \(Networks.names.joined(separator: ", ")))")
         }
         model.initialize(seed: config.seed)
+        model.use(config.precision)
         guard let path = config.initWeights else { return (model, []) }
         var notes = try InitWeights.load(path, into: model, classNames: train.classNames).map { "--init-weights: " + $0 }
         notes.append("--init-weights: loaded \(path)")

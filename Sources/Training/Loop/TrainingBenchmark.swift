@@ -33,7 +33,8 @@ public enum TrainingBenchmark {
     }
 
     public static func run(model name: String, batchSize: Int, imageSize: Int, mix: MixMethod,
-                           steps: Int, overlap: Bool = true, comm: Communicator = SingleProcess()) throws -> Result {
+                           steps: Int, precision: Precision = .fp32, overlap: Bool = true,
+                           comm: Communicator = SingleProcess()) throws -> Result {
         var flags = MixingSettings.defaults
         flags.mix = mix
         let seed = RunSettings.defaults.seed
@@ -42,6 +43,7 @@ public enum TrainingBenchmark {
             throw TrainingError("unknown model \(name) (one of \(Networks.names.joined(separator: ", ")))")
         }
         model.initialize(seed: seed)
+        model.use(precision)
         let method = makeMixingMethod(flags, batchSize: batchSize, seed: seed, classes: 10, sample: data.sampleShape,
                                       model: model, rank: comm.rank)
         var options = StepEngine.Options(batchSize: batchSize)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DataPipeline
 import Foundation
+import Kernels
 import Mixing
 import Models
 import Optim
@@ -15,6 +16,7 @@ extension InterpolationMode: ExpressibleByArgument, FlagText {}
 extension SmoothingStyle: ExpressibleByArgument, FlagText {}
 extension LRSchedule.Kind: ExpressibleByArgument, FlagText {}
 extension BadImagePolicy: ExpressibleByArgument, FlagText {}
+extension Precision: ExpressibleByArgument, FlagText {}
 
 private let positiveCount = FlagCheck<Int>.range(1...1_000_000)
 private let fraction = FlagCheck<Double>.number("in [0, 1)") { $0 >= 0 && $0 < 1 }
@@ -99,6 +101,9 @@ public struct RunSettings: SettingsGroup {
 
     @Flag(help: "All-reduce gradients after backward instead of overlapping it.")
     public var noOverlap = false
+
+    @Option(help: "Arithmetic of convolutions and linear layers: fp32, or bf16-mixed (bfloat16 multiplications with float32 accumulation, BatchNorm, losses and master weights: PyTorch autocast's split; needs AVX512-BF16).")
+    public var precision = Precision.fp32
 
     public func validate() throws {
         if warmupEpochs > Double(epochs) {
