@@ -85,7 +85,7 @@ public final class Trainer {
         let globalBatch = config.batchSize * comm.size
         let baseLR = config.scaleLR ? LRSchedule.scaled(config.lr, globalBatch: globalBatch) : config.lr
         let perEpoch = trainLoader.batchesPerEpoch
-        schedule = LRSchedule(kind: config.lrSchedule, baseLR: baseLR,
+        schedule = LRSchedule(kind: config.lrSchedule, on: config.schedOn, baseLR: baseLR,
                               warmupIterations: Int((config.warmupEpochs * Double(perEpoch)).rounded()),
                               totalIterations: perEpoch * config.epochs, iterationsPerEpoch: perEpoch,
                               milestones: config.milestones, decay: config.lrDecay)

@@ -14,6 +14,7 @@ extension HistoryMode: ExpressibleByArgument, FlagText {}
 extension InterpolationMode: ExpressibleByArgument, FlagText {}
 extension SmoothingStyle: ExpressibleByArgument, FlagText {}
 extension LRSchedule.Kind: ExpressibleByArgument, FlagText {}
+extension LRSchedule.SteppedOn: ExpressibleByArgument, FlagText {}
 extension BadImagePolicy: ExpressibleByArgument, FlagText {}
 
 private let positiveCount = FlagCheck<Int>.range(1...1_000_000)
@@ -60,8 +61,11 @@ public struct RunSettings: SettingsGroup {
     @Option(help: "Linear warmup, in epochs (fractions allowed; at most --epochs).", check: .nonNegative)
     public var warmupEpochs = 0.0
 
-    @Option(help: "cosine (per iteration, after warmup) or step.")
+    @Option(help: "cosine (to 0 at the last step) or step (× --lr-decay at each of --milestones).")
     public var lrSchedule: LRSchedule.Kind = .cosine
+
+    @Option(help: "When the lr changes (timm's sched_on_updates): updates (every step; warm-up to lr, cosine after it) or epochs (once at each epoch's start, as the RecursiveMix code's adjust_learning_rate, utils.py:177-196: lr·e/(w+1) for epochs e ≤ w, so the warm-up never reaches lr, then step, or cosine 0.5(1+cos((e−1)π/E)) not shifted by the warm-up).")
+    public var schedOn: LRSchedule.SteppedOn = .updates
 
     @Option(help: "Epochs at which the step schedule multiplies the lr by --lr-decay, comma-separated and increasing.",
             check: FlagCheck("increasing epoch numbers ≥ 1") { m in m.allSatisfy { $0 >= 1 } && zip(m, m.dropFirst()).allSatisfy { $0 < $1 } })
@@ -106,6 +110,10 @@ public struct RunSettings: SettingsGroup {
         }
         if let last = milestones.last, last > epochs {
             throw ValidationError("--milestones must be epoch numbers in 1...--epochs \(epochs), got '\(milestones.flagText!)'")
+        }
+        if schedOn == .epochs && warmupEpochs.rounded() != warmupEpochs {
+            throw ValidationError("--warmup-epochs \(warmupEpochs) with --sched-on epochs: must be a whole number of epochs "
+                                  + "(the lr is set once per epoch; the RecursiveMix code's --warmup is an int, main.py:39)")
         }
         if lrSchedule == .cosine && !milestones.isEmpty {
             throw ValidationError("--milestones \(milestones.flagText!) needs --lr-schedule step (the schedule is cosine)")
