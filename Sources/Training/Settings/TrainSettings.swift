@@ -133,6 +133,10 @@ public struct ResumableSettings: SettingsGroup {
     @Option(help: "Compare a parameter checksum across ranks every N steps (0: never).", check: .range(0...Int.max))
     public var checkEvery = 200
 
+    @Option(help: ArgumentHelp("Append the epoch's running means so far (loss, train top-1 and top-5 over every rank) and the lr to RUN_DIR/iterations.jsonl after steps 0, N, 2N, … of each epoch, as the RecursiveMix code logs every print_freq iterations (main.py:237), for `rmtrain plot` beside their logs (default: 100 with --sched-on epochs, their print_freq, main.py:49; else off; 0: off).", valueName: "n"),
+            check: .range(0...1_000_000_000))
+    public var logInterval: Int?
+
     @Option(help: ArgumentHelp(
         "Batch size for evaluation (default: --batch-size, as timm's validation_batch_size).",
         discussion: "Every layer keeps buffers for the largest batch it has seen: a larger evaluation batch grows them all."),
