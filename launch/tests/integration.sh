@@ -172,6 +172,13 @@ for f in "$(dirname "$0")"/../configs/*.yaml; do
   "$RMTRAIN" train --config "$f" --help > /dev/null 2> "$WORK/cfg.err" || bad="$bad $(basename "$f"): $(cat "$WORK/cfg.err")"
 done
 [ -z "$bad" ] && ok "launch/configs/*.yaml parse" || fail "launch/configs" "$bad"
+# the paper's recipes (all but the demos) set the lr once per epoch, as the authors' code (#25)
+bad=""
+for f in "$(dirname "$0")"/../configs/*.yaml; do
+  case "$(basename "$f")" in demo-*|fmnist-*) continue ;; esac
+  grep -qE '^sched-on: +epochs( |$)' "$f" || bad="$bad $(basename "$f")"
+done
+[ -z "$bad" ] && ok "the paper's recipes: sched-on epochs" || fail "paper recipes without sched-on: epochs" "$bad"
 
 # --- --trace: a replayable record of every step (launch/checks/rm_reference.py replays it against PyTorch)
 expect_error "trace-all-ranks needs trace" "--trace" train --trace-all-ranks --out "$WORK/x"
