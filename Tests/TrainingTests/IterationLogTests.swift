@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Distributed
 @testable import Training
 
 /// `--sched-on epochs` and `--log-interval` in a real run: the lr of each step is the RecursiveMix code's lr of
@@ -59,6 +60,27 @@ final class IterationLogTests: XCTestCase {
             for key in ["train_loss", "train_top1", "train_top5"] {
                 XCTAssertEqual(try XCTUnwrap(last[key] as? Double), try XCTUnwrap(metrics[key] as? Double), accuracy: 1e-12,
                                "epoch \(epoch + 1) \(key)")
+            }
+        }
+    }
+
+    /// On two ranks the running means cover both ranks' images (one all-reduce at each logged step), rank 0
+    /// writes them, and an epoch's last row is its metrics row.
+    func testRunningMeansCoverEveryRank() throws {
+        let tmp = NSTemporaryDirectory() + "iterlog2-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        var c = try config(out: tmp)
+        c.epochs = 2                            // 4 steps per epoch: 128 images over 2 ranks of 16
+        c.milestones = []
+        for result in InProcessWorld.run(size: 2, { comm in try Trainer(config: c, comm: comm).run(log: { _ in }) }) {
+            try result.get()
+        }
+        let steps = try rows(tmp, "iterations.jsonl")
+        XCTAssertEqual(steps.map { $0["images"] as? Int }, [32, 64, 96, 128, 32, 64, 96, 128])
+        for (epoch, metrics) in try rows(tmp, "metrics.jsonl").enumerated() {
+            for key in ["train_loss", "train_top1", "train_top5"] {
+                XCTAssertEqual(try XCTUnwrap(steps[4 * epoch + 3][key] as? Double), try XCTUnwrap(metrics[key] as? Double),
+                               accuracy: 1e-12, "epoch \(epoch + 1) \(key)")
             }
         }
     }
