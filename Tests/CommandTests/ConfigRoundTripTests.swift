@@ -15,7 +15,7 @@ final class ConfigRoundTripTests: XCTestCase {
     static let nonDefault: [String: String] = [
         "data": "fashion-mnist:/tmp/fm", "model": "resnet56", "epochs": "7", "batch-size": "48", "eval-batch-size": "100",
         "lr": "0.05", "scale-lr": "true", "wd": "0.0001", "momentum": "0.8", "nesterov": "true", "no-bn-decay": "true",
-        "warmup-epochs": "1.5", "lr-schedule": "step", "milestones": "3,5", "lr-decay": "0.2", "seed": "99",
+        "warmup-epochs": "2.0", "lr-schedule": "step", "sched-on": "epochs", "precision": "bf16-mixed", "log-interval": "50", "milestones": "3,5", "lr-decay": "0.2", "seed": "99",
         "bucket-mb": "4.0", "no-overlap": "true", "check-every": "17", "freeze-bn": "true", "mix": "cutmix",
         "rm-alpha": "0.3", "rm-omega": "0.2", "rm-interp": "bilinear", "rm-history": "persistent", "rm-share-head": "true",
         "rm-legacy-transposed-roi": "true", "rm-box": "per-rank", "mixup-alpha": "0.4", "cutmix-alpha": "0.7",
@@ -91,7 +91,7 @@ final class ConfigRoundTripTests: XCTestCase {
         XCTAssertEqual(fingerprinted, training.union(ResumableSettings.flagNames))
         XCTAssertEqual(recorded.subtracting(fingerprinted), Set(LaunchSettings.flagNames + LoaderSettings.flagNames))
         XCTAssertTrue(recorded.isDisjoint(with: InvocationSettings.flagNames))
-        XCTAssertEqual(TrainConfig.resumableDifferences, ["max-steps", "check-every", "eval-batch-size"])
+        XCTAssertEqual(TrainConfig.resumableDifferences, ["max-steps", "check-every", "eval-batch-size", "log-interval"])
         // The names derived from the properties are ArgumentParser's, including runs of capitals.
         XCTAssertEqual(["noBNDecay", "_scaleLR", "bucketMB", "rmLegacyTransposedRoi", "URLSession"].map { flagName(property: $0) },
                        ["no-bn-decay", "scale-lr", "bucket-mb", "rm-legacy-transposed-roi", "url-session"])

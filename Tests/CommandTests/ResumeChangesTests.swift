@@ -47,4 +47,16 @@ final class ResumeChangesTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("the data differs from the checkpoint's"), "\(e)")
         }
     }
+
+    /// A checkpoint written before a setting existed (its configuration lacks the key) ran with the setting's
+    /// default: a resume with another value is a difference (checkSameRun refuses it), with the default none.
+    func testASettingNewerThanTheCheckpointHadItsDefault() {
+        let old = TrainConfig().fingerprint.filter { !$0.hasPrefix("sched-on=") }
+        XCTAssertEqual(old.count, TrainConfig().fingerprint.count - 1)
+        let recorded = Trainer.recordedConfiguration(old)
+        XCTAssertEqual(recorded, Set(TrainConfig().fingerprint))
+        var epochs = TrainConfig()
+        epochs.schedOn = .epochs
+        XCTAssertEqual(recorded.subtracting(epochs.fingerprint), ["sched-on=updates"])
+    }
 }

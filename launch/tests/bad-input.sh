@@ -43,6 +43,9 @@ expect_usage "'1' is invalid for '--smoothing <smoothing>': must be in \[0, 1\)"
 expect_usage "'-inf' is invalid for '--rm-alpha <rm-alpha>': must be in \(0, 1\]" --rm-alpha -inf
 expect_usage "'nan' is invalid for '--mixup-alpha <mixup-alpha>': must be in \(0, 1000\]" --mixup-alpha nan
 expect_usage "--warmup-epochs must be in \[0, --epochs 3\], got 4" --warmup-epochs 4 --epochs 3
+expect_usage "--warmup-epochs 0.5 with --sched-on epochs: must be a whole number of epochs" --warmup-epochs 0.5 --sched-on epochs
+expect_usage "'iterations' is invalid for '--sched-on <sched-on>'" --sched-on iterations
+expect_usage "'-1' is invalid for '--log-interval <n>': must be between 0 and 1000000000" --log-interval -1
 expect_usage "'inf' is invalid for '--bucket-mb <bucket-mb>': must be in \(0, 4096\]" --bucket-mb inf
 expect_usage "'nan' is invalid for '--collective-timeout <collective-timeout>': must be in \(0, 86400\] seconds" --collective-timeout nan
 expect_usage "'0.5,0.5' is invalid for '--cutmix-minmax <cutmix-minmax>': must be MIN,MAX with 0 < MIN < MAX < 1" --mix cutmix --cutmix-minmax 0.5,0.5

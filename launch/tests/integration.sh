@@ -126,6 +126,36 @@ out=$("$RMTRAIN" plot "$R" "$C" --out "$WORK/curves.png")
 if png_ok "$WORK/curves.png" 6000 && echo "$out" | grep -q "($(png_size "$WORK/curves.png" | sed 's/x/×/')), 2 run"; then ok "plot PNG ($(png_size "$WORK/curves.png"))"
 else fail "plot" "$out"; fi
 
+# --- --sched-on epochs sets the lr once per epoch (their lr·e/(w+1) in the warm-up) and --log-interval logs the
+# running means; plot draws them beside a log of the RecursiveMix code (lines in their format, written here),
+# and stops on a line it cannot read, naming the line
+S="$WORK/sched"
+if "$RMTRAIN" train --train-limit 256 --val-limit 64 --batch-size 32 --epochs 2 --sched-on epochs --warmup-epochs 1 --lr-schedule step \
+     --log-interval 2 --quiet --threads 1 --out "$S" > /dev/null 2>&1 \
+   && [ "$(grep -c '"epoch": 1, "iteration": [0246], "iterations": 8, .*"lr": 0.05,' "$S/iterations.jsonl")" = 4 ] \
+   && [ "$(grep -c '"epoch": 2, "iteration": [0246], "iterations": 8, .*"lr": 0.1,' "$S/iterations.jsonl")" = 4 ] \
+   && [ "$(wc -l < "$S/iterations.jsonl")" = 8 ]; then ok "--sched-on epochs, --log-interval 2: 8 rows, lr 0.05 then 0.1"
+else fail "--sched-on epochs --log-interval" "$(head -c 400 "$S/iterations.jsonl" 2>&1)"; fi
+their() {  # their EPOCH ITERATION LR LOSS TOP1: one training line of main.py:238-251
+  printf '2021-12-09 13:12:03,858 - INFO - Epoch [%d/2][%d/8]\tlr %s\tLoss 2.0 (%s)\tAcc@1 0.1 (%s)\tAcc@5 0.5 (0.5)\n' "$@"
+}
+{ printf '2021-12-09 13:12:01,000 - INFO - --lr 0.1\n'
+  their 1 0 0.050000 2.30 0.08; their 1 4 0.050000 2.10 0.20
+  printf '2021-12-09 13:16:18,399 - INFO - Epoch(val) [1/2][0/2]\tAcc@1 0.5312 (0.5312)\tAcc@5 0.8906 (0.8906)\n'
+  printf '2021-12-09 13:16:30,986 - INFO - Epoch(val) [1]\tTest Acc@1: 0.3100\tTest Acc@5: 0.8000\tBest Acc@1: 0.3100\tBest Acc@5: 0.8000\tCopypaste: 0.3100, 0.8000\n'
+  printf '2021-12-09 13:16:30,986 - INFO - Exp path: ./logs/cifar10/x\n'
+  their 2 0 0.100000 1.90 0.30; their 2 4 0.100000 1.80 0.35
+  printf '2021-12-09 13:20:56,820 - INFO - Epoch(val) [2]\tTest Acc@1: 0.4200\tTest Acc@5: 0.9000\tBest Acc@1: 0.4200\tBest Acc@5: 0.9000\tCopypaste: 0.4200, 0.9000\n'
+} > "$WORK/their.log"
+out=$("$RMTRAIN" plot "$S" "$WORK/their.log" --out "$WORK/beside.png" 2>&1)
+if png_ok "$WORK/beside.png" 6000 && echo "$out" | grep -q "($(png_size "$WORK/beside.png" | sed 's/x/×/')), 2 run(s), 2 with per-iteration running means" \
+   && [ "$(png_size "$WORK/beside.png" | cut -dx -f2)" -gt "$(png_size "$WORK/curves.png" | cut -dx -f2)" ]; then
+  ok "plot: a run's iterations.jsonl beside their log, a second row ($(png_size "$WORK/beside.png"))"
+else fail "plot beside their log" "$out"; fi
+sed '3s/Loss 2.0 (2.10)/Loss 2.0 2.10/' "$WORK/their.log" > "$WORK/their-bad.log"
+expect_error "plot names the line of their log it cannot read" "their-bad.log line 3: not a line of the RecursiveMix code's log" \
+  plot "$S" "$WORK/their-bad.log" --out "$WORK/bad.png"
+
 # --- a diverging run stops at the step that broke, naming it; --skip-nonfinite skips such steps instead
 expect_error "non-finite gradients stop the run" "(gradients are not finite|loss is -?(nan|inf)) at epoch 1, step [0-9]+" \
   train --lr 1e12 --train-limit 256 --val-limit 64 --batch-size 32 --epochs 1 --quiet --out "$WORK/nan"
@@ -142,6 +172,13 @@ for f in "$(dirname "$0")"/../configs/*.yaml; do
   "$RMTRAIN" train --config "$f" --help > /dev/null 2> "$WORK/cfg.err" || bad="$bad $(basename "$f"): $(cat "$WORK/cfg.err")"
 done
 [ -z "$bad" ] && ok "launch/configs/*.yaml parse" || fail "launch/configs" "$bad"
+# the paper's recipes (all but the demos) set the lr once per epoch, as the authors' code (#25)
+bad=""
+for f in "$(dirname "$0")"/../configs/*.yaml; do
+  case "$(basename "$f")" in demo-*|fmnist-*) continue ;; esac
+  grep -qE '^sched-on: +epochs( |$)' "$f" || bad="$bad $(basename "$f")"
+done
+[ -z "$bad" ] && ok "the paper's recipes: sched-on epochs" || fail "paper recipes without sched-on: epochs" "$bad"
 
 # --- --trace: a replayable record of every step (launch/checks/rm_reference.py replays it against PyTorch)
 expect_error "trace-all-ranks needs trace" "--trace" train --trace-all-ranks --out "$WORK/x"

@@ -150,7 +150,7 @@ extension Trainer {
     private func checkSameRun(_ h: CheckpointHeader, path: String) throws {
         // Checkpoints keep the configuration and the data fingerprint (older ones the configuration only).
         let current = config.fingerprint + dataFingerprint
-        let ours = Set(current), theirs = Set(h.configuration)
+        let ours = Set(current), theirs = Trainer.recordedConfiguration(h.configuration)
         var differs = theirs.subtracting(ours).filter { line in
             !TrainConfig.resumableDifferences.contains(String(line.split(separator: "=").first ?? ""))
         }
@@ -187,6 +187,15 @@ extension Trainer {
             }
             resumeNotes.append("resuming on other data than the checkpoint's (--allow-data-change): " + detail(dataDiffers))
         }
+    }
+
+    /// A checkpoint's configuration lines, with the default of each setting it does not name: such a setting is
+    /// newer than the checkpoint, whose run had its default (`sched-on=updates` before --sched-on existed).
+    static func recordedConfiguration(_ lines: [String]) -> Set<String> {
+        func key(_ line: String) -> Substring { line.prefix { $0 != "=" } }
+        let named = Set(lines.map(key))
+        if named.isEmpty { return [] }
+        return Set(lines).union(TrainConfig().fingerprint.filter { !named.contains(key($0)) })
     }
 
     /// The rest of a resume on another number of ranks, at an epoch's end: BN statistics (and the weight

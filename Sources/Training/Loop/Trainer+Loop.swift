@@ -18,6 +18,7 @@ final class RunContext {
     /// the batch before mixing.
     var observers: [StepObserver] = []
     var keepUnmixed = false
+    var iterations: IterationLog?
     let progress: ProgressLine
     let totalSteps: Int
     let started = Date()
@@ -84,6 +85,7 @@ extension Trainer {
     /// the checkpoint were written by the run that stopped, and go, so the files read as one run.
     func restoreRun(_ run: RunContext) throws {
         if let (p, sums) = try restore() { (position, run.resumedSums) = (p, sums) }
+        run.iterations = try IterationLog.open(config, at: position, path: run.isRoot ? file("iterations.jsonl") : nil)
         guard run.isRoot else { return }
         if config.resume != nil {
             try MetricsLog.dropEpochs(after: position.epoch, path: file("metrics.jsonl"))
@@ -155,6 +157,8 @@ extension Trainer {
         if let board = run.board, step % config.tensorboardEvery == 0, g.images > 0 {
             try board.step(step, loss: g.lossSum / g.images, lr: lr)
         }
+        try run.iterations?.observe(epoch: epoch, batch: b, of: trainLoader.batchesPerEpoch, step: step, lr: lr, sums: sums,
+                                    metrics: engine.metrics, comm: comm)
         if config.checkEvery > 0 && step % config.checkEvery == 0 {
             try Consensus.checkParametersAgree(engine.trainableParameters, step: step, comm: comm)
         }

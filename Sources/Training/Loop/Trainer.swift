@@ -115,7 +115,7 @@ public final class Trainer {
     /// The learning-rate schedule over the run's steps (`--lr` scaled by the global batch with `--scale-lr`).
     static func schedule(_ config: TrainConfig, stepsPerEpoch perEpoch: Int, worldSize: Int) -> LRSchedule {
         let baseLR = config.scaleLR ? LRSchedule.scaled(config.lr, globalBatch: config.batchSize * worldSize) : config.lr
-        return LRSchedule(kind: config.lrSchedule, baseLR: baseLR,
+        return LRSchedule(kind: config.lrSchedule, on: config.schedOn, baseLR: baseLR,
                           warmupIterations: Int((config.warmupEpochs * Double(perEpoch)).rounded()),
                           totalIterations: perEpoch * config.epochs, iterationsPerEpoch: perEpoch,
                           milestones: config.milestones, decay: config.lrDecay)

@@ -81,6 +81,9 @@ public struct TrainConfig: Sendable {
     public var evaluationBatchSize: Int { self.evalBatchSize ?? self.batchSize }
     /// Weight decay also on BatchNorm parameters and biases (the RecursiveMix code), unless `--no-bn-decay`.
     public var decayNormAndBias: Bool { !self.noBNDecay }
+    /// `--log-interval`: steps between rows of RUN_DIR/iterations.jsonl, 100 by default under `--sched-on epochs`
+    /// (the RecursiveMix code's --print_freq, main.py:49), else 0 (no file).
+    public var iterationLogInterval: Int { self.logInterval ?? (self.schedOn == .epochs ? 100 : 0) }
     /// TensorBoard event files in the run folder (rank 0), unless `--no-tensorboard`.
     public var tensorboard: Bool { !self.noTensorboard }
     /// The DataPipeline module's options for the data and loader flags.

@@ -15,6 +15,7 @@ extension HistoryMode: ExpressibleByArgument, FlagText {}
 extension InterpolationMode: ExpressibleByArgument, FlagText {}
 extension SmoothingStyle: ExpressibleByArgument, FlagText {}
 extension LRSchedule.Kind: ExpressibleByArgument, FlagText {}
+extension LRSchedule.SteppedOn: ExpressibleByArgument, FlagText {}
 extension BadImagePolicy: ExpressibleByArgument, FlagText {}
 extension Precision: ExpressibleByArgument, FlagText {}
 
@@ -62,8 +63,11 @@ public struct RunSettings: SettingsGroup {
     @Option(help: "Linear warmup, in epochs (fractions allowed; at most --epochs).", check: .nonNegative)
     public var warmupEpochs = 0.0
 
-    @Option(help: "cosine (per iteration, after warmup) or step.")
+    @Option(help: "cosine (to 0 at the last step) or step (× --lr-decay at each of --milestones).")
     public var lrSchedule: LRSchedule.Kind = .cosine
+
+    @Option(help: "When the lr changes (timm's sched_on_updates): updates (every step; warm-up to lr, cosine after it) or epochs (once at each epoch's start, as the RecursiveMix code's adjust_learning_rate, utils.py:177-196: lr·e/(w+1) for epochs e ≤ w, so the warm-up never reaches lr, then step, or cosine 0.5(1+cos((e−1)π/E)) not shifted by the warm-up).")
+    public var schedOn: LRSchedule.SteppedOn = .updates
 
     @Option(help: "Epochs at which the step schedule multiplies the lr by --lr-decay, comma-separated and increasing.",
             check: FlagCheck("increasing epoch numbers ≥ 1") { m in m.allSatisfy { $0 >= 1 } && zip(m, m.dropFirst()).allSatisfy { $0 < $1 } })
@@ -112,6 +116,10 @@ public struct RunSettings: SettingsGroup {
         if let last = milestones.last, last > epochs {
             throw ValidationError("--milestones must be epoch numbers in 1...--epochs \(epochs), got '\(milestones.flagText!)'")
         }
+        if schedOn == .epochs && warmupEpochs.rounded() != warmupEpochs {
+            throw ValidationError("--warmup-epochs \(warmupEpochs) with --sched-on epochs: must be a whole number of epochs "
+                                  + "(the lr is set once per epoch; the RecursiveMix code's --warmup is an int, main.py:39)")
+        }
         if lrSchedule == .cosine && !milestones.isEmpty {
             throw ValidationError("--milestones \(milestones.flagText!) needs --lr-schedule step (the schedule is cosine)")
         }
@@ -129,6 +137,10 @@ public struct ResumableSettings: SettingsGroup {
 
     @Option(help: "Compare a parameter checksum across ranks every N steps (0: never).", check: .range(0...Int.max))
     public var checkEvery = 200
+
+    @Option(help: ArgumentHelp("Append the epoch's running means so far (loss, train top-1 and top-5 over every rank) and the lr to RUN_DIR/iterations.jsonl after steps 0, N, 2N, … of each epoch, as the RecursiveMix code logs every print_freq iterations (main.py:237), for `rmtrain plot` beside their logs (default: 100 with --sched-on epochs, their print_freq, main.py:49; else off; 0: off).", valueName: "n"),
+            check: .range(0...1_000_000_000))
+    public var logInterval: Int?
 
     @Option(help: ArgumentHelp(
         "Batch size for evaluation (default: --batch-size, as timm's validation_batch_size).",
