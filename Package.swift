@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
 // rmtrain: distributed RecursiveMix training on CPU.
-// Module graph (dependencies point one way; each target below declares exactly what it imports):
+// Module graph (dependencies point one way; each target below declares exactly what it imports, which
+// launch/checks/package_edges.swift checks in launch/test.sh):
 //   Kernels (COpenBLAS, CConv: oneDNN)
 //   ├─ Layers ─┬─ Models, Optim, Mixing
 //   ├─ DataPipeline (CZlib, CTurboJPEG, CPNG)  Imaging (CZlib)
@@ -64,7 +65,7 @@ let package = Package(
                                                    .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: optimize),
         .executableTarget(name: "rmtrain", dependencies: [
-            "Training", "Models", "Optim", "Mixing", "Imaging", "DataPipeline", "Kernels", "Distributed", "Checkpoint",
+            "Training", "Models", "Mixing", "Imaging", "DataPipeline", "Kernels", "Distributed", "Checkpoint",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: optimize),
@@ -74,7 +75,7 @@ let package = Package(
                     exclude: ["Golden"]),
         .testTarget(name: "DataPipelineTests", dependencies: ["DataPipeline", "Kernels"], exclude: ["Golden"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "DataPipeline", "Optim", "Layers", "Kernels",
-                                                          "Distributed", "TensorBoard"], exclude: ["Golden"]),
+                                                          "Distributed", "Checkpoint", "TensorBoard"], exclude: ["Golden"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CMPI", "CZstd", "CTurboJPEG", "CZlib", "COpenBLAS"]),
         .testTarget(name: "MixingTests", dependencies: ["Mixing", "Kernels", "Layers"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Kernels", "CZlib"]),
@@ -82,7 +83,7 @@ let package = Package(
         .testTarget(name: "OptimTests", dependencies: ["Optim", "Layers"]),
         .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Kernels"]),
-        .testTarget(name: "CommandTests", dependencies: ["rmtrain", "Training", "Models", "Kernels", "Checkpoint",
+        .testTarget(name: "CommandTests", dependencies: ["rmtrain", "Training", "Models", "Kernels", "Checkpoint", "Distributed",
                                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                     exclude: ["Golden"]),
     ],

@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 bash launch/setup.sh
 
+echo "== Package.swift's edges against the imports"
+swift launch/checks/package_edges.swift
+
 echo "== swift test"
 swift build --build-tests 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
 swift test --skip-build 2>&1 | tee /tmp/rmtrain-swift-test.log | grep -vE "^Test Case .* (started|passed)" || true

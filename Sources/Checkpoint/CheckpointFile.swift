@@ -12,7 +12,7 @@ import Kernels
 /// and its sizes, so truncation and corruption are both detected before anything is used.
 public struct CheckpointState {
     public var header: CheckpointHeader
-    /// Parameters, BN buffers and optimizer momentum ("momentum.<parameter>"), shared by all ranks.
+    /// Parameters, BN buffers and optimizer momentum, shared by all ranks (names: `CheckpointNames`).
     public var tensors: [SafeTensors.Entry]
     /// Per-rank state, index = rank (RecursiveMix history).
     public var ranks: [[SafeTensors.Entry]]
@@ -93,8 +93,8 @@ public enum CheckpointFile {
 
     /// The file's bytes.
     public static func encode(_ state: CheckpointState, level: Int32) throws -> [UInt8] {
-        var payloads: [(String, Data)] = [("tensors", SafeTensors.encode(state.tensors))]
-        for (r, entries) in state.ranks.enumerated() { payloads.append(("rank\(r)", SafeTensors.encode(entries))) }
+        var payloads: [(String, Data)] = [(CheckpointNames.sharedSection, SafeTensors.encode(state.tensors))]
+        for (r, entries) in state.ranks.enumerated() { payloads.append((CheckpointNames.rankSection(r), SafeTensors.encode(entries))) }
         var header = state.header
         header.sections = []
         var body: [UInt8] = []
@@ -147,8 +147,8 @@ public enum CheckpointFile {
             guard String(hash, radix: 16) == s.fnv1a else { throw CheckpointError("\(source): section \(s.name) fails its hash") }
             let entries = try SafeTensors.decode(Data(raw), source: "\(source) section \(s.name)")
             let ordered = entries.keys.sorted().map { entries[$0]! }
-            if s.name == "tensors" { tensors = ordered }
-            else if s.name.hasPrefix("rank"), let r = Int(s.name.dropFirst(4)), r < ranks.count { ranks[r] = ordered }
+            if s.name == CheckpointNames.sharedSection { tensors = ordered }
+            else if let r = CheckpointNames.rank(ofSection: s.name), r < ranks.count { ranks[r] = ordered }
         }
         return CheckpointState(header: header, tensors: tensors, ranks: ranks)
     }

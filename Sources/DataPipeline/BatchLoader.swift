@@ -53,7 +53,7 @@ public final class Batch: @unchecked Sendable {
             var index = idx[first + k]
             // A bad image is replaced (training) by the next index that loads, or dropped (evaluation).
             for _ in 0..<BatchLoader.maxReplacements {
-                var rng = RandomStream(seed: l.seed, stream: 0xA06, UInt64(epoch), UInt64(index))
+                var rng = RandomStream(seed: l.seed, stream: RandomStreams.augmentation, UInt64(epoch), UInt64(index))
                 do {
                     try dataset.load(index, augment: l.augment, rng: &rng, into: out + k * per)
                     loaded[k] = index

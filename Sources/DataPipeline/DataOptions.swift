@@ -19,9 +19,6 @@ public struct DataOptions: Sendable {
     public var loaderThreads = 1
     /// ColorJitter(0.4, 0.4, 0.4) in random order and PCA lighting(0.1) after crop and flip.
     public var augPlus = false
-    /// Drop the last partial global batch of an epoch. Without it the sampler pads the epoch to a multiple of the
-    /// ranks with repeated samples and the last batch is smaller (a batch of one sample per rank is dropped).
-    public var dropLast = false
     /// Decode JPEGs at a reduced size in the DCT domain when the output needs fewer pixels (on by default;
     /// tests switch it off to compare).
     public var dctScaling = true

@@ -132,7 +132,7 @@ public class SubsetDataset: Dataset, @unchecked Sendable {
         guard n < base.count else { return base }
         var byClass = [[Int]](repeating: [], count: max(base.numClasses, 1))
         for i in 0..<base.count { byClass[min(max(base.label(i), 0), byClass.count - 1)].append(i) }
-        var rng = RandomStream(seed: 0x5B5E7, stream: UInt64(base.count), UInt64(n))
+        var rng = RandomStream(seed: RandomStreams.subsetSeed, stream: UInt64(base.count), UInt64(n))
         for k in byClass.indices { shuffle(&byClass[k], &rng) }
         var take = byClass.map { min($0.count, n / byClass.count) }
         var left = n - take.reduce(0, +)

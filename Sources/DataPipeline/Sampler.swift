@@ -35,7 +35,7 @@ public struct DistributedSampler: Sendable {
     public func indices(epoch: Int) -> [Int] {
         var order: [Int]
         if shuffle {
-            var rng = RandomStream(seed: seed, stream: 0x5A4D, UInt64(epoch))
+            var rng = RandomStream(seed: seed, stream: RandomStreams.shuffle, UInt64(epoch))
             order = rng.permutation(count)
         } else {
             order = Array(0..<count)

@@ -65,6 +65,25 @@ public struct RandomStream: Sendable {
     }
 }
 
+/// The stream ids of `RandomStream(seed:stream:…)` in training, one per consumer, so that no two draw the
+/// same numbers. They are part of every seeded run's numbers (replays, resumes, PyTorch traces): never
+/// renumber one.
+public enum RandomStreams {
+    /// A network's initial weights (`Network.initialize(seed:)`), drawn layer by layer in parameter order.
+    public static let weights: UInt64 = 0x1417
+    /// RecursiveMix's own consistency head H′ (`fc_roi`, `RecursiveMix.initialize(seed:)`).
+    public static let consistencyHead: UInt64 = 0xF0C
+    /// The augmentation of one sample, then (epoch, data-set index): the loader, whatever thread runs it.
+    public static let augmentation: UInt64 = 0xA06
+    /// The distributed sampler's shuffle, then (epoch): every rank draws the same permutation.
+    public static let shuffle: UInt64 = 0x5A4D
+    /// A mixing method's draws at a step, then (step) or (step, rank) for `--rm-box per-rank`.
+    public static let mixing: UInt64 = 0x4D49
+    /// `--train-limit`/`--val-limit`'s class-balanced subset: a fixed seed, not `--seed` (the same subset for
+    /// every seed), then (data-set size, N).
+    public static let subsetSeed: UInt64 = 0x5B5E7
+}
+
 import Foundation
 @inline(__always) private func _log(_ x: Double) -> Double { Foundation.log(x) }
 @inline(__always) private func _cos(_ x: Double) -> Double { Foundation.cos(x) }

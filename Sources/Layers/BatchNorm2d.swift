@@ -56,6 +56,16 @@ public final class BatchNorm2d: Layer {
     public var parameters: [Parameter] { [gamma, beta] }
     public var buffers: [Buffer] { [runningMean, runningVar] }
 
+    /// γ = 1, β = 0, running mean 0 and variance 1 (torch/nn/modules/batchnorm.py `reset_parameters`, which
+    /// torchvision's ResNets repeat); draws nothing.
+    public func resetParameters() {
+        gamma.value.fill(1)
+        beta.value.fill(0)
+        runningMean.value.fill(0)
+        runningVar.value.fill(1)
+    }
+    public func initialize(convolutions: ConvolutionInit, rng: inout RandomStream) { resetParameters() }
+
     public func forward(_ x: Tensor, training: Bool) -> Tensor { forward(x, residual: nil, training: training) }
 
     public func forward(_ x: Tensor, residual: Tensor?, training: Bool) -> Tensor {

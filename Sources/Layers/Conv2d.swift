@@ -62,6 +62,23 @@ public final class Conv2d: Layer {
     public var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
     public var convolutions: [Conv2d] { [self] }
 
+    /// The weight as `rule` says, element by element in OHWI order from `rng`, then the bias if any:
+    /// 0 under torchvision's rule (torchvision/models/vgg.py `_initialize_weights`), U(±1/√fan_in) under
+    /// PyTorch's default. fan_out = Cout·k·k, fan_in = k·k·Cin.
+    public func initialize(convolutions rule: ConvolutionInit, rng: inout RandomStream) {
+        let w = weight.value
+        switch rule {
+        case .kaimingNormalFanOut:
+            let std = (2.0 / Double(outChannels * kernel * kernel)).squareRoot()
+            for i in 0..<w.count { w[i] = Float(rng.normal() * std) }
+            bias?.value.fill(0)
+        case .pytorchDefault:
+            let bound = 1 / Double(kernel * kernel * inChannels).squareRoot()
+            for i in 0..<w.count { w[i] = Float(rng.uniform(-bound, bound)) }
+            if let b = bias?.value { for i in 0..<b.count { b[i] = Float(rng.uniform(-bound, bound)) } }
+        }
+    }
+
     public func outputShape(_ inShape: [Int]) -> [Int] {
         let g = geometryFor(inShape)
         return [inShape[0], g.oh, g.ow, outChannels]

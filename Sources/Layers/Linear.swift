@@ -24,6 +24,16 @@ public final class Linear: Layer {
 
     public var parameters: [Parameter] { [weight, bias] }
 
+    /// PyTorch's nn.Linear default (torch/nn/modules/linear.py `reset_parameters`: `kaiming_uniform_(a=√5)`
+    /// for the weight, the same bound for the bias): weight then bias, element by element from `rng`, each
+    /// U(±1/√in_features).
+    public func resetParameters(rng: inout RandomStream) {
+        let bound = 1 / Double(inFeatures).squareRoot()
+        for p in [weight, bias] { for i in 0..<p.value.count { p.value[i] = Float(rng.uniform(-bound, bound)) } }
+    }
+    /// Every network's definition keeps PyTorch's default for its Linear layers.
+    public func initialize(convolutions: ConvolutionInit, rng: inout RandomStream) { resetParameters(rng: &rng) }
+
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         let n = x.count / inFeatures
         precondition(x.count == n * inFeatures, "\(weight.name): input \(x.shape) is not [N, \(inFeatures)]")

@@ -40,21 +40,48 @@ public final class Buffer: @unchecked Sendable {
 /// Two parts have contracts of their own, because their inputs are not one tensor: BatchNorm2d's fused
 /// residual add (`forward(_:residual:training:)`, then `residualGradient`), and the losses and RoIAlign
 /// (targets and boxes are inputs without gradients).
+///
+/// A composite lists its sublayers once, in `children`; its parameters, buffers, convolutions and
+/// initialisation follow from that list, in its order.
 public protocol Layer: AnyObject {
+    /// The sublayers that hold parameters or buffers, in the order of their parameters (PyTorch's
+    /// `nn.Module.children()`); empty for a layer that holds its own.
+    var children: [Layer] { get }
     var parameters: [Parameter] { get }
     var buffers: [Buffer] { get }
     /// The convolutions inside, in forward order (FLOP counts, per-shape benchmarks).
     var convolutions: [Conv2d] { get }
+    /// Sets the parameters and buffers to their initial values, drawing from `rng` parameter by parameter
+    /// in `parameters` order; `convolutions` is the rule the network's definition gives its convolutions.
+    /// A composite initialises its children in turn; a layer holding parameters implements its own.
+    func initialize(convolutions: ConvolutionInit, rng: inout RandomStream)
     func forward(_ x: Tensor, training: Bool) -> Tensor
     func backward(_ dy: Tensor) -> Tensor
     func backwardParameters(_ dy: Tensor)
 }
 
 extension Layer {
-    public var buffers: [Buffer] { [] }
-    public var convolutions: [Conv2d] { [] }
+    public var children: [Layer] { [] }
+    public var parameters: [Parameter] { children.flatMap(\.parameters) }
+    public var buffers: [Buffer] { children.flatMap(\.buffers) }
+    public var convolutions: [Conv2d] { children.flatMap(\.convolutions) }
+    public func initialize(convolutions: ConvolutionInit, rng: inout RandomStream) {
+        precondition(!children.isEmpty || (parameters.isEmpty && buffers.isEmpty),
+                     "\(type(of: self)) holds parameters but does not initialise them")
+        for child in children { child.initialize(convolutions: convolutions, rng: &rng) }
+    }
     /// Layers whose input gradient costs little compute it anyway.
     public func backwardParameters(_ dy: Tensor) { _ = backward(dy) }
+}
+
+/// How a network's convolution weights start: each network's reference definition chooses.
+public enum ConvolutionInit: Sendable {
+    /// N(0, 2/fan_out), bias 0: torchvision's ResNets (`kaiming_normal_(mode="fan_out",
+    /// nonlinearity="relu")`, torchvision/models/resnet.py), the authors' PyramidNet.
+    case kaimingNormalFanOut
+    /// U(±1/√fan_in) for weight and bias: PyTorch's nn.Conv2d default (`kaiming_uniform_(a=√5)`,
+    /// torch/nn/modules/conv.py `reset_parameters`), for a definition that sets none.
+    case pytorchDefault
 }
 
 /// Every trainable parameter's value and gradient as slices of two flat buffers, in the order given (the

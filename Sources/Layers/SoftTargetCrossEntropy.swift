@@ -2,14 +2,16 @@ import Foundation
 import Kernels
 
 /// loss = −(1/B)·Σᵢ Σ_c yᵢ_c·log_softmax(zᵢ)_c : the criterion of the RecursiveMix code, timm's
-/// SoftTargetCrossEntropy, and plain cross-entropy when y is one-hot. Log-sum-exp is taken around the
-/// row maximum in Double, so large logits neither overflow nor lose the small terms.
+/// SoftTargetCrossEntropy, and plain cross-entropy when y is one-hot (docs/RECURSIVEMIX_SPEC.md §2.3). The
+/// log-sum-exp subtracts the row maximum and sums the exponentials in Double, so large logits neither
+/// overflow nor lose the small terms.
 public final class SoftTargetCrossEntropy {
     private var gradient: Tensor?
     private var probabilities: Tensor?
     public init() {}
 
-    /// Returns the mean loss; `gradient(scale:)` afterwards gives dL/dz times `scale`.
+    /// Returns the mean loss over the B rows of `z` [B, K] against `y` [B, K]; `backward(scale:)` afterwards
+    /// gives dL/dz times `scale`.
     public func forward(logits z: Tensor, targets y: Tensor) -> Double {
         let b = z.shape[0], k = z.count / b
         precondition(y.count == z.count, "targets \(y.shape) do not match logits \(z.shape)")

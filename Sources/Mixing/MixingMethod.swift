@@ -115,7 +115,7 @@ public extension MixingMethod {
         s.mixedFields(worldSize: worldSize) + s.effectiveClasses
     }
     /// The step's random stream: the seed and the step (every rank draws alike).
-    func stepStream(seed: UInt64, step: Int) -> RandomStream { RandomStream(seed: seed, stream: 0x4D49, UInt64(step)) }
+    func stepStream(seed: UInt64, step: Int) -> RandomStream { RandomStream(seed: seed, stream: RandomStreams.mixing, UInt64(step)) }
 }
 
 /// No mixing: (smoothed) one-hot targets.

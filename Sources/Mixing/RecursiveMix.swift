@@ -131,9 +131,8 @@ public final class RecursiveMixMethod: MixingMethod {
     /// Initialises H′ like PyTorch's Linear default, from its own random stream.
     public func initialize(seed: UInt64) {
         guard case .own(let head) = head else { return }
-        var rng = RandomStream(seed: seed, stream: 0xF0C)
-        let bound = 1 / Double(head.inFeatures).squareRoot()
-        for p in head.parameters { for i in 0..<p.value.count { p.value[i] = Float(rng.uniform(-bound, bound)) } }
+        var rng = RandomStream(seed: seed, stream: RandomStreams.consistencyHead)
+        head.resetParameters(rng: &rng)
     }
 
     public func startEpoch() {
@@ -145,7 +144,7 @@ public final class RecursiveMixMethod: MixingMethod {
     /// that step trains plain, and refills the history.
     public func mix(images: Tensor, labels: [Int], targets: Tensor, step: Int) -> MixRecord {
         let seed = settings.seed
-        var rng = settings.rank.map { RandomStream(seed: seed, stream: 0x4D49, UInt64(step), UInt64($0)) } ?? stepStream(seed: seed, step: step)
+        var rng = settings.rank.map { RandomStream(seed: seed, stream: RandomStreams.mixing, UInt64(step), UInt64($0)) } ?? stepStream(seed: seed, step: step)
         Targets.oneHot(labels: labels, classes: classes, smoothing: settings.smoothing, style: settings.style, into: targets)
         var record = MixRecord()
         if history.count >= labels.count, let s = mixer.apply(images: images, targets: targets, history: history, rng: &rng) {

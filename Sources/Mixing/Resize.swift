@@ -72,16 +72,14 @@ public final class HistoryPaster {
 
     public init() {}
 
-    /// `transposed: true` reproduces the release before `ed381bf` (§1.8): the patch occupies rows [x1, x2)
-    /// and columns [y1, y2), with size (x2−x1, y2−y1), i.e. the paste goes into `box.transposed`. The box
-    /// must fit inside x (in the transposed mode: x2 ≤ height, y2 ≤ width; always so for square images).
-    /// Nothing is written when the target region has zero area (the code's `size == (0,0)` skip, and the
-    /// only sane reading of a one-sided zero on a non-square image).
-    public func paste(history: Tensor, into x: Tensor, box: Box, mode: InterpolationMode, transposed: Bool = false) {
+    /// The box must fit inside x. (The release before `ed381bf` pasted into `box.transposed`, §1.8:
+    /// `--rm-legacy-transposed-roi` passes that box here, `RecursiveMixer.apply`.) Nothing is written when
+    /// the target region has zero area (the code's `size == (0,0)` skip, and the only sane reading of a
+    /// one-sided zero on a non-square image).
+    public func paste(history: Tensor, into x: Tensor, box b: Box, mode: InterpolationMode) {
         precondition(history.shape.count == 4 && x.shape.count == 4, "paste expects NHWC tensors")
         precondition(history.n >= x.n, "history holds \(history.n) images, the batch \(x.n)")
         precondition(history.c == x.c, "history has \(history.c) channels, the batch \(x.c)")
-        let b = transposed ? box.transposed : box
         precondition(b.x1 >= 0 && b.y1 >= 0 && b.x2 <= x.w && b.y2 <= x.h && b.x1 <= b.x2 && b.y1 <= b.y2,
                      "box \(b) does not fit a \(x.h)×\(x.w) image")
         let outH = b.height, outW = b.width
@@ -142,6 +140,6 @@ public final class HistoryPaster {
 }
 
 /// One-off convenience over `HistoryPaster` (allocates its index arrays; the trainer should keep a paster).
-public func pasteResized(history: Tensor, into x: Tensor, box: Box, mode: InterpolationMode, transposed: Bool = false) {
-    HistoryPaster().paste(history: history, into: x, box: box, mode: mode, transposed: transposed)
+public func pasteResized(history: Tensor, into x: Tensor, box: Box, mode: InterpolationMode) {
+    HistoryPaster().paste(history: history, into: x, box: box, mode: mode)
 }

@@ -19,7 +19,7 @@ import Kernels
 /// per-sample order only by float rounding.
 ///
 /// Legacy transposed RoI (§1.8): the pre-fix release pasted into `box.transposed` but still gave this op
-/// the untransposed box; a caller reproducing it pastes with `transposed: true` and passes the sampled
+/// the untransposed box; a caller reproducing it pastes into `box.transposed` and passes the sampled
 /// box here unchanged (or, equivalently, passes `pasteBox.transposed`). Nothing here changes.
 public final class RoIAlign1x1 {
     private var output: Tensor?
@@ -109,23 +109,6 @@ public final class RoIAlign1x1 {
             }
         }
         return dx
-    }
-
-    /// Adds this op's input gradient into `dF` (e.g. the gradient the global-average-pool branch already
-    /// wrote into the same feature map), touching only the few pixels with a nonzero weight.
-    public func backwardAccumulate(_ dy: Tensor, into dF: Tensor) {
-        precondition(dF.shape == inputShape, "RoIAlign backward: dF \(dF.shape) is not \(inputShape)")
-        let n = inputShape[0], hw = inputShape[1] * inputShape[2], c = inputShape[3]
-        precondition(dy.count == n * c, "RoIAlign backward: dy \(dy.shape) is not [\(n), \(c)]")
-        let dxp = dF.data, dyp = dy.data
-        weightMap.withUnsafeBufferPointer { wm in
-            active.withUnsafeBufferPointer { act in
-                Parallel.forEach(n) { i in
-                    let g = dyp + i * c
-                    for p in act { axpy(wm[p], g, dxp + (i * hw + p) * c, c) }
-                }
-            }
-        }
     }
 }
 

@@ -21,9 +21,7 @@ public final class ConvBN: Layer {
     }
     public func backward(_ dy: Tensor) -> Tensor { conv.backward(bn.backward(dy)) }
     public func backwardParameters(_ dy: Tensor) { conv.backwardParameters(bn.backward(dy)) }
-    public var parameters: [Parameter] { conv.parameters + bn.parameters }
-    public var buffers: [Buffer] { bn.buffers }
-    public var convolutions: [Conv2d] { [conv] }
+    public var children: [Layer] { [conv, bn] }
 }
 
 /// conv3×3(stride)-BN-ReLU-conv3×3-BN, plus shortcut, then ReLU (the add and ReLU fused into bn2).
@@ -55,11 +53,7 @@ public final class BasicBlock: ResidualBlock {
         return dx
     }
 
-    public var parameters: [Parameter] {
-        conv1.parameters + bn1.parameters + conv2.parameters + bn2.parameters + (downsample?.parameters ?? [])
-    }
-    public var buffers: [Buffer] { bn1.buffers + bn2.buffers + (downsample?.buffers ?? []) }
-    public var convolutions: [Conv2d] { [conv1, conv2] + (downsample?.convolutions ?? []) }
+    public var children: [Layer] { [conv1, bn1, conv2, bn2] + (downsample.map { [$0] } ?? []) }
 }
 
 /// 1×1-BN-ReLU-3×3(stride)-BN-ReLU-1×1(×4)-BN, plus shortcut, then ReLU: ResNet v1.5, stride on the 3×3.
@@ -97,12 +91,7 @@ public final class Bottleneck: ResidualBlock {
         return dx
     }
 
-    public var parameters: [Parameter] {
-        conv1.parameters + bn1.parameters + conv2.parameters + bn2.parameters + conv3.parameters + bn3.parameters
-            + (downsample?.parameters ?? [])
-    }
-    public var buffers: [Buffer] { bn1.buffers + bn2.buffers + bn3.buffers + (downsample?.buffers ?? []) }
-    public var convolutions: [Conv2d] { [conv1, conv2, conv3] + (downsample?.convolutions ?? []) }
+    public var children: [Layer] { [conv1, bn1, conv2, bn2, conv3, bn3] + (downsample.map { [$0] } ?? []) }
 }
 
 /// a += b, elementwise.

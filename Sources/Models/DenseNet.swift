@@ -79,9 +79,7 @@ public final class DenseLayer: Layer {
         return dx
     }
 
-    public var parameters: [Parameter] { bn1.parameters + conv1.parameters + bn2.parameters + conv2.parameters }
-    public var buffers: [Buffer] { bn1.buffers + bn2.buffers }
-    public var convolutions: [Conv2d] { [conv1, conv2] }
+    public var children: [Layer] { [bn1, conv1, bn2, conv2] }
 }
 
 /// BN (no ReLU)-1×1 conv-2×2 average pooling (floor mode), between dense blocks: [N, H, W, C] →
@@ -99,7 +97,5 @@ public final class Transition: Layer {
         pool.forward(conv.forward(bn.forward(x, training: training), training: training), training: training)
     }
     public func backward(_ dy: Tensor) -> Tensor { bn.backward(conv.backward(pool.backward(dy))) }
-    public var parameters: [Parameter] { bn.parameters + conv.parameters }
-    public var buffers: [Buffer] { bn.buffers }
-    public var convolutions: [Conv2d] { [conv] }
+    public var children: [Layer] { [bn, conv] }
 }

@@ -33,7 +33,6 @@ public protocol Model: AnyObject {
 public extension Model {
     func forward(_ x: Tensor, training: Bool) -> Tensor { classify(forwardFeatures(x, training: training), training: training) }
     var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }
-    func zeroGradients() { for p in parameters { p.grad.zero() } }
 }
 
 /// The networks `--model` can name: the one list a new network adds itself to.
@@ -92,42 +91,17 @@ public class Network: Model, @unchecked Sendable {
         [classifier.parameters] + layerParameters.reversed().filter { !$0.isEmpty }
     }
 
-    /// How convolution weights start (the rest is the same for every network).
-    public enum ConvolutionInit {
-        /// N(0, 2/fan_out): torchvision's ResNets (kaiming_normal_, mode fan_out, relu), the authors' PyramidNet.
-        case kaimingNormalFanOut
-        /// U(±1/√fan_in): PyTorch's nn.Conv2d default (kaiming_uniform_ with a = √5), for a definition that sets none.
-        case pytorchDefault
-    }
-    /// A subclass whose reference definition initialises otherwise overrides this.
+    /// How this network's convolutions start (torchvision's rule); a subclass whose reference definition
+    /// initialises otherwise overrides this.
     var convolutionInit: ConvolutionInit { .kaimingNormalFanOut }
 
-    /// Conv weights as `convolutionInit` says (torchvision's by default), BN γ = 1, β = 0, Linear weight and
-    /// bias ~ U(±1/√fan_in) (PyTorch's Linear default); running variances 1, means 0.
+    /// Each layer initialises itself in turn, then the classifier, from one stream: convolutions by
+    /// `convolutionInit`, BatchNorm γ = 1, β = 0 with running means 0 and variances 1, Linear layers as
+    /// PyTorch's default (see each layer's `initialize`). The draws follow `parameters` order.
     public func initialize(seed: UInt64) {
-        var rng = RandomStream(seed: seed, stream: 0x1417)
-        for p in parameters {
-            switch p.kind {
-            case .weight where p.value.shape.count == 4:
-                // OHWI: fan_out = O·kh·kw, fan_in = kh·kw·I.
-                let s = p.value.shape
-                switch convolutionInit {
-                case .kaimingNormalFanOut:
-                    let std = (2.0 / Double(s[0] * s[1] * s[2])).squareRoot()
-                    for i in 0..<p.value.count { p.value[i] = Float(rng.normal() * std) }
-                case .pytorchDefault:
-                    let bound = 1 / Double(s[1] * s[2] * s[3]).squareRoot()
-                    for i in 0..<p.value.count { p.value[i] = Float(rng.uniform(-bound, bound)) }
-                }
-            case .weight, .bias:
-                let fanIn = p.kind == .weight ? p.value.shape[1] : featureChannels
-                let bound = 1 / Double(fanIn).squareRoot()
-                for i in 0..<p.value.count { p.value[i] = Float(rng.uniform(-bound, bound)) }
-            case .normScale: p.value.fill(1)
-            case .normShift: p.value.fill(0)
-            }
-        }
-        for b in buffers { b.value.fill(b.name.hasSuffix("running_var") ? 1 : 0) }
+        var rng = RandomStream(seed: seed, stream: RandomStreams.weights)
+        for layer in layers { layer.initialize(convolutions: convolutionInit, rng: &rng) }
+        classifier.initialize(convolutions: convolutionInit, rng: &rng)
     }
 
     public func forwardFeatures(_ x: Tensor, training: Bool) -> Tensor {

@@ -80,9 +80,5 @@ public final class PyramidBottleneck: ResidualBlock {
         return dx
     }
 
-    public var parameters: [Parameter] {
-        bn1.parameters + conv1.parameters + bn2.parameters + conv2.parameters + bn3.parameters + conv3.parameters + bn4.parameters
-    }
-    public var buffers: [Buffer] { bn1.buffers + bn2.buffers + bn3.buffers + bn4.buffers }
-    public var convolutions: [Conv2d] { [conv1, conv2, conv3] }
+    public var children: [Layer] { [bn1, conv1, bn2, conv2, bn3, conv3, bn4] }
 }

@@ -19,12 +19,12 @@ struct ExportCommand: ParsableCommand {
         let state = try CheckpointStore.read(checkpoint)
         var entries: [SafeTensors.Entry] = []
         var counters: [SafeTensors.Int64Entry] = []
-        // The average's tensors carry the prefix "ema." in the checkpoint; the export drops it.
-        let prefix = ema ? "ema." : ""
-        let chosen = state.tensors.filter { $0.name.hasPrefix("ema.") == ema }
+        // The average's tensors carry the prefix `CheckpointNames.ema` in the checkpoint; the export drops it.
+        let prefix = ema ? CheckpointNames.ema : ""
+        let chosen = state.tensors.filter { $0.name.hasPrefix(CheckpointNames.ema) == ema }
             .map { SafeTensors.Entry(name: String($0.name.dropFirst(prefix.count)), shape: $0.shape, values: $0.values) }
         if ema && chosen.isEmpty { throw TrainingError("export --ema: \(checkpoint) holds no moving average (train with --model-ema)") }
-        for e in chosen where !e.name.hasPrefix("momentum.") && !e.name.hasPrefix("fc_roi.") {
+        for e in chosen where !e.name.hasPrefix(CheckpointNames.momentum) && !e.name.hasPrefix("fc_roi.") {
             if e.shape.count == 4 {
                 entries.append(SafeTensors.Entry(name: e.name, shape: [e.shape[0], e.shape[3], e.shape[1], e.shape[2]],
                                                  values: ConvLayout.oihw(fromOHWI: e.values, shape: e.shape)))

@@ -11,13 +11,18 @@ struct TrainCommand: ParsableCommand {
         abstract: "Train a model and evaluate it after every epoch.",
         discussion: "Writes RUN_DIR/metrics.jsonl (one JSON object per epoch) and RUN_DIR/final.safetensors.")
 
-    // The flags, each declared once in Training/Settings/TrainSettings.swift; the group says where a flag is recorded.
-    @OptionGroup var runSettings: RunSettings
-    @OptionGroup var dataSettings: DataSettings
-    @OptionGroup var loader: LoaderSettings
-    @OptionGroup var resumable: ResumableSettings
+    // The flags, each declared once in Training/Settings/TrainSettings.swift; the group says where a flag is
+    // recorded, the title its section of the help (groups of one title share a section, in this order).
+    static let modelAndData = "Model and data"
+    @OptionGroup(title: modelAndData) var runSettings: RunSettings
+    @OptionGroup(title: modelAndData) var dataSettings: DataSettings
+    @OptionGroup(title: modelAndData) var loader: LoaderSettings
+    @OptionGroup(title: "Optimizer and schedule") var optimizer: OptimizerSettings
     @OptionGroup(title: "Mixing (RecursiveMix follows the authors' code by default; flags give the paper's or the original release's variant)")
     var mixing: MixingSettings
+    @OptionGroup(title: "Weight average") var weightAverage: WeightAverageSettings
+    @OptionGroup(title: "Distributed") var allReduce: AllReduceSettings
+    @OptionGroup(title: "Length and checks (recorded; a resumed run may change them)") var resumable: ResumableSettings
     @OptionGroup(title: "Output and checkpoints of this launch (recorded in config.yaml; may differ across ranks and resumes)")
     var launch: LaunchSettings
     @OptionGroup(title: "This invocation only (not recorded in RUN_DIR/config.yaml)") var invocation: InvocationSettings
@@ -36,8 +41,9 @@ struct TrainCommand: ParsableCommand {
 
     /// The run's settings from the flags (what config.yaml records and `--config` reads back).
     func makeConfig() -> TrainConfig {
-        TrainConfig(run: runSettings, resumable: resumable, mixing: mixing, dataSettings: dataSettings, loader: loader,
-                    launch: launch, invocation: invocation)
+        TrainConfig(run: runSettings, optimizer: optimizer, weightAverage: weightAverage, allReduce: allReduce,
+                    resumable: resumable, mixing: mixing, dataSettings: dataSettings, loader: loader, launch: launch,
+                    invocation: invocation)
     }
 
     private func train(_ world: World) throws {

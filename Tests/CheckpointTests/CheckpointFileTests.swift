@@ -36,6 +36,20 @@ final class CheckpointFileTests: XCTestCase {
         XCTAssertEqual(back.ranks[0].first { $0.name == "empty" }?.shape, [0])
     }
 
+    /// The names are format 1's: every checkpoint written so far uses these spellings, and a resume or
+    /// an export of one looks its tensors up by them. A rename here would make those files unreadable.
+    func testNamesAreFormatOnesSpellings() throws {
+        XCTAssertEqual([CheckpointNames.sharedSection, CheckpointNames.rankSection(0), CheckpointNames.rankSection(12),
+                        CheckpointNames.momentum, CheckpointNames.ema, CheckpointNames.rankBuffer, CheckpointNames.rankEMABuffer],
+                       ["tensors", "rank0", "rank12", "momentum.", "ema.", "rank_buffer.", "rank_ema_buffer."])
+        XCTAssertEqual(CheckpointNames.rank(ofSection: "rank12"), 12)
+        XCTAssertNil(CheckpointNames.rank(ofSection: "tensors"))
+        XCTAssertNil(CheckpointNames.rank(ofSection: "rankx"))
+        // The sections of a written file carry those names.
+        let back = try CheckpointFile.decode(try CheckpointFile.encode(state(step: 2), level: 3), source: "mem")
+        XCTAssertEqual(back.header.sections.map(\.name), ["tensors", "rank0", "rank1"])
+    }
+
     /// A truncated file and a flipped byte are refused with the file named, never half-loaded.
     func testTruncatedAndCorruptFilesAreRefused() throws {
         let bytes = try CheckpointFile.encode(state(step: 1), level: 3)

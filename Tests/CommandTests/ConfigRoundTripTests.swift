@@ -87,7 +87,8 @@ final class ConfigRoundTripTests: XCTestCase {
         let c = try TrainCommand.parse(arguments(Self.nonDefault)).makeConfig()
         let fingerprinted = Set(c.fingerprint.map { String($0.split(separator: "=")[0]) })
         let recorded = Set(c.settings.map(\.key))
-        let training = Set(RunSettings.flagNames + MixingSettings.flagNames + DataSettings.flagNames)
+        let training = Set(RunSettings.flagNames + OptimizerSettings.flagNames + WeightAverageSettings.flagNames
+                           + AllReduceSettings.flagNames + MixingSettings.flagNames + DataSettings.flagNames)
         XCTAssertEqual(fingerprinted, training.union(ResumableSettings.flagNames))
         XCTAssertEqual(recorded.subtracting(fingerprinted), Set(LaunchSettings.flagNames + LoaderSettings.flagNames))
         XCTAssertTrue(recorded.isDisjoint(with: InvocationSettings.flagNames))

@@ -116,7 +116,7 @@ final class InitWeightsTests: XCTestCase {
         let model = try XCTUnwrap(Networks.make("resnet8", inChannels: 3, numClasses: 10))
         XCTAssertEqual(try InitWeights.load(run + "/ema.safetensors", into: model), [])
         let saved = Dictionary(uniqueKeysWithValues: try CheckpointStore.read(run + "/a/best.rmck").tensors.map { ($0.name, $0) })
-        for p in model.parameters { XCTAssertEqual(p.value.array, saved["ema." + p.name]?.values, p.name) }
+        for p in model.parameters { XCTAssertEqual(p.value.array, saved[CheckpointNames.ema + p.name]?.values, p.name) }
         XCTAssertNotEqual(model.parameters[0].value.array, saved[model.parameters[0].name]?.values, "the average is not the weights")
     }
 

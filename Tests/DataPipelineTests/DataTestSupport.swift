@@ -32,7 +32,7 @@ enum TestData {
     static func sample(_ ds: Dataset, _ index: Int, augment: Bool, seed: UInt64 = 1, epoch: Int = 0) throws -> [Float] {
         let s = ds.sampleShape
         var out = [Float](repeating: .nan, count: s.height * s.width * s.channels)
-        var rng = RandomStream(seed: seed, stream: 0xA06, UInt64(epoch), UInt64(index))
+        var rng = RandomStream(seed: seed, stream: RandomStreams.augmentation, UInt64(epoch), UInt64(index))
         try out.withUnsafeMutableBufferPointer { try ds.load(index, augment: augment, rng: &rng, into: $0.baseAddress!) }
         return out
     }

@@ -72,13 +72,14 @@ final class ResizeTests: XCTestCase {
         } } } }
     }
 
-    /// transposed: rows [x1, x2) and columns [y1, y2), of size (x2−x1, y2−y1) (the pre-fix release, §1.8).
+    /// The legacy transposed paste (the pre-fix release, §1.8; `--rm-legacy-transposed-roi` pastes into
+    /// `box.transposed`): rows [x1, x2) and columns [y1, y2), of size (x2−x1, y2−y1).
     func testTransposedPaste() {
         let history = Support.randomTensor([2, 12, 12, 3], seed: 3)
         let x = Support.randomTensor([2, 12, 12, 3], seed: 4)
         let before = x.clone()
         let box = Box(x1: 2, y1: 5, x2: 9, y2: 8)                       // 7 wide, 3 high
-        pasteResized(history: history, into: x, box: box, mode: .nearest, transposed: true)
+        pasteResized(history: history, into: x, box: box.transposed, mode: .nearest)
         let rows = legacyNearestSourceIndices(input: 12, output: 7), cols = legacyNearestSourceIndices(input: 12, output: 3)
         for n in 0..<2 { for y in 0..<12 { for xx in 0..<12 { for c in 0..<3 {
             let i = Support.at(x, n, y, xx, c)

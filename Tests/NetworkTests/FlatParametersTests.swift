@@ -26,7 +26,7 @@ final class FlatParametersTests: XCTestCase {
         // Writing through the flat buffer is seen by every parameter, and the other way round.
         flat.grads.fill(2)
         XCTAssertTrue(m.parameters.allSatisfy { $0.grad.array.allSatisfy { $0 == 2 } })
-        m.zeroGradients()
+        for p in m.parameters { p.grad.zero() }
         XCTAssertTrue(flat.grads.array.allSatisfy { $0 == 0 })
         m.classifier.bias.grad[0] = .nan
         XCTAssertFalse(flat.grads.isFinite)

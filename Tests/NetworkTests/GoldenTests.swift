@@ -195,7 +195,7 @@ final class GoldenTests: XCTestCase {
         let ce = SoftTargetCrossEntropy()
         let loss = ce.forward(logits: logits, targets: try tensor(f, "target"))
         try compare("\(tag) loss", Tensor(shape: [1], values: [Float(loss)]), f, "loss")
-        model.zeroGradients()
+        for p in model.parameters { p.grad.zero() }
         model.backward(logitsGradient: ce.backward())
         // A gradient that is zero in exact arithmetic (the β of a BN without ReLU whose output reaches the loss
         // only through later training-mode BNs, which remove any constant shift: PyramidNet's bn1, bnK.bn1 and

@@ -419,7 +419,7 @@ final class LayerGradientTests: XCTestCase {
         let model = Self.tinyResNet(seed: 71)
         let x = GC.randomTensor([2, 8, 8, 3], seed: 71, stream: 2)
         let r = GC.randomTensor([2, 10], seed: 71, stream: 3)
-        model.zeroGradients()
+        for p in model.parameters { p.grad.zero() }
         _ = model.forward(x, training: true)
         model.backward(logitsGradient: r)
         let params = model.parameters
@@ -451,7 +451,7 @@ final class LayerGradientTests: XCTestCase {
             let model = Self.tinyResNet(seed: 91)
             let x = GC.randomTensor([4, 16, 16, 3], seed: 91, stream: 2)
             let r = GC.randomTensor([4, 10], seed: 91, stream: 3)
-            model.zeroGradients()
+            for p in model.parameters { p.grad.zero() }
             let logits = model.forward(x, training: true).array
             model.backward(logitsGradient: r)
             return logits + model.parameters.flatMap { $0.grad.array } + model.buffers.flatMap { $0.value.array }
@@ -521,7 +521,7 @@ final class LayerGradientTests: XCTestCase {
         let model = Self.tinyResNet(seed: 84)
         let xm = GC.randomTensor([2, 8, 8, 3], seed: 84, stream: 2)
         let rm = GC.randomTensor([2, 10], seed: 84, stream: 3)
-        model.zeroGradients()
+        for p in model.parameters { p.grad.zero() }
         _ = model.forward(xm, training: true)
         model.backward(logitsGradient: rm)
         let modelLoss = { GC.dot(model.forward(xm, training: true), rm) }

@@ -71,6 +71,40 @@ final class ModelShapeTests: XCTestCase {
         }
     }
 
+    /// Every seeded run so far started from these weights: the FNV-1a of each network's parameters and
+    /// buffers after `initialize(seed: 7)`, in order (recorded before the layers initialised themselves,
+    /// when `Network.initialize` chose each rule from a parameter's kind and shape). One network per family
+    /// and convolution rule; a change of draw order, rule or stream changes a hash.
+    func testInitialWeightsAreEveryEarlierRunsWeights() throws {
+        let expected: [(String, UInt64)] = [
+            ("resnet8", 0x7084_5df5_7ebd_2852), ("resnet18", 0x8eba_a628_a7c7_cdfc), ("resnet50", 0xb73f_f986_9f81_dc88),
+            ("pyramidnet11", 0xcc40_8918_45cf_7b81), ("densenet13", 0xba2a_aec1_96b9_2ae3),
+        ]
+        for (name, want) in expected {
+            let m = try XCTUnwrap(Networks.make(name, inChannels: 3, numClasses: 10))
+            m.initialize(seed: 7)
+            var h = FNV1a()
+            for t in m.parameters.map(\.value) + m.buffers.map(\.value) {
+                h.add(UnsafeRawBufferPointer(start: t.data, count: t.count * MemoryLayout<Float>.size))
+            }
+            XCTAssertEqual(h.value, want, "\(name): 0x\(String(h.value, radix: 16))")
+        }
+    }
+
+    /// A convolution with a bias (none of the paper's networks has one) initialises it by its own rule, not by a
+    /// guess from the network: 0 under torchvision's, U(±1/√fan_in) under PyTorch's default, drawn after the weight.
+    func testConvolutionBiasFollowsItsRule() {
+        let conv = Conv2d("c", 3, 64, kernel: 3, bias: true)
+        var rng = RandomStream(seed: 1)
+        conv.initialize(convolutions: .kaimingNormalFanOut, rng: &rng)
+        XCTAssertTrue(conv.bias!.value.array.allSatisfy { $0 == 0 })
+        conv.initialize(convolutions: .pytorchDefault, rng: &rng)
+        let bound = Float(1 / Double(3 * 3 * 3).squareRoot())
+        let b = conv.bias!.value.array
+        XCTAssertTrue(b.allSatisfy { abs($0) <= bound })
+        XCTAssertGreaterThan(b.map(abs).max()!, bound / 2)
+    }
+
     /// DenseNet starts as PyTorch's nn.Conv2d default (the authors' file sets no init): conv weights
     /// U(±1/√fan_in), whose std is bound/√3; the feature map after three transitions is 32/8 = 4 pixels wide.
     func testDenseNetInitialisationAndFeatureMap() throws {

@@ -102,7 +102,7 @@ final class ReplayTests: XCTestCase {
         let model = try XCTUnwrap(Networks.make(c.model, inChannels: shape[2], numClasses: classes))
         let mixing = makeMixingMethod(c.mixing, batchSize: c.batchSize, seed: c.seed, classes: classes,
                                       sample: (shape[0], shape[1], shape[2]), model: model, rank: 0)
-        let engine = StepEngine(model: model, mixing: mixing, comm: SingleProcess(), options: StepEngine.Options(c.run))
+        let engine = StepEngine(model: model, mixing: mixing, comm: SingleProcess(), options: StepEngine.Options(c.run, c.allReduce))
         let params = engine.trainableParameters, buffers = model.buffers
         let sgd = SGD(parameters: params, momentum: Float(c.momentum), weightDecay: Float(c.wd * weightDecayFactor))
         // The chain of states (rm_golden.py): s_1 the initial weights, s_{n+1} = s_n + u_n in float32.

@@ -180,6 +180,12 @@ for f in "$(dirname "$0")"/../configs/*.yaml; do
 done
 [ -z "$bad" ] && ok "the paper's recipes: sched-on epochs" || fail "paper recipes without sched-on: epochs" "$bad"
 
+# --- train --help in sections by concept, in the order a run is set up (Tests/CommandTests/TrainHelpTests
+#     checks which flag is in which)
+sections=$("$RMTRAIN" train --help | grep -E '^[A-Z][A-Z ]*(\(.*\))?:$' | grep -oE '^[A-Z]+( AND [A-Z]+)?' | tr '\n' '|')
+[ "$sections" = "MODEL AND DATA|OPTIMIZER AND SCHEDULE|MIXING|WEIGHT|DISTRIBUTED|LENGTH AND CHECKS|OUTPUT AND CHECKPOINTS|THIS|OPTIONS|" ] \
+  && ok "train --help sections" || fail "train --help sections" "$sections"
+
 # --- --trace: a replayable record of every step (launch/checks/rm_reference.py replays it against PyTorch)
 expect_error "trace-all-ranks needs trace" "--trace" train --trace-all-ranks --out "$WORK/x"
 # 40 images, batch 16: 3 steps an epoch (16, 16, 8); 5 steps = epoch 1 and two steps of epoch 2.

@@ -48,15 +48,15 @@ final class StepEngine {
         var overlapCommunication: Bool
 
         /// The run's settings.
-        init(_ run: RunSettings) {
+        init(_ run: RunSettings, _ allReduce: AllReduceSettings) {
             batchSize = run.batchSize
             freezeBN = run.freezeBN
-            bucketBytes = Int(run.bucketMB * 1_048_576)
-            overlapCommunication = !run.noOverlap
+            bucketBytes = Int(allReduce.bucketMB * 1_048_576)
+            overlapCommunication = !allReduce.noOverlap
         }
         /// The flags' defaults, with this batch size.
         init(batchSize: Int) {
-            self.init(RunSettings.defaults)
+            self.init(RunSettings.defaults, AllReduceSettings.defaults)
             self.batchSize = batchSize
         }
     }

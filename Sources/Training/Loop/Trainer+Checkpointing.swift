@@ -28,8 +28,8 @@ extension Trainer {
         }
         var mine = engine.rankState()
         mine += sums.entries(prefix: EpochSums.checkpointPrefix)
-        mine += entries(model.buffers.map { ("rank_buffer." + $0.name, $0.value) })
-        if let ema { mine += entries(ema.model.buffers.map { (WeightEMA.rankPrefix + $0.name, $0.value) }) }
+        mine += entries(model.buffers.map { (CheckpointNames.rankBuffer + $0.name, $0.value) })
+        if let ema { mine += entries(ema.model.buffers.map { (CheckpointNames.rankEMABuffer + $0.name, $0.value) }) }
         let averaged = try averagedCopy(model.buffers)
         let averagedEMA = try ema.map { try averagedCopy($0.model.buffers) } ?? []
         let gathered = try comm.gather(bytes: [UInt8](SafeTensors.encode(mine)), root: 0, "gather checkpoint state")
@@ -39,10 +39,10 @@ extension Trainer {
             return d.keys.sorted().map { d[$0]! }
         }
         var tensors = entries(engine.trainableParameters.map { ($0.name, $0.value) } + averaged.map { ($0.name, $0.value) })
-        tensors += entries(zip(optimizer.parameters, optimizer.velocity).map { ("momentum." + $0.0.name, $0.1) })
+        tensors += entries(zip(optimizer.parameters, optimizer.velocity).map { (CheckpointNames.momentum + $0.0.name, $0.1) })
         if let ema {
             tensors += entries((ema.model.parameters.map { ($0.name, $0.value) } + averagedEMA.map { ($0.name, $0.value) })
-                .map { (WeightEMA.prefix + $0.0, $0.1) })
+                .map { (CheckpointNames.ema + $0.0, $0.1) })
         }
         var header = CheckpointHeader(
             model: config.model,
@@ -98,7 +98,7 @@ extension Trainer {
                                 + "--resume-weights-only to load its weights alone)")
         }
         try checkSameRun(h, path: path)
-        try load(byName, into: zip(optimizer.parameters, optimizer.velocity).map { ("momentum." + $0.0.name, $0.1) },
+        try load(byName, into: zip(optimizer.parameters, optimizer.velocity).map { (CheckpointNames.momentum + $0.0.name, $0.1) },
                  path: path)
         if elastic {
             try restoreElastic(h, byName, path: path)
@@ -106,7 +106,7 @@ extension Trainer {
                     EpochSums())
         }
         let rankEntries = Dictionary(uniqueKeysWithValues: state.ranks[comm.rank].map { ($0.name, $0) })
-        try load(rankEntries, into: model.buffers.map { ("rank_buffer." + $0.name, $0.value) },
+        try load(rankEntries, into: model.buffers.map { (CheckpointNames.rankBuffer + $0.name, $0.value) },
                  path: "\(path) rank \(comm.rank)")
         try engine.restoreRankState(rankEntries, source: "\(path) rank \(comm.rank)")
         try restoreEMA(byName, rankEntries: rankEntries, path: path)
@@ -221,17 +221,17 @@ extension Trainer {
     /// A checkpoint without an average restarts it from the resumed weights, and the log says so.
     private func restoreEMA(_ byName: [String: SafeTensors.Entry], rankEntries: [String: SafeTensors.Entry]?, path: String) throws {
         guard let ema else { return }
-        guard byName[WeightEMA.prefix + model.classifier.weight.name] != nil else {
+        guard byName[CheckpointNames.ema + model.classifier.weight.name] != nil else {
             ema.restart()
             resumeNotes.append("--model-ema: \(path) holds no average; it restarts from the resumed weights")
             return
         }
-        try load(byName, into: ema.model.parameters.map { (WeightEMA.prefix + $0.name, $0.value) }, path: path)
+        try load(byName, into: ema.model.parameters.map { (CheckpointNames.ema + $0.name, $0.value) }, path: path)
         if let rankEntries {
-            try load(rankEntries, into: ema.model.buffers.map { (WeightEMA.rankPrefix + $0.name, $0.value) },
+            try load(rankEntries, into: ema.model.buffers.map { (CheckpointNames.rankEMABuffer + $0.name, $0.value) },
                      path: "\(path) rank \(comm.rank)")
         } else {
-            try load(byName, into: ema.model.buffers.map { (WeightEMA.prefix + $0.name, $0.value) }, path: path)
+            try load(byName, into: ema.model.buffers.map { (CheckpointNames.ema + $0.name, $0.value) }, path: path)
         }
     }
 

@@ -59,7 +59,7 @@ public final class Trainer {
         schedule = Trainer.schedule(config, stepsPerEpoch: trainLoader.batchesPerEpoch, worldSize: comm.size)
         let mixing = makeMixingMethod(config.mixing, batchSize: config.batchSize, seed: config.seed,
                                       classes: data.train.numClasses, sample: data.train.sampleShape, model: model, rank: comm.rank)
-        engine = StepEngine(model: model, mixing: mixing, comm: comm, options: StepEngine.Options(config.run))
+        engine = StepEngine(model: model, mixing: mixing, comm: comm, options: StepEngine.Options(config.run, config.allReduce))
         optimizer = SGD(parameters: engine.trainableParameters, momentum: Float(config.momentum),
                         weightDecay: Float(config.wd), nesterov: config.nesterov,
                         decayNormAndBias: config.decayNormAndBias)

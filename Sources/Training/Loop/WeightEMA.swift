@@ -9,6 +9,7 @@ import Models
 /// with d_1 = 0 (the average starts as a copy) and, after that, d_t = DECAY, or with `--model-ema-warmup`
 /// d_t = min(DECAY, 1 − (1 + (t − 1))^(−2/3)) (timm's warm-up, gamma 1, power 2/3).
 /// The average lives in a second network of the same shape, evaluated beside the trained one.
+/// Checkpoints keep it under `CheckpointNames.ema` (shared) and `CheckpointNames.rankEMABuffer` (each rank's BN).
 final class WeightEMA {
     let decay: Double
     let warmup: Bool
@@ -27,10 +28,6 @@ final class WeightEMA {
 
     /// The average becomes a copy of the live weights (a start, or a resume from a checkpoint without one).
     func restart() { for (e, w) in pairs { e.copy(from: w) } }
-
-    /// Checkpoint names: the average's parameters and (rank-averaged) buffers in the shared section, each
-    /// rank's own buffers in its section.
-    static let prefix = "ema.", rankPrefix = "rank_ema_buffer."
 
     /// timm's `get_decay(step)` for optimizer step `step` (1-based).
     static func decay(at step: Int, decay: Double, warmup: Bool) -> Double {

@@ -6,6 +6,9 @@ import DataPipeline
 @dynamicMemberLookup
 public struct TrainConfig: Sendable {
     public var run = RunSettings.defaults
+    public var optimizer = OptimizerSettings.defaults
+    public var weightAverage = WeightAverageSettings.defaults
+    public var allReduce = AllReduceSettings.defaults
     public var resumable = ResumableSettings.defaults
     public var mixing = MixingSettings.defaults
     public var dataSettings = DataSettings.defaults
@@ -14,14 +17,25 @@ public struct TrainConfig: Sendable {
     public var invocation = InvocationSettings.defaults
 
     public init() {}
-    public init(run: RunSettings, resumable: ResumableSettings, mixing: MixingSettings, dataSettings: DataSettings,
-                loader: LoaderSettings, launch: LaunchSettings, invocation: InvocationSettings) {
-        (self.run, self.resumable, self.mixing, self.dataSettings) = (run, resumable, mixing, dataSettings)
+    public init(run: RunSettings, optimizer: OptimizerSettings, weightAverage: WeightAverageSettings,
+                allReduce: AllReduceSettings, resumable: ResumableSettings, mixing: MixingSettings,
+                dataSettings: DataSettings, loader: LoaderSettings, launch: LaunchSettings, invocation: InvocationSettings) {
+        (self.run, self.optimizer, self.weightAverage, self.allReduce) = (run, optimizer, weightAverage, allReduce)
+        (self.resumable, self.mixing, self.dataSettings) = (resumable, mixing, dataSettings)
         (self.loader, self.launch, self.invocation) = (loader, launch, invocation)
     }
 
     public subscript<T>(dynamicMember path: WritableKeyPath<RunSettings, T>) -> T {
         get { run[keyPath: path] } set { run[keyPath: path] = newValue }
+    }
+    public subscript<T>(dynamicMember path: WritableKeyPath<OptimizerSettings, T>) -> T {
+        get { optimizer[keyPath: path] } set { optimizer[keyPath: path] = newValue }
+    }
+    public subscript<T>(dynamicMember path: WritableKeyPath<WeightAverageSettings, T>) -> T {
+        get { weightAverage[keyPath: path] } set { weightAverage[keyPath: path] = newValue }
+    }
+    public subscript<T>(dynamicMember path: WritableKeyPath<AllReduceSettings, T>) -> T {
+        get { allReduce[keyPath: path] } set { allReduce[keyPath: path] = newValue }
     }
     public subscript<T>(dynamicMember path: WritableKeyPath<ResumableSettings, T>) -> T {
         get { resumable[keyPath: path] } set { resumable[keyPath: path] = newValue }
@@ -42,9 +56,12 @@ public struct TrainConfig: Sendable {
         get { invocation[keyPath: path] } set { invocation[keyPath: path] = newValue }
     }
 
-    /// The groups with their scopes, in the order config.yaml lists them.
+    /// The groups with their scopes, in the order config.yaml lists them (`--config` reads keys in any order, and
+    /// a resume compares the fingerprint as a set of lines: the order is for the reader).
     private var groups: [(scope: SettingScope, recorded: [(key: String, value: String)])] {
-        [(RunSettings.scope, run.recorded), (MixingSettings.scope, mixing.recorded),
+        [(RunSettings.scope, run.recorded), (OptimizerSettings.scope, optimizer.recorded),
+         (WeightAverageSettings.scope, weightAverage.recorded), (AllReduceSettings.scope, allReduce.recorded),
+         (MixingSettings.scope, mixing.recorded),
          (DataSettings.scope, dataSettings.recorded), (ResumableSettings.scope, resumable.recorded),
          (LaunchSettings.scope, launch.recorded), (LoaderSettings.scope, loader.recorded),
          (InvocationSettings.scope, invocation.recorded)]

@@ -24,8 +24,10 @@ private let fraction = FlagCheck<Double>.number("in [0, 1)") { $0 >= 0 && $0 < 1
 private let betaAlpha = FlagCheck<Double>.number("in (0, 1000]") { $0 > 0 && $0 <= 1000 }
 private let probability = FlagCheck<Double>.number("in [0, 1]") { (0...1).contains($0) }
 
-/// What is trained, and how: equal on every rank and across a resume (except that --epochs may grow and --data
-/// may move to the same images).
+// The training groups (scope `training`): equal on every rank and across a resume (except that --epochs may
+// grow and --data may move to the same images). One group per concept, each a section of `train --help`.
+
+/// The model and the data it trains on.
 public struct RunSettings: SettingsGroup {
     public static let scope = SettingScope.training
     public init() {}
@@ -36,11 +38,37 @@ public struct RunSettings: SettingsGroup {
     @Option(help: "Model: \(Networks.names.joined(separator: ", ")).", check: .oneOf(Networks.names))
     public var model = "resnet20"
 
-    @Option(help: "Epochs (may grow on resume: the schedule is recomputed).", check: positiveCount)
-    public var epochs = 3
-
     @Option(help: "Batch size per process.", check: positiveCount)
     public var batchSize = 128
+
+    @Option(help: "Random seed (initialisation, shuffling, augmentation).", check: .any)
+    public var seed: UInt64 = 27
+
+    @Option(help: "Train on N samples: a class-balanced subset (⌊N/K⌋ per class, the rest spread at random; a fixed draw, the same for every --seed).",
+            check: .range(1...Int.max))
+    public var trainLimit: Int?
+
+    @Option(help: "Evaluate on N samples: a class-balanced subset, drawn as for --train-limit.", check: .range(1...Int.max))
+    public var valLimit: Int?
+
+    @Option(help: ArgumentHelp("Start from these weights (safetensors under torchvision's names: torchvision, timm, `rmtrain export`; F32, F16 or BF16). A classifier for another number of classes is re-initialised; the log names every tensor skipped.", valueName: "file"),
+            check: .existingFile)
+    public var initWeights: String?
+
+    @Flag(help: "BatchNorm in eval mode while training (running statistics, frozen).")
+    public var freezeBN = false
+
+    @Option(help: "Arithmetic of convolutions and linear layers: fp32, or bf16-mixed (bfloat16 multiplications with float32 accumulation, BatchNorm, losses and master weights: PyTorch autocast's split; needs AVX512-BF16).")
+    public var precision = Precision.fp32
+}
+
+/// SGD and the learning-rate schedule over the run's epochs.
+public struct OptimizerSettings: SettingsGroup {
+    public static let scope = SettingScope.training
+    public init() {}
+
+    @Option(help: "Epochs (may grow on resume: the schedule is recomputed).", check: positiveCount)
+    public var epochs = 3
 
     @Option(help: "Base learning rate.", check: .positive)
     public var lr = 0.1
@@ -76,39 +104,6 @@ public struct RunSettings: SettingsGroup {
     @Option(help: "Factor of the step schedule.", check: .number("in (0, 1] (a factor that lowers the lr)") { $0 > 0 && $0 <= 1 })
     public var lrDecay = 0.1
 
-    @Option(help: "Random seed (initialisation, shuffling, augmentation).", check: .any)
-    public var seed: UInt64 = 27
-
-    @Option(help: "Train on N samples: a class-balanced subset (⌊N/K⌋ per class, the rest spread at random; a fixed draw, the same for every --seed).",
-            check: .range(1...Int.max))
-    public var trainLimit: Int?
-
-    @Option(help: "Evaluate on N samples: a class-balanced subset, drawn as for --train-limit.", check: .range(1...Int.max))
-    public var valLimit: Int?
-
-    @Option(help: ArgumentHelp("Start from these weights (safetensors under torchvision's names: torchvision, timm, `rmtrain export`; F32, F16 or BF16). A classifier for another number of classes is re-initialised; the log names every tensor skipped.", valueName: "file"),
-            check: .existingFile)
-    public var initWeights: String?
-
-    @Option(help: ArgumentHelp("Keep an exponential moving average of the weights with this decay (timm's ModelEmaV3; e.g. 0.9998), evaluated each epoch (val_top1_ema), checkpointed, written as final_ema.safetensors.", valueName: "decay"),
-            check: fraction)
-    public var modelEma: Double?
-
-    @Flag(help: "With --model-ema: timm's decay warm-up, min(decay, 1 − (1 + step)^(−2/3)).")
-    public var modelEmaWarmup = false
-
-    @Flag(help: "BatchNorm in eval mode while training (running statistics, frozen).")
-    public var freezeBN = false
-
-    @Option(help: "Gradient bucket size for the all-reduce, MiB.", check: .number("in (0, 4096]") { $0 > 0 && $0 <= 4096 })
-    public var bucketMB = 25.0
-
-    @Flag(help: "All-reduce gradients after backward instead of overlapping it.")
-    public var noOverlap = false
-
-    @Option(help: "Arithmetic of convolutions and linear layers: fp32, or bf16-mixed (bfloat16 multiplications with float32 accumulation, BatchNorm, losses and master weights: PyTorch autocast's split; needs AVX512-BF16).")
-    public var precision = Precision.fp32
-
     public func validate() throws {
         if warmupEpochs > Double(epochs) {
             throw ValidationError("--warmup-epochs must be in [0, --epochs \(epochs)], got \(warmupEpochs)")
@@ -123,8 +118,36 @@ public struct RunSettings: SettingsGroup {
         if lrSchedule == .cosine && !milestones.isEmpty {
             throw ValidationError("--milestones \(milestones.flagText!) needs --lr-schedule step (the schedule is cosine)")
         }
+    }
+}
+
+/// `--model-ema`: a moving average of the weights, evaluated and checkpointed beside them.
+public struct WeightAverageSettings: SettingsGroup {
+    public static let scope = SettingScope.training
+    public init() {}
+
+    @Option(help: ArgumentHelp("Keep an exponential moving average of the weights with this decay (timm's ModelEmaV3; e.g. 0.9998), evaluated each epoch (val_top1_ema), checkpointed, written as final_ema.safetensors.", valueName: "decay"),
+            check: fraction)
+    public var modelEma: Double?
+
+    @Flag(help: "With --model-ema: timm's decay warm-up, min(decay, 1 − (1 + step)^(−2/3)).")
+    public var modelEmaWarmup = false
+
+    public func validate() throws {
         if modelEmaWarmup && modelEma == nil { throw ValidationError("--model-ema-warmup needs --model-ema DECAY") }
     }
+}
+
+/// How the ranks all-reduce the gradients.
+public struct AllReduceSettings: SettingsGroup {
+    public static let scope = SettingScope.training
+    public init() {}
+
+    @Option(help: "Gradient bucket size for the all-reduce, MiB.", check: .number("in (0, 4096]") { $0 > 0 && $0 <= 4096 })
+    public var bucketMB = 25.0
+
+    @Flag(help: "All-reduce gradients after backward instead of overlapping it.")
+    public var noOverlap = false
 }
 
 /// Equal on every rank, but a resumed run may change them: they do not change the training it continues.
@@ -251,7 +274,6 @@ extension DataSettings {
         o.valSplit = valSplit
         o.badImage = badImage
         o.augPlus = augPlus
-        o.dropLast = dropLast
         o.loaderThreads = loader.loaderThreads
         return o
     }
