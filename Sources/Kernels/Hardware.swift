@@ -40,6 +40,13 @@ public enum Hardware {
     /// Whether the CPU has the AVX512-BF16 dot-product instructions.
     public static var hasBF16: Bool { rmtrain_cpu_has_avx512_bf16() == 1 }
 
+    /// One core's peak float32 FMA and AVX512-BF16 dot-product rates in GFLOP/s (`rm_dot_rates`: register-only
+    /// loops, best of 7 alternating rounds, ~4 ms once per process); nil without AVX512-BF16.
+    public static let dotRates: (fp32: Double, bf16: Double)? = {
+        var fp32 = 0.0, bf16 = 0.0
+        return rm_dot_rates(&fp32, &bf16) == 0 ? (fp32, bf16) : nil
+    }()
+
     /// OpenBLAS's kernel set, e.g. "SkylakeX" (set by `OPENBLAS_CORETYPE`, or chosen by OpenBLAS at load).
     public static var blasCore: String { BLASCore.name }
 
@@ -54,7 +61,13 @@ public enum Hardware {
 
     /// The same as key/value pairs, for `bench`'s machine-readable lines.
     public static var fields: [String: String] {
-        ["cpu": cpuModel, "vector_isa": vectorISA, "blas_core": blasCore, "onednn_isa": onednnISA,
-         "onednn": OneDNNConvolution.version]
+        var f = ["cpu": cpuModel, "vector_isa": vectorISA, "blas_core": blasCore, "onednn_isa": onednnISA,
+                 "onednn": OneDNNConvolution.version]
+        if let r = dotRates {
+            f["core_fp32_fma_gflops"] = String(format: "%.1f", r.fp32)
+            f["core_bf16_dot_gflops"] = String(format: "%.1f", r.bf16)
+            f["bf16_convolutions"] = Precision.bf16Kernels.runs ? "bf16" : "fp32"
+        }
+        return f
     }
 }

@@ -36,8 +36,9 @@ public final class Conv2d: Layer {
     /// A struct key: an array key would allocate on every lookup.
     private struct ShapeKey: Hashable { let n: Int, h: Int, w: Int }
     private var onednn: [ShapeKey: OneDNNConvolution?] = [:]
-    /// The multiplications' precision (`--precision`). bf16-mixed runs oneDNN's direct bf16 kernels; a shape
-    /// oneDNN cannot build in bf16 runs in float32 (said once on stderr).
+    /// The multiplications' precision (`--precision`). bf16-mixed runs oneDNN's direct bf16 kernels where
+    /// `Precision.bf16Kernels` says they pay on this CPU, float32's otherwise; a shape oneDNN cannot build in
+    /// bf16 runs in float32 (said once on stderr).
     public var precision = Precision.fp32 {
         didSet { if precision != oldValue { onednn = [:] } }
     }
@@ -152,7 +153,7 @@ public final class Conv2d: Layer {
         guard ConvBackend.current != .portable else { return nil }
         let key = ShapeKey(n: n, h: g.h, w: g.w)
         if let known = onednn[key] { return known }
-        if precision == .bf16Mixed {
+        if precision == .bf16Mixed && Precision.bf16Kernels.runs {
             do {
                 let made = try OneDNNConvolution(batch: n, g, outChannels: outChannels, precision: .bf16Mixed)
                 onednn[key] = made

@@ -57,7 +57,10 @@ struct TrainCommand: ParsableCommand {
         // Held until the process ends: no other run writes into this folder meanwhile.
         let folder = comm.rank == 0 ? try RunFolder.claim(for: c) : nil
         defer { withExtendedLifetime(folder) {} }
-        if comm.rank == 0 { writeLine("rmtrain: " + Hardware.summary) }
+        if comm.rank == 0 {
+            writeLine("rmtrain: " + Hardware.summary)
+            if c.precision != .fp32 { writeLine("rmtrain: " + c.precision.kernelsDescription) }
+        }
         let trainer: Trainer
         do { trainer = try Trainer(config: c, comm: comm) }
         catch is DataInterrupted {

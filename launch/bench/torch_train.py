@@ -4,6 +4,8 @@ plain torch; `resnet50`/`resnet18`/`resnet34` from torchvision), batch 64, 32x32
 NCHW and channels_last, at the given thread counts. Run next to `rmtrain bench` in one session to quote
 ratios: python3 launch/bench/torch_train.py --threads 1,2
         python3 launch/bench/torch_train.py --models resnet50 --image-size 224 --batch-size 32 --threads 2
+--precision bf16 runs the step under torch.autocast("cpu", dtype=torch.bfloat16) (the authors' mixed precision,
+main.py:202, on CPU), as rmtrain's --precision bf16-mixed.
 """
 import argparse, json, time
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -19,7 +21,7 @@ def make(name):
     return getattr(torchvision.models, name)(num_classes=10)
 
 
-def bench(name, threads, channels_last, batch, seconds, size):
+def bench(name, threads, channels_last, batch, seconds, size, precision):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = make(name)
@@ -31,7 +33,9 @@ def bench(name, threads, channels_last, batch, seconds, size):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()
         opt.step()
 
     for _ in range(2):
@@ -53,11 +57,12 @@ if __name__ == "__main__":
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--image-size", type=int, default=32)
     ap.add_argument("--layouts", default="NCHW,channels_last")
+    ap.add_argument("--precision", default="fp32", help="comma-separated: fp32, bf16 (autocast)")
     a = ap.parse_args()
     for t in [int(v) for v in a.threads.split(",")]:
         for m in a.models.split(","):
-            for cl in [v == "channels_last" for v in a.layouts.split(",")]:
-                ips, mean = bench(m, t, cl, a.batch_size, a.seconds, a.image_size)
-                print(json.dumps({"kind": "torch", "model": m, "threads": t,
+            for cl, prec in [(v == "channels_last", p) for v in a.layouts.split(",") for p in a.precision.split(",")]:
+                ips, mean = bench(m, t, cl, a.batch_size, a.seconds, a.image_size, prec)
+                print(json.dumps({"kind": "torch", "model": m, "threads": t, "precision": prec,
                                   "layout": "channels_last" if cl else "NCHW", "images_per_sec": round(ips, 2),
                                   "images_per_sec_mean": round(mean, 2)}), flush=True)

@@ -13,6 +13,8 @@ DNNL_MAX_CPU_ISA=AVX512_CORE expect_error "bf16 refused when oneDNN is capped be
 RMTRAIN_CONV=portable expect_error "bf16 refused with portable convolutions" "needs oneDNN" \
   train --precision bf16-mixed --out "$WORK/r2"
 expect_error "unknown precision" "--precision" train --precision fp16 --out "$WORK/r3"
+RMTRAIN_BF16_KERNELS=yes expect_error "RMTRAIN_BF16_KERNELS with an unknown value" "RMTRAIN_BF16_KERNELS=yes is not one of" \
+  train --precision bf16-mixed --out "$WORK/r4"
 
 # --- what follows needs a CPU with AVX512-BF16 (the refusal above is what other CPUs get)
 if ! "$RMTRAIN" train --precision bf16-mixed --train-limit 64 --val-limit 32 --batch-size 32 --epochs 1 --max-steps 1 \
@@ -25,6 +27,24 @@ if ! "$RMTRAIN" train --precision bf16-mixed --train-limit 64 --val-limit 32 --b
 fi
 grep -q '^precision: "bf16-mixed"' "$WORK/probe/config.yaml" && ok "config.yaml records the precision" \
   || fail "config.yaml" "$(grep precision "$WORK/probe/config.yaml")"
+# Unset, the kernel choice is this CPU's (Precision.bf16Kernels), said at the start and the same as bench's
+if line=$(grep -o "bf16-mixed: convolutions multiply in [a-z0-9]*" "$WORK/probe.log"); then
+  said=${line##* }; want=$([ "$said" = bfloat16 ] && echo bf16 || echo fp32)
+  bench=$("$RMTRAIN" bench --models resnet8 --steps 1 --threads 1 --skip-sgemm | grep -o "bf16_convolutions=[a-z0-9]*")
+  [ "$bench" = "bf16_convolutions=$want" ] && ok "the start line says the kernels ($line), as bench ($bench)" || fail "kernel choice" "$line / $bench"
+else fail "the start line names bf16-mixed's kernels" "$(head -n 3 "$WORK/probe.log")"; fi
+
+# RMTRAIN_BF16_KERNELS=off (what auto picks where bf16 does not pay): float32's kernels, so fp32's weights bit for bit
+O=(train --train-limit 128 --val-limit 32 --batch-size 16 --epochs 1 --max-steps 6 --quiet --check-every 0)
+"$RMTRAIN" "${O[@]}" --out "$WORK/o32" > /dev/null 2>&1
+RMTRAIN_BF16_KERNELS=off "$RMTRAIN" "${O[@]}" --precision bf16-mixed --out "$WORK/o16" > /dev/null 2>&1
+if msg=$("$RMTRAIN" diff "$WORK/o32/final.safetensors" "$WORK/o16/final.safetensors" 2>&1); then
+  ok "RMTRAIN_BF16_KERNELS=off: bf16-mixed equals fp32 bit for bit ($msg)"
+else fail "bf16 kernels off" "$msg"; fi
+
+# What follows tests the bf16 kernels themselves, wherever the CPU has them, whatever auto picks here
+export RMTRAIN_BF16_KERNELS=on
+MPIRUN+=(-x RMTRAIN_BF16_KERNELS)
 
 launch() { local np=$1; shift; if [ "$np" -eq 1 ]; then "$RMTRAIN" "$@"; else "${MPIRUN[@]}" -np "$np" "$RMTRAIN" "$@"; fi; }
 for np in 2; do

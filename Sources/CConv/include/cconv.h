@@ -28,6 +28,10 @@ const char *rm_conv_version(void);
 /// The widest ISA oneDNN may dispatch to here (the CPU's, or less under DNNL_MAX_CPU_ISA), e.g. "avx512_core_bf16".
 const char *rm_conv_isa(void);
 
+/// One core's peak GFLOP/s in float32 FMA (`fp32`) and in AVX512-BF16 dot products (`bf16`), from
+/// register-only loops (best of 7 alternating ~1 ms rounds). 0, or -1 without AVX512-BF16 (nothing written).
+int rm_dot_rates(double *fp32, double *bf16);
+
 /// Runs fn(ctx, task) for task in [0, tasks) on `threads` threads of oneDNN's OpenMP runtime (libgomp's
 /// GOMP_parallel, found at run time): thread t runs tasks t, t + threads, … Our own parallel loops then
 /// share oneDNN's threads instead of a second pool that would compete with its spinning workers.
