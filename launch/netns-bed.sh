@@ -12,7 +12,8 @@
 #
 # Environment: BED_NODES (2, at most 9), BED_NAME (rmtrain: names rmtrain-node1.., bridge rmtrain-br0),
 # BED_SUBNET (10.213.7: the bridge is .1, node k is .1k), BED_DIR (/tmp/<BED_NAME>-netns-bed),
-# BED_SLOTS (1 slot per node). `run` passes RMTRAIN, NP, OPENBLAS_NUM_THREADS, MPIRUN_ARGS through.
+# BED_SLOTS (1 slot per node), BED_RATE (e.g. 100mbit, 1gbit: each node's link limited to that rate in both
+# directions by a token-bucket qdisc, `tc … tbf`, with a 10 ms burst; unset: unlimited). `run` passes RMTRAIN, NP, OPENBLAS_NUM_THREADS, MPIRUN_ARGS through.
 #
 # Layout for the defaults:
 #   root namespace:  bridge rmtrain-br0 10.213.7.1/24 (mpirun runs here; the remote daemons call back to it)
@@ -30,6 +31,9 @@ DIR=${BED_DIR:-/tmp/$NAME-netns-bed}
 SLOTS_PER_NODE=${BED_SLOTS:-1}
 BR=$NAME-br0
 CIDR=$SUBNET.0/24
+RATE=${BED_RATE:-}
+[ -z "$RATE" ] || [[ "$RATE" =~ ^([1-9][0-9]{0,5}kbit|[1-9][0-9]{0,2}mbit|1000mbit|1gbit)$ ]] ||
+  { echo "$ME: error: BED_RATE must be 1kbit..1gbit, like 100mbit or 1gbit, got '$RATE' (at 10gbit the 10 ms burst tbf needs is refused here and no rank reached the other)" >&2; exit 2; }
 [[ "$NODES" =~ ^[1-9]$ ]] || { echo "$ME: error: BED_NODES must be 1..9, got '$NODES'" >&2; exit 2; }
 [[ "$SUBNET" =~ ^10\.[0-9]{1,3}\.[0-9]{1,3}$|^192\.168\.[0-9]{1,3}$ ]] ||
   { echo "$ME: error: BED_SUBNET must be the first three numbers of a private /24 (10.x.y or 192.168.x), got '$SUBNET'" >&2; exit 2; }
@@ -124,6 +128,13 @@ up() {
     try ip link set "$(veth "$k")" master "$BR"
     [ -w "/proc/sys/net/ipv6/conf/$(veth "$k")/disable_ipv6" ] && echo 1 > "/proc/sys/net/ipv6/conf/$(veth "$k")/disable_ipv6" 2>/dev/null || true
     try ip link set "$(veth "$k")" up
+    if [ -n "$RATE" ]; then
+      # the burst is 10 ms at the rate (at least 32 kbit): tbf needs rate/HZ, and a smaller one caps lower
+      local burst; burst=$(awk -v r="$RATE" 'BEGIN { n = r + 0; u = r; sub(/^[0-9]+/, "", u);
+        m = (u == "gbit") ? 1e9 : (u == "mbit") ? 1e6 : 1e3; b = n * m / 100; if (b < 32000) b = 32000; printf "%dkbit", b / 1000 }')
+      try tc qdisc add dev "$(veth "$k")" root tbf rate "$RATE" burst "$burst" latency 400ms
+      try ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "$RATE" burst "$burst" latency 400ms
+    fi
   done
   # the UTS namespace trick must work too, or every "host" would carry the machine's name
   try ip netns exec "$(node 1)" unshare --uts sh -c "hostname $(node 1)"
@@ -148,6 +159,7 @@ EOF
       sleep 0.1
     done
   done
+  [ -z "$RATE" ] || echo "$ME: up: every node's link limited to $RATE each way (tc tbf)"
   echo "$ME: up: bridge $BR $SUBNET.1/24; $(for k in $(seq 1 "$NODES"); do printf '%s %s  ' "$(node "$k")" "$(addr "$k")"; done)"
   echo "$ME: up: hostfile $DIR/hostfile, agent $DIR/agent, environment $DIR/env"
 }

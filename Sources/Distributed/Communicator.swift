@@ -18,6 +18,9 @@ public protocol Communicator: AnyObject {
     func allReduceMax(_ values: inout [Int64], _ op: String) throws
     /// Starts a non-blocking in-place sum; `wait` completes it. Requests complete in issue order.
     func startAllReduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, _ op: String) throws -> PendingReduce
+    /// The same on bfloat16 values (`BFloat16` bits; `--allreduce-dtype bf16`): every partial sum is taken in
+    /// float32 and rounded back to bfloat16, as PyTorch DDP's bf16_compress_hook sums on the wire.
+    func startAllReduceSumBF16(_ p: UnsafeMutablePointer<UInt16>, count: Int, _ op: String) throws -> PendingReduce
     /// Lets outstanding non-blocking operations progress (call between layers of backward).
     func progress()
     func wait(_ request: PendingReduce) throws
@@ -82,6 +85,11 @@ public final class SingleProcess: Communicator {
     public func allReduceSum(_ values: inout [Double], _ op: String) {}
     public func allReduceMax(_ values: inout [Int64], _ op: String) {}
     public func startAllReduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, _ op: String) -> PendingReduce {
+        let r = PendingReduce(op: op)
+        r.done = true
+        return r
+    }
+    public func startAllReduceSumBF16(_ p: UnsafeMutablePointer<UInt16>, count: Int, _ op: String) -> PendingReduce {
         let r = PendingReduce(op: op)
         r.done = true
         return r

@@ -123,9 +123,17 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     public func startAllReduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, _ op: String) throws -> PendingReduce {
+        try start(UnsafeMutableRawPointer(p), count: count, type: rm_mpi_float(), sum: rm_mpi_sum(), op)
+    }
+
+    public func startAllReduceSumBF16(_ p: UnsafeMutablePointer<UInt16>, count: Int, _ op: String) throws -> PendingReduce {
+        try start(UnsafeMutableRawPointer(p), count: count, type: rm_mpi_uint16(), sum: rm_mpi_bf16_sum(), op)
+    }
+
+    private func start(_ p: UnsafeMutableRawPointer, count: Int, type: MPI_Datatype, sum: MPI_Op, _ op: String) throws -> PendingReduce {
         precondition(count < Int(Int32.max), "bucket too large for one MPI call")
         var req: MPI_Request?
-        try check(MPI_Iallreduce(rm_mpi_in_place(), p, Int32(count), rm_mpi_float(), rm_mpi_sum(), comm, &req), op)
+        try check(MPI_Iallreduce(rm_mpi_in_place(), p, Int32(count), type, sum, comm, &req), op)
         let r = PendingReduce(op: op)
         r.sequence = watchdog.begin(op)
         r.handle = requests.count

@@ -36,6 +36,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "All-reduce after backward instead of overlapping it.")
     var noOverlap = false
 
+    @Option(help: "Gradients on the wire, as train's --allreduce-dtype (fp32, bf16).")
+    var allreduceDtype = AllReduceDtype.fp32
+
     @Flag(help: "Do not measure the sgemm peak.")
     var skipSGEMM = false
 
@@ -82,7 +85,8 @@ struct BenchCommand: ParsableCommand {
               for p in precisions {
                 for m in mixes {
                     let r = try TrainingBenchmark.run(model: v, batchSize: batchSize, imageSize: imageSize, mix: m,
-                                                      steps: steps, precision: p, overlap: !noOverlap, comm: comm)
+                                                      steps: steps, precision: p, overlap: !noOverlap,
+                                                      allReduceDtype: allreduceDtype, comm: comm)
                     let gflops = r.flopsPerImage * r.imagesPerSecond / 1e9
                     emit(["kind": "train", "model": v, "mix": m.rawValue, "precision": p.rawValue, "ranks": "\(comm.size)",
                           "threads": "\(t)", "batch": "\(batchSize)", "images_per_sec": fmt(r.imagesPerSecond),
@@ -90,7 +94,7 @@ struct BenchCommand: ParsableCommand {
                           "step_ms": fmt(1000 * r.secondsPerStep), "gflops": fmt(gflops),
                           "fraction_of_sgemm_peak": fmt(gflops / (peak * Double(comm.size))),
                           "allreduce_wait_fraction": fmt(r.allReduceWaitFraction), "mixing_fraction": fmt(r.mixingFraction),
-                          "overlap": "\(!noOverlap)"], comm)
+                          "overlap": "\(!noOverlap)", "allreduce_dtype": allreduceDtype.rawValue], comm)
                     if t == threadCounts.first && m == mixes.first {
                         for k in r.convolutionKernels {
                             emit(["kind": "conv", "model": v, "precision": p.rawValue, "shape": k.shape, "kernels": k.kernels,

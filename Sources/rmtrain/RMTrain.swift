@@ -42,6 +42,7 @@ struct RMTrain: ParsableCommand {
         } catch {
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }      // --help, --version
+            if error is ExitCode { Foundation.exit(code.rawValue) }    // a verdict already printed (diff)
             let message = (error as? ConfigFile.Failure)?.description ?? describe(error) ?? RMTrain.message(for: error)
             // ArgumentParser lists allowed values on extra lines; fold them into the one line.
             let line = message.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }

@@ -15,7 +15,7 @@ final class ConfigRoundTripTests: XCTestCase {
     static let nonDefault: [String: String] = [
         "data": "fashion-mnist:/tmp/fm", "model": "resnet56", "epochs": "7", "batch-size": "48", "eval-batch-size": "100",
         "lr": "0.05", "scale-lr": "true", "wd": "0.0001", "momentum": "0.8", "nesterov": "true", "no-bn-decay": "true",
-        "warmup-epochs": "2.0", "lr-schedule": "step", "sched-on": "epochs", "precision": "bf16-mixed", "log-interval": "50", "milestones": "3,5", "lr-decay": "0.2", "seed": "99",
+        "warmup-epochs": "2.0", "lr-schedule": "step", "sched-on": "epochs", "precision": "bf16-mixed", "allreduce-dtype": "bf16", "log-interval": "50", "milestones": "3,5", "lr-decay": "0.2", "seed": "99",
         "bucket-mb": "4.0", "no-overlap": "true", "check-every": "17", "freeze-bn": "true", "mix": "cutmix",
         "rm-alpha": "0.3", "rm-omega": "0.2", "rm-interp": "bilinear", "rm-history": "persistent", "rm-share-head": "true",
         "rm-legacy-transposed-roi": "true", "rm-box": "per-rank", "mixup-alpha": "0.4", "cutmix-alpha": "0.7",

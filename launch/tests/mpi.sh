@@ -34,6 +34,17 @@ else
   fail "gradient equivalence" "a run failed"
 fi
 
+# --- --allreduce-dtype bf16 (MPI's own reduction with our bf16 sum op): the same gradient to bfloat16's rounding
+#     (2^-9 per value and partial sum), not to float32's (bf16 ran), and the same bits when run again
+for k in 1 2; do
+  "${MPIRUN[@]}" -np 2 "$RMTRAIN" train "${Q[@]}" --batch-size 16 --allreduce-dtype bf16 --out "$WORK/h$k" \
+    --dump-gradients "$WORK/h$k.st" >/dev/null 2>&1 || fail "bf16 all-reduce run $k" "failed"
+done
+if msg=$("$RMTRAIN" diff "$WORK/h1.st" "$WORK/g1.st" --rtol 1e-2) && ! "$RMTRAIN" diff "$WORK/h1.st" "$WORK/g1.st" --rtol 1e-5 >/dev/null 2>&1 \
+   && "$RMTRAIN" diff "$WORK/h1.st" "$WORK/h2.st" >/dev/null 2>&1; then
+  ok "--allreduce-dtype bf16: 2x16 gradient = 1x32 within bf16 rounding, not float32's, repeatable ($msg)"
+else fail "bf16 all-reduce" "$msg"; fi
+
 # --- different configurations stop at start, naming the difference
 Q=(--train-limit 256 --val-limit 64 --epochs 1 --max-steps 2 --quiet)
 timeout 120 "${MPIRUN[@]}" -np 1 "$RMTRAIN" train "${Q[@]}" --out "$WORK/mm" : \

@@ -157,5 +157,19 @@ EOF
   else fail "identical parameters across hosts" "$msg"; fi
 fi
 
+# --- BED_RATE: each node's link limited both ways (tc tbf), refused past what tbf takes here; down removes it all
+if [ "$(id -u)" -eq 0 ]; then
+  out=$(BED_RATE=10gbit bash $BED up 2>&1); rc=$?
+  [ $rc -eq 2 ] && grep -q "BED_RATE must be 1kbit..1gbit" <<< "$out" && ok "BED_RATE=10gbit refused in one line" \
+    || fail "BED_RATE=10gbit" "rc=$rc $out"
+  if BED_RATE=100mbit bash $BED up > "$WORK/rate.log" 2>&1 &&
+     tc qdisc show dev rmtrain-v1 | grep -q "tbf .*rate 100Mbit" &&
+     bash $BED exec rmtrain-node2 -- tc qdisc show dev eth0 | grep -q "tbf .*rate 100Mbit"; then
+    ok "BED_RATE=100mbit: tbf at 100Mbit on both ends of each link"
+  else fail "BED_RATE=100mbit" "$(cat "$WORK/rate.log"; tc qdisc show dev rmtrain-v1 2>&1)"; fi
+  bash $BED down > /dev/null 2>&1
+  bed_gone && ok "rate-limited bed removed" || fail "rate-limited bed removal" "$(bash $BED status)"
+fi
+
 echo "multihost: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -6,7 +6,8 @@ import Layers
 /// gradient buffer (`FlatParameters`, laid out in the order backward produces gradients), all-reduced in
 /// place. With `overlap`, a bucket's non-blocking all-reduce starts as soon as its last gradient is ready,
 /// while backward continues on earlier layers; buckets always start in index order, so every rank issues
-/// the same collectives in the same order.
+/// the same collectives in the same order. With `bf16` (`--allreduce-dtype bf16`) a bucket is rounded to
+/// bfloat16 into a buffer of its own when it starts, reduced there (half the bytes), and widened back at the end.
 final class GradientBuckets {
     private struct Bucket {
         var parameters: Int
@@ -18,16 +19,19 @@ final class GradientBuckets {
     private let comm: Communicator
     private let overlap: Bool
     private let flat: FlatParameters
+    /// `--allreduce-dtype bf16`: the gradients as bfloat16 bits while they are reduced (nil for fp32).
+    private let wire: UnsafeMutablePointer<UInt16>?
     private var buckets: [Bucket] = []
     private var bucketOf: [ObjectIdentifier: Int] = [:]
     private var nextToStart = 0
     /// Seconds spent blocked in `finish` waiting for all-reduces (the part communication did not hide).
     private(set) var waitSeconds = 0.0
 
-    init(flat: FlatParameters, bucketBytes: Int, comm: Communicator, overlap: Bool) {
+    init(flat: FlatParameters, bucketBytes: Int, comm: Communicator, overlap: Bool, bf16: Bool = false) {
         self.comm = comm
         self.overlap = overlap
         self.flat = flat
+        wire = bf16 && comm.size > 1 ? .allocate(capacity: flat.grads.count) : nil
         var start = 0, end = 0, count = 0
         func close() {
             guard count > 0 else { return }
@@ -42,6 +46,8 @@ final class GradientBuckets {
         }
         close()
     }
+
+    deinit { wire?.deallocate() }
 
     var count: Int { buckets.count }
 
@@ -70,9 +76,13 @@ final class GradientBuckets {
     }
 
     private func start(_ i: Int) throws {
-        let r = buckets[i].range
-        buckets[i].request = try comm.startAllReduceSum(flat.grads.data + r.lowerBound, count: r.count,
-                                                        "all-reduce gradient bucket \(i)")
+        let r = buckets[i].range, what = "all-reduce gradient bucket \(i)"
+        if let wire {
+            BFloat16.round(flat.grads.data + r.lowerBound, wire + r.lowerBound, count: r.count)
+            buckets[i].request = try comm.startAllReduceSumBF16(wire + r.lowerBound, count: r.count, what)
+        } else {
+            buckets[i].request = try comm.startAllReduceSum(flat.grads.data + r.lowerBound, count: r.count, what)
+        }
     }
 
     /// Starts what is left, waits for every bucket, and divides the sums by the number of ranks.
@@ -86,6 +96,7 @@ final class GradientBuckets {
             }
         }
         let g = flat.grads.data
+        if let wire { BFloat16.widen(wire, g, count: flat.grads.count, scale: scale); return }
         Parallel.ranges(flat.grads.count, minPerTask: 1 << 16) { r in for j in r { g[j] *= scale } }
     }
 

@@ -46,6 +46,8 @@ final class StepEngine {
         /// Gradient all-reduce buckets (`--bucket-mb`, DDP's `bucket_cap_mb`), and whether they overlap backward.
         var bucketBytes: Int
         var overlapCommunication: Bool
+        /// `--allreduce-dtype`.
+        var allReduceDtype: AllReduceDtype
 
         /// The run's settings.
         init(_ run: RunSettings, _ allReduce: AllReduceSettings) {
@@ -53,6 +55,7 @@ final class StepEngine {
             freezeBN = run.freezeBN
             bucketBytes = Int(allReduce.bucketMB * 1_048_576)
             overlapCommunication = !allReduce.noOverlap
+            allReduceDtype = allReduce.allreduceDtype
         }
         /// The flags' defaults, with this batch size.
         init(batchSize: Int) {
@@ -87,7 +90,7 @@ final class StepEngine {
                      "a parameter is missing from the model's backward groups")
         flat = laidOut
         buckets = GradientBuckets(flat: flat, bucketBytes: options.bucketBytes, comm: comm,
-                                  overlap: options.overlapCommunication)
+                                  overlap: options.overlapCommunication, bf16: options.allReduceDtype == .bf16)
     }
 
     /// Parameters beyond the backbone and its classifier (the RecursiveMix consistency head).

@@ -34,7 +34,7 @@ public enum TrainingBenchmark {
 
     public static func run(model name: String, batchSize: Int, imageSize: Int, mix: MixMethod,
                            steps: Int, precision: Precision = .fp32, overlap: Bool = true,
-                           comm: Communicator = SingleProcess()) throws -> Result {
+                           allReduceDtype: AllReduceDtype = .fp32, comm: Communicator = SingleProcess()) throws -> Result {
         var flags = MixingSettings.defaults
         flags.mix = mix
         let seed = RunSettings.defaults.seed
@@ -48,6 +48,7 @@ public enum TrainingBenchmark {
                                       model: model, rank: comm.rank)
         var options = StepEngine.Options(batchSize: batchSize)
         options.overlapCommunication = overlap
+        options.allReduceDtype = allReduceDtype
         let engine = StepEngine(model: model, mixing: method, comm: comm, options: options)
         try Consensus.broadcastModel(model, extra: engine.extraParameters, comm: comm)
         let sgd = SGD(parameters: engine.trainableParameters, weightDecay: 5e-4)

@@ -148,6 +148,14 @@ public struct AllReduceSettings: SettingsGroup {
 
     @Flag(help: "All-reduce gradients after backward instead of overlapping it.")
     public var noOverlap = false
+
+    @Option(help: "Gradients on the wire: fp32, or bf16 (half the bytes; each partial sum rounded to bfloat16, as PyTorch DDP's bf16_compress_hook), for slow networks.")
+    public var allreduceDtype = AllReduceDtype.fp32
+}
+
+/// `--allreduce-dtype`: the gradients' type in the all-reduce.
+public enum AllReduceDtype: String, Sendable, CaseIterable, ExpressibleByArgument, FlagText {
+    case fp32, bf16
 }
 
 /// Equal on every rank, but a resumed run may change them: they do not change the training it continues.
