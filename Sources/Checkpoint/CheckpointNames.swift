@@ -11,6 +11,9 @@ public enum CheckpointNames {
     public static let momentum = "momentum."
     /// Shared section: the weight average's (`--model-ema`) parameter or rank-averaged buffer P is `ema.P`.
     public static let ema = "ema."
+    /// Shared section: RecursiveMix's own consistency head (`--rm-share-head` off) is `fc_roi.weight` and
+    /// `fc_roi.bias`; `export` leaves it out (it is not part of the backbone and classifier).
+    public static let consistencyHead = "fc_roi"
     /// A rank's section: its own (not rank-averaged) BN buffer B is `rank_buffer.B`.
     public static let rankBuffer = "rank_buffer."
     /// A rank's section: the weight average's own BN buffer B is `rank_ema_buffer.B`.

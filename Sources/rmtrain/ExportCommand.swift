@@ -24,7 +24,7 @@ struct ExportCommand: ParsableCommand {
         let chosen = state.tensors.filter { $0.name.hasPrefix(CheckpointNames.ema) == ema }
             .map { SafeTensors.Entry(name: String($0.name.dropFirst(prefix.count)), shape: $0.shape, values: $0.values) }
         if ema && chosen.isEmpty { throw TrainingError("export --ema: \(checkpoint) holds no moving average (train with --model-ema)") }
-        for e in chosen where !e.name.hasPrefix(CheckpointNames.momentum) && !e.name.hasPrefix("fc_roi.") {
+        for e in chosen where !e.name.hasPrefix(CheckpointNames.momentum) && !e.name.hasPrefix(CheckpointNames.consistencyHead + ".") {
             if e.shape.count == 4 {
                 entries.append(SafeTensors.Entry(name: e.name, shape: [e.shape[0], e.shape[3], e.shape[1], e.shape[2]],
                                                  values: ConvLayout.oihw(fromOHWI: e.values, shape: e.shape)))

@@ -1,3 +1,4 @@
+import Checkpoint
 import Mixing
 import Models
 import Layers
@@ -32,7 +33,7 @@ public func makeMixingMethod(_ flags: MixingSettings, batchSize: Int, seed: UInt
         method = BatchMixMethod(name: flags.mix.rawValue, policy: policy, classes: classes, seed: seed)
     case .rm:
         let head: RecursiveMixMethod.Head = model.map { m in
-            flags.rmShareHead ? .sharedClassifier(Linear(sharing: m.classifier)) : .own(Linear("fc_roi", m.featureChannels, m.numClasses))
+            flags.rmShareHead ? .sharedClassifier(Linear(sharing: m.classifier)) : .own(Linear(CheckpointNames.consistencyHead, m.featureChannels, m.numClasses))
         } ?? .none
         let settings = RecursiveMixMethod.Settings(
             mixer: RecursiveMixConfig(alpha: flags.rmAlpha, mode: flags.rmInterp, legacyTransposedRoI: flags.rmLegacyTransposedRoi),
