@@ -11,6 +11,24 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
+/// C = op(bf16(A))·op(bf16(B)) + beta·C: A and B rounded to bfloat16 (`BFloat16`, nearest even), multiplied
+/// and accumulated in float32 (bf16-mixed's linear layers). The product of two bfloat16 values is exact in
+/// float32, so this is a bf16 dot product with float32 accumulation, run by sgemm: Debian's OpenBLAS 0.3.21
+/// declares `cblas_sbgemm` but is built without it (`nm -D libopenblas.so` lists no sbgemm), and a
+/// classifier's multiply is < 0.1 % of a CNN's step, so its speed does not matter. Arguments as `sgemm`;
+/// `rowsA`/`rowsB` are A's and B's stored rows.
+public func bf16gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                     a: UnsafePointer<Float>, lda: Int, rowsA: Int, b: UnsafePointer<Float>, ldb: Int, rowsB: Int,
+                     beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    // A linear layer's operands are small (a batch × features): scratch per call costs less than keeping it.
+    let ra = UnsafeMutablePointer<Float>.allocate(capacity: rowsA * lda)
+    let rb = UnsafeMutablePointer<Float>.allocate(capacity: rowsB * ldb)
+    defer { ra.deallocate(); rb.deallocate() }
+    for i in 0..<rowsA * lda { ra[i] = BFloat16.float(BFloat16.from(a[i])) }
+    for i in 0..<rowsB * ldb { rb[i] = BFloat16.float(BFloat16.from(b[i])) }
+    sgemm(transA: transA, transB: transB, m: m, n: n, k: k, a: ra, lda: lda, b: rb, ldb: ldb, beta: beta, c: c, ldc: ldc)
+}
+
 public enum BLAS {
     /// Sets the threads of a training process: our own loops run on `n` threads, and OpenBLAS runs
     /// single-threaded inside them (convolutions split work by images, see Conv2d). One thread per core

@@ -46,8 +46,8 @@ public enum Precision: String, Sendable, CaseIterable {
     public var kernelsDescription: String {
         guard self == .bf16Mixed else { return "fp32" }
         let k = Precision.bf16Kernels
-        return k.runs ? "bf16-mixed: convolutions multiply in bfloat16 (\(k.reason))"
-            : "bf16-mixed: convolutions multiply in float32 here, as fast as fp32 and as exact (\(k.reason)); "
+        return k.runs ? "bf16-mixed: convolutions and the classifier multiply in bfloat16 (\(k.reason))"
+            : "bf16-mixed: convolutions and the classifier multiply in float32 here, as fast as fp32 and as exact (\(k.reason)); "
               + "bfloat16 pays on CPUs whose bf16 rate is ≥ 1.5× (AMD Zen 4) or with AMX"
     }
 }

@@ -28,7 +28,7 @@ fi
 grep -q '^precision: "bf16-mixed"' "$WORK/probe/config.yaml" && ok "config.yaml records the precision" \
   || fail "config.yaml" "$(grep precision "$WORK/probe/config.yaml")"
 # Unset, the kernel choice is this CPU's (Precision.bf16Kernels), said at the start and the same as bench's
-if line=$(grep -o "bf16-mixed: convolutions multiply in [a-z0-9]*" "$WORK/probe.log"); then
+if line=$(grep -o "bf16-mixed: convolutions and the classifier multiply in [a-z0-9]*" "$WORK/probe.log"); then
   said=${line##* }; want=$([ "$said" = bfloat16 ] && echo bf16 || echo fp32)
   bench=$("$RMTRAIN" bench --models resnet8 --steps 1 --threads 1 --skip-sgemm | grep -o "bf16_convolutions=[a-z0-9]*")
   [ "$bench" = "bf16_convolutions=$want" ] && ok "the start line says the kernels ($line), as bench ($bench)" || fail "kernel choice" "$line / $bench"
