@@ -69,6 +69,19 @@ else
   ok "bf16 weights differ from fp32's ($(head -c 120 "$WORK/d.log"))"
 fi
 
+# --- elastic resume, EMA and --init-weights unchanged: a 2-rank bf16 epoch with a weight average, resumed by
+#     1 rank at the epoch's end, then its float32 output starts an fp32 run
+E=(train --precision bf16-mixed --train-limit 128 --val-limit 32 --batch-size 16 --epochs 2 --quiet --check-every 0 --model-ema 0.9)
+"${MPIRUN[@]}" -np 2 "$RMTRAIN" "${E[@]}" --epochs 1 --out "$WORK/e" > "$WORK/e.log" 2>&1
+if "$RMTRAIN" "${E[@]}" --resume auto --out "$WORK/e" > "$WORK/e1.log" 2>&1 && [ "$(wc -l < "$WORK/e/metrics.jsonl")" -eq 2 ] \
+   && [ -f "$WORK/e/final_ema.safetensors" ] && grep -q '"world_size": 1' "$WORK/e/metrics.jsonl"; then
+  ok "bf16: 2 ranks then 1 rank from the epoch's end, with --model-ema: 2 epochs, final_ema.safetensors"
+else fail "bf16 elastic resume" "$(tail -n 3 "$WORK/e.log" "$WORK/e1.log")"; fi
+if "$RMTRAIN" train --train-limit 64 --val-limit 32 --batch-size 16 --epochs 1 --max-steps 2 --quiet \
+     --init-weights "$WORK/e/final.safetensors" --out "$WORK/iw" > "$WORK/iw.log" 2>&1; then
+  ok "an fp32 run starts from a bf16 run's final.safetensors"
+else fail "--init-weights from bf16" "$(tail -n 2 "$WORK/iw.log")"; fi
+
 # --- it learns: 2 epochs on 960 Fashion-MNIST images, val top-1 above 40 % (chance is 10 %) and within 10 points
 # of fp32's (two short runs differ by a few points whatever the precision; the accuracy comparison itself is
 # the README's Table 3 protocol, seeds 1-3)
