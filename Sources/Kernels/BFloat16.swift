@@ -11,6 +11,9 @@ public enum BFloat16 {
 
     @inline(__always) public static func float(_ h: UInt16) -> Float { Float(bitPattern: UInt32(h) << 16) }
 
+    /// `f` rounded to the nearest bfloat16 value, as a float32.
+    @inline(__always) public static func rounded(_ f: Float) -> Float { float(from(f)) }
+
     /// dst[i] = bf16(src[i]) for i in 0..<count.
     public static func round(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, count: Int) {
         Parallel.ranges(count, minPerTask: 1 << 16) { r in for i in r { dst[i] = from(src[i]) } }

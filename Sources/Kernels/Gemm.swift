@@ -15,17 +15,18 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
 /// and accumulated in float32 (bf16-mixed's linear layers). The product of two bfloat16 values is exact in
 /// float32, so this is a bf16 dot product with float32 accumulation, run by sgemm: Debian's OpenBLAS 0.3.21
 /// declares `cblas_sbgemm` but is built without it (`nm -D libopenblas.so` lists no sbgemm), and a
-/// classifier's multiply is < 0.1 % of a CNN's step, so its speed does not matter. Arguments as `sgemm`;
-/// `rowsA`/`rowsB` are A's and B's stored rows.
+/// classifier's multiply is < 0.1 % of a CNN's step, so its speed does not matter. Arguments as `sgemm`.
 public func bf16gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
-                     a: UnsafePointer<Float>, lda: Int, rowsA: Int, b: UnsafePointer<Float>, ldb: Int, rowsB: Int,
+                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                      beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    // Stored rows: op(A) is m×k, so A holds k rows when transposed; likewise B.
+    let countA = (transA ? k : m) * lda, countB = (transB ? n : k) * ldb
     // A linear layer's operands are small (a batch × features): scratch per call costs less than keeping it.
-    let ra = UnsafeMutablePointer<Float>.allocate(capacity: rowsA * lda)
-    let rb = UnsafeMutablePointer<Float>.allocate(capacity: rowsB * ldb)
+    let ra = UnsafeMutablePointer<Float>.allocate(capacity: countA)
+    let rb = UnsafeMutablePointer<Float>.allocate(capacity: countB)
     defer { ra.deallocate(); rb.deallocate() }
-    for i in 0..<rowsA * lda { ra[i] = BFloat16.float(BFloat16.from(a[i])) }
-    for i in 0..<rowsB * ldb { rb[i] = BFloat16.float(BFloat16.from(b[i])) }
+    for i in 0..<countA { ra[i] = BFloat16.rounded(a[i]) }
+    for i in 0..<countB { rb[i] = BFloat16.rounded(b[i]) }
     sgemm(transA: transA, transB: transB, m: m, n: n, k: k, a: ra, lda: lda, b: rb, ldb: ldb, beta: beta, c: c, ldc: ldc)
 }
 

@@ -28,15 +28,16 @@ public enum Precision: String, Sendable, CaseIterable {
         return nil
     }
 
-    /// Whether bf16-mixed's convolutions multiply in bfloat16 here, or in float32 (Winograd where it wins).
-    /// `RMTRAIN_BF16_KERNELS=on|off` decides; unset (`auto`), this core's measured rates do: bfloat16 where
-    /// oneDNN may use AMX (its bf16 tile multiplies are many times the FMA rate) or where the core's AVX512-BF16
-    /// dot products run at ≥ 1.5× its float32 FMA rate (AMD Zen 4, whose bf16 convolutions ran at ~2× fp32
-    /// direct: PLATFORM_NOTES), float32 where they do not (Intel cores without AMX: 0.5×, where oneDNN's bf16 convolutions run at 0.55× float32 direct and
-    /// 0.25× Winograd, and PyTorch's autocast at 0.76× its fp32: README, "Mixed precision"). Below 1.5×,
-    /// bf16 direct would win only on layers without Winograd, by less than its reorders cost. The two
-    /// classes are 4× apart and the rates are a best-of-7 from register-only loops, so the choice does not
-    /// flip between runs on one machine (determinism); it is printed at the start of every run.
+    /// Whether bf16-mixed's convolutions and classifier multiply in bfloat16 here, or in float32 (Winograd
+    /// where it wins). `RMTRAIN_BF16_KERNELS=on|off` decides; unset (`auto`), this machine does: bfloat16
+    /// where oneDNN may use AMX (its bf16 tile multiplies are many times the FMA rate) or where the core's
+    /// AVX512-BF16 dot products run at ≥ 1.5× its float32 FMA rate (AMD Zen 4, whose bf16 convolutions ran
+    /// at ~2× fp32 direct: PLATFORM_NOTES), float32 where they do not (Intel cores without AMX: 0.5×, where
+    /// oneDNN's bf16 convolutions run at 0.55× float32 direct and 0.25× Winograd, and PyTorch's autocast at
+    /// 0.8–1.1× its fp32: README, "Mixed precision"). Below 1.5×, bf16 direct would win only on layers
+    /// without Winograd, by less than its reorders cost. The two classes are 4× apart and the rates are a
+    /// best-of-7 from register-only loops, so the choice does not flip between runs on one machine
+    /// (determinism); it is printed at the start of every run.
     /// Tests may set it (the bf16 kernels are tested wherever the CPU has them, whatever `auto` picks).
     nonisolated(unsafe) public static var bf16Kernels =
         BF16Kernels.choose(setting: ProcessInfo.processInfo.environment["RMTRAIN_BF16_KERNELS"], rates: Hardware.dotRates,
@@ -54,7 +55,7 @@ public enum Precision: String, Sendable, CaseIterable {
 
 /// bf16-mixed's kernel choice on this machine (`Precision.bf16Kernels`).
 public struct BF16Kernels: Sendable {
-    /// Whether convolutions multiply in bfloat16.
+    /// Whether convolutions and the classifier multiply in bfloat16.
     public let runs: Bool
     /// Why, in words: the override, or the measured rates.
     public let reason: String

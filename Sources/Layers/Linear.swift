@@ -9,7 +9,16 @@ public final class Linear: Layer {
     /// `--precision`: bf16-mixed multiplies bfloat16 copies of x, W and dy (`bf16gemm`, float32 accumulation
     /// and outputs) where `Precision.bf16Kernels` says bf16 pays on this CPU, as autocast runs nn.Linear.
     public var precision = Precision.fp32
-    private var inBF16: Bool { precision == .bf16Mixed && Precision.bf16Kernels.runs }
+
+    /// sgemm, or bf16gemm where bf16-mixed's multiplications run in bfloat16 here.
+    private func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+                      b: UnsafePointer<Float>, ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if precision == .bf16Mixed && Precision.bf16Kernels.runs {
+            bf16gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        } else {
+            sgemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
+    }
 
     public init(_ name: String, _ inFeatures: Int, _ outFeatures: Int) {
         self.inFeatures = inFeatures
@@ -44,12 +53,7 @@ public final class Linear: Layer {
         input = x
         let y = ensure(&output, [n, outFeatures])
         for r in 0..<n { (y.data + r * outFeatures).update(from: bias.value.data, count: outFeatures) }
-        if inBF16 {
-            bf16gemm(transB: true, m: n, n: outFeatures, k: inFeatures, a: x.data, lda: inFeatures, rowsA: n,
-                     b: weight.value.data, ldb: inFeatures, rowsB: outFeatures, beta: 1, c: y.data, ldc: outFeatures)
-            return y
-        }
-        sgemm(transB: true, m: n, n: outFeatures, k: inFeatures, a: x.data, lda: inFeatures,
+        gemm(transB: true, m: n, n: outFeatures, k: inFeatures, a: x.data, lda: inFeatures,
               b: weight.value.data, ldb: inFeatures, beta: 1, c: y.data, ldc: outFeatures)
         return y
     }
@@ -57,24 +61,14 @@ public final class Linear: Layer {
     public func backward(_ dy: Tensor) -> Tensor {
         guard let x = input else { fatalError("\(weight.name): backward before forward") }
         let n = x.count / inFeatures
-        if inBF16 {
-            bf16gemm(transA: true, m: outFeatures, n: inFeatures, k: n, a: dy.data, lda: outFeatures, rowsA: n,
-                     b: x.data, ldb: inFeatures, rowsB: n, beta: 1, c: weight.grad.data, ldc: inFeatures)
-        } else {
-            sgemm(transA: true, m: outFeatures, n: inFeatures, k: n, a: dy.data, lda: outFeatures,
-                  b: x.data, ldb: inFeatures, beta: 1, c: weight.grad.data, ldc: inFeatures)
-        }
+        gemm(transA: true, m: outFeatures, n: inFeatures, k: n, a: dy.data, lda: outFeatures,
+             b: x.data, ldb: inFeatures, beta: 1, c: weight.grad.data, ldc: inFeatures)
         for r in 0..<n {
             let row = dy.data + r * outFeatures
             for j in 0..<outFeatures { bias.grad.data[j] += row[j] }
         }
         let dx = TensorPool.take(x.shape)
-        if inBF16 {
-            bf16gemm(m: n, n: inFeatures, k: outFeatures, a: dy.data, lda: outFeatures, rowsA: n,
-                     b: weight.value.data, ldb: inFeatures, rowsB: outFeatures, c: dx.data, ldc: inFeatures)
-            return dx
-        }
-        sgemm(m: n, n: inFeatures, k: outFeatures, a: dy.data, lda: outFeatures,
+        gemm(m: n, n: inFeatures, k: outFeatures, a: dy.data, lda: outFeatures,
               b: weight.value.data, ldb: inFeatures, c: dx.data, ldc: inFeatures)
         return dx
     }

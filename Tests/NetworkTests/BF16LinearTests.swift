@@ -42,7 +42,7 @@ final class BF16LinearTests: XCTestCase {
     /// (1 + 2⁻⁸)·(1 + 2⁻⁸) gives 1, where float32 gives 1 + 2⁻⁷ + 2⁻¹⁶.
     func testOperandsAreRoundedToBFloat16() {
         var a: Float = 1 + 0x1p-8, b: Float = 1 + 0x1p-8, c: Float = 0
-        bf16gemm(m: 1, n: 1, k: 1, a: &a, lda: 1, rowsA: 1, b: &b, ldb: 1, rowsB: 1, c: &c, ldc: 1)
+        bf16gemm(m: 1, n: 1, k: 1, a: &a, lda: 1, b: &b, ldb: 1, c: &c, ldc: 1)
         XCTAssertEqual(c, 1)
     }
 }
