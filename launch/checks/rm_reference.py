@@ -57,6 +57,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from torch_models import MODELS  # noqa: E402  (plain-torch CIFAR ResNets, torchvision names)
 
 DTYPE = torch.float64       # --dtype; see the docstring
+AUTOCAST = False            # the float32 reference under torch.autocast("cpu", bfloat16): bf16-mixed traces
 LIMITS = {"mixed": 1e-6, "targets": 1e-6, "lam": 1e-12, "loss": 1e-4, "weights": 1e-3, "update": 2e-2}
 
 
@@ -212,8 +213,12 @@ class Rank:
             y1h, y2h = smooth_one_hot(labels, self.k, s, style), smooth_one_hot(labels.flip(0), self.k, s, style)
             y = y1h * lam + y2h * (1 - lam)                          # timm mixup_target
         self.model.train(st["freeze-bn"] != "true")
-        feat = features(self.model, x)
-        logits = self.model.fc(torch.flatten(F.adaptive_avg_pool2d(feat, 1), 1))
+        # Under autocast (the authors' main.py:202) convolutions and linear layers multiply in bfloat16 and
+        # return bfloat16; the losses, softmax and the history are taken in float32, as ours are.
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=AUTOCAST):
+            feat = features(self.model, x)
+            logits = self.model.fc(torch.flatten(F.adaptive_avg_pool2d(feat, 1), 1))
+        feat, logits = feat.to(DTYPE), logits.to(DTYPE)
         ce = soft_ce(logits, y)
         loss = ce
         if mix == "rm" and lam < 1.0:
@@ -221,7 +226,9 @@ class Rank:
             rois = torch.tensor([[i, x1, y1, x2, y2] for i in range(bs)], dtype=DTYPE)
             r = roi_align(feat, rois, output_size=(1, 1), spatial_scale=feat.shape[-1] / wid,
                           sampling_ratio=-1, aligned=True).flatten(1)
-            out_roi = self.model.fc(r) if self.share else self.head(r)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=AUTOCAST):
+                out_roi = self.model.fc(r) if self.share else self.head(r)
+            out_roi = out_roi.to(DTYPE)
             teacher = self.hist[2][:bs].softmax(dim=-1)
             cons = soft_ce(out_roi, teacher)
             loss = loss + cons * float(st["rm-omega"]) * (1.0 - lam)
@@ -258,13 +265,14 @@ def rel(a, b):
     return abs(a - b) / max(abs(b), 1e-12)
 
 
-def replay(dirs, metas, steps, forced, records, starts=None, states=None):
+def replay(dirs, metas, steps, forced, records, starts=None, states=None, errors=None):
     """Runs the algorithm over the traced steps. `forced`: before every step load rmtrain's weights and BN
     statistics after the previous step (a step-by-step check: each step's error is that step's alone);
     otherwise run free from the initial weights (errors accumulate, as in any float32 training).
     `starts` (one rank): {step: state} loaded before each step instead, as rm_golden.py does with the
     float64 reference's own states. `states`, a dict, receives rank 0's state after each step n as
-    states[n] (BN statistics averaged across ranks only at epoch ends, as in the run).
+    states[n] (BN statistics averaged across ranks only at epoch ends, as in the run). `errors`, a dict,
+    receives each step-by-step difference as errors[(kind, tensor name, step)].
     Returns (per-step rows of rank 0, Worst of the comparisons with the trace, final state of rank 0)."""
     meta, st = metas[0], metas[0]["settings"]
     world = meta["world_size"]
@@ -353,11 +361,19 @@ def replay(dirs, metas, steps, forced, records, starts=None, states=None):
                 ours = after[name].to(DTYPE)
                 diff = (ours - w).norm().item()
                 if name not in params:        # BN running statistics
-                    worst.note("buffers", diff / max(w.norm().item(), 1e-12), f"{name} after step {n}")
+                    kind, e, where = "buffers", diff / max(w.norm().item(), 1e-12), f"{name} after step {n}"
                 else:
-                    update = (w - before[0][name].to(DTYPE)).norm().item()
-                    if update > 0:
-                        worst.note("update", diff / update, f"{name} at step {n}")
+                    step_ref = w - before[0][name].to(DTYPE)
+                    update = step_ref.norm().item()
+                    if update == 0:
+                        continue
+                    kind, e, where = "update", diff / update, f"{name} at step {n}"
+                    if errors is not None:    # the update's length along the reference's, 1 when equal
+                        step_ours = ours - before[0][name].to(DTYPE)
+                        errors[("scale", name, n)] = (step_ours * step_ref).sum().item() / update ** 2
+                worst.note(kind, e, where)
+                if errors is not None:
+                    errors[(kind, name, n)] = e
             before = afters
         if states is not None:
             states[n] = {k: v.detach().clone() for k, v in ranks[0].state().items()}
@@ -367,6 +383,31 @@ def replay(dirs, metas, steps, forced, records, starts=None, states=None):
     return rows, worst, ranks[0].state()
 
 
+def autocast_error(rank0, steps, rows64, rowsac, states64, statesac, buffers):
+    """The step-by-step error of the autocast replay against the float64 one (rank 0): losses relative
+    (the worst, a Worst), and each parameter's update relative to the float64 update (both start from
+    rmtrain's weights before the step) and BN statistics relative, as {(kind, name, step): error}."""
+    worst, errors = Worst(), {}
+    for r64, rac in zip(rows64, rowsac):
+        for kind in ("loss", "ce", "consistency"):
+            worst.note("loss", rel(rac[kind], r64[kind]), f"step {r64['step']} ({kind})")
+    before, _ = read_safetensors(os.path.join(rank0, "weights-initial.safetensors"))
+    for n in steps:
+        for name, w in states64[n].items():
+            diff = (statesac[n][name].to(DTYPE) - w).norm().item()
+            if name in buffers:
+                errors[("buffers", name, n)] = diff / max(w.norm().item(), 1e-12)
+            else:
+                step64 = w - before[name].to(DTYPE)
+                update = step64.norm().item()
+                if update > 0:
+                    errors[("update", name, n)] = diff / update
+                    stepac = statesac[n][name].to(DTYPE) - before[name].to(DTYPE)
+                    errors[("scale", name, n)] = (stepac * step64).sum().item() / update ** 2
+        before, _ = read_safetensors(os.path.join(rank0, f"weights-{n:06d}.safetensors"))
+    return worst, errors
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("trace")
@@ -374,7 +415,7 @@ def main():
     ap.add_argument("--skip-free", action="store_true", help="only the step-by-step replay")
     ap.add_argument("--json", metavar="FILE", help="also write the comparisons as JSON")
     a = ap.parse_args()
-    global DTYPE
+    global DTYPE, AUTOCAST
     torch.set_num_threads(a.threads)
     dirs = rank_dirs(a.trace)
     metas = [json.load(open(os.path.join(d, "meta.json"))) for d in dirs]
@@ -396,27 +437,97 @@ def main():
 
     print(f"rm_reference: {meta['model']}, --mix {st['mix']}, {len(steps)} steps, {world} rank(s), trace {a.trace}")
     results = []          # (label, value, limit, where)
+    lowp = bool(meta.get("bf16_kernels"))
+    if lowp:
+        print("rm_reference: a bf16-mixed trace: each step is also replayed in float32 under torch.autocast(bfloat16)")
     DTYPE = torch.float64
-    _, forced, _ = replay(dirs, metas, steps, True, records)
+    states64, ours = {}, {}
+    rows64, forced, _ = replay(dirs, metas, steps, True, records, states=states64, errors=ours)
+    loss_limit = LIMITS["loss"]
     for kind in ("mixed", "targets", "lam"):
         v, w = forced.get(kind)
         results.append((f"{kind} (max |Δ|)", v, LIMITS[kind], w))
+    if lowp:
+        # bf16 rounds every product's operands to 8 significant bits (relative 2^-9), so no bf16 code meets
+        # float32's limits. The yardstick is PyTorch's own bf16: the same forced steps in float32 under
+        # autocast, measured against float64 as ours is. Ours passes where its error is at most twice
+        # autocast's, or within float32's limit: as faithful to the exact step as the reference bf16
+        # implementation, tensor by tensor (a bf16 error varies a hundredfold between a convolution's
+        # weights and a BN bias whose gradient sums near-cancelling terms), on the tensor's mean error over
+        # the steps (one step's error is a sample of rounding noise; the mean over ~30 steps is stable).
+        DTYPE, AUTOCAST = torch.float32, True
+        statesac = {}
+        rowsac, versus, _ = replay(dirs, metas, steps, True, records, states=statesac)
+        DTYPE, AUTOCAST = torch.float64, False
+        autocast, ac = autocast_error(dirs[0], steps, rows64, rowsac, states64, statesac, set(metas[0]["buffers"]))
+        # Losses: one step's bf16 error is a sample of rounding noise, so the worst of ~30 steps is judged
+        # against four times autocast's worst, and the mean (rank 0) against twice autocast's mean.
+        loss_limit = max(loss_limit, 4 * autocast.get("loss")[0])
+        v, w = autocast.get("loss")
+        print(f"  PyTorch autocast against float64: worst step loss {v:.3e} at {w}; ours against autocast "
+              f"{versus.get('loss')[0]:.3e}")
+        for kind in ("loss", "ce", "consistency"):
+            mo = sum(rel(float(records(r["step"])[0][1][kind]), r[kind]) for r in rows64) / len(rows64)
+            mt = sum(rel(a[kind], r[kind]) for a, r in zip(rowsac, rows64)) / len(rows64)
+            results.append((f"step {kind}, mean over steps (relative; autocast {mt:.1e})", mo,
+                            max(LIMITS["loss"], 2 * mt), "rank 0"))
+        for kind, limit, label in (("buffers", LIMITS["weights"], "BN statistics"), ("update", LIMITS["update"], "update")):
+            mine, theirs = {}, {}
+            for k, e in ours.items():
+                if k[0] == kind:
+                    mine.setdefault(k[1], []).append(e)
+                    theirs.setdefault(k[1], []).append(ac.get(k, 0.0))
+            mean = {name: (sum(mine[name]) / len(mine[name]), sum(theirs[name]) / len(theirs[name])) for name in mine}
+            worst = max(mean, key=lambda name: mean[name][0] / max(limit, 2 * mean[name][1]))
+            m, t = mean[worst]
+            print(f"  step {label}, mean over steps: worst against float64 {max(v[0] for v in mean.values()):.3e} "
+                  f"(PyTorch autocast {max(v[1] for v in mean.values()):.3e}); nearest its limit {worst}: "
+                  f"{m:.3e} against autocast's {t:.3e}")
+            results.append((f"step {label} (mean ÷ max({limit:.0e}, 2× autocast's), per tensor)",
+                            m / max(limit, 2 * t), 1.0, worst))
+        # The error's size cannot tell a wrong update from bf16 noise when the noise is 20 % of a step (early
+        # BatchNorm ResNets, ours and autocast alike), but its direction can: the update's length along the
+        # float64 one, averaged over the steps, is 1 for a faithful code and ~0.95 for bf16 (small gradient
+        # components lost to rounding); a layer updated at 0.7× reads 0.67. Limit per tensor: twice autocast's
+        # deviation from 1 on that tensor or, if larger, twice its median deviation over all tensors (the
+        # shortening is bf16's, not one tensor's), plus four standard errors of the two means.
+        mine, theirs = {}, {}
+        for k, e in ours.items():
+            if k[0] == "scale" and k in ac:
+                mine.setdefault(k[1], []).append(e)
+                theirs.setdefault(k[1], []).append(ac[k])
+
+        typical = sorted(abs(sum(t) / len(t) - 1) for t in theirs.values())[len(theirs) // 2]
+
+        def scale_check(name):
+            o, t = mine[name], theirs[name]
+            n = len(o)
+            mo, mt = sum(o) / n, sum(t) / n
+            sd = (lambda v, m: (sum((x - m) ** 2 for x in v) / max(n - 1, 1)) ** 0.5)
+            allowed = max(2e-2, 2 * abs(mt - 1), 2 * typical) + 4 * ((sd(o, mo) ** 2 + sd(t, mt) ** 2) / n) ** 0.5
+            return abs(mo - 1) / allowed, mo, mt, allowed
+        worst = max(mine, key=lambda name: scale_check(name)[0])
+        ratio, mo, mt, allowed = scale_check(worst)
+        print(f"  step update's length along float64's, mean over steps: nearest its limit {worst}: ours {mo:.3f}, "
+              f"autocast {mt:.3f}, allowed 1 ± {allowed:.3f}")
+        results.append(("step update length (|mean − 1| ÷ allowed, per tensor)", ratio, 1.0, worst))
     for kind in ("loss", "ce", "consistency"):
         v, w = forced.get(kind)
-        results.append((f"step {kind} (relative)", v, LIMITS["loss"], w))
-    v, w = forced.get("buffers")
-    results.append(("step BN statistics (relative)", v, LIMITS["weights"], w))
-    v, w = forced.get("update")
-    results.append(("step update (relative)", v, LIMITS["update"], w))
+        results.append((f"step {kind} (relative)", v, loss_limit, w))
+    if not lowp:
+        v, w = forced.get("buffers")
+        results.append(("step BN statistics (relative)", v, LIMITS["weights"], w))
+        v, w = forced.get("update")
+        results.append(("step update (relative)", v, LIMITS["update"], w))
 
     if not a.skip_free:
         # Free-running: rmtrain's float32 trajectory against float64, beside PyTorch's float32 against the
         # same float64 one. Each float32 code drifts from the exact trajectory by its rounding, amplified by
         # the training dynamics; rmtrain's drift must stay within the limit or within 2× PyTorch's.
         rows64, free64, final64 = replay(dirs, metas, steps, False, records)
-        DTYPE = torch.float32
+        DTYPE, AUTOCAST = torch.float32, lowp
         rows32, _, final32 = replay(dirs, metas, steps, False, records)
-        DTYPE = torch.float64
+        DTYPE, AUTOCAST = torch.float64, False
         torch_drift = max(rel(r32["loss"], r64["loss"]) for r32, r64 in zip(rows32, rows64))
         final, _ = read_safetensors(os.path.join(dirs[0], "weights-final.safetensors"))
         ours_w, torch_w = Worst(), Worst()
@@ -429,12 +540,13 @@ def main():
         # the free comparison is then reported, not judged, and the step-by-step checks carry the verdict.
         v, w = free64.get("loss")
         chaotic = torch_drift >= LIMITS["loss"]
-        results.append((f"free loss (relative; PyTorch f32 {torch_drift:.1e})", v,
+        ref = "PyTorch bf16" if lowp else "PyTorch f32"
+        results.append((f"free loss (relative; {ref} {torch_drift:.1e})", v,
                         math.inf if chaotic else LIMITS["loss"], w + (" (chaotic: reported only)" if chaotic else "")))
         v, w = ours_w.get("w")
         tw = torch_w.get("w")[0]
         chaotic = tw >= LIMITS["weights"]
-        results.append((f"free final weights (relative; PyTorch f32 {tw:.1e})", v,
+        results.append((f"free final weights (relative; {ref} {tw:.1e})", v,
                         math.inf if chaotic else LIMITS["weights"], w + (" (chaotic: reported only)" if chaotic else "")))
 
     ok = True

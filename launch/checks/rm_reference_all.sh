@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 RMTRAIN=${RMTRAIN:-.build/release/rmtrain}
 DATA=${DATA:-imagefolder:../shared/data/cifar10}
-WORK=${WORK:-$(mktemp -d /tmp/rmref.XXXX)}
+WORK=${WORK:-$(mktemp -d /tmp/rmref.XXXX)}; mkdir -p "$WORK"
 OUT=${OUT:-docs/rm-reference.md}
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe)
 # 1000 class-balanced images, batch 64: 16 steps an epoch (the last one of 40 images), 32 steps = 2 epochs.
@@ -35,6 +35,12 @@ CASES=(
   "cifar-resnet18|none|${R18[*]} --mix none"
   "cifar-resnet18|mixup|${R18[*]} --mix mixup"
   "cifar-resnet18|cutmix|${R18[*]} --mix cutmix"
+  # bf16-mixed with bfloat16 kernels forced on (whatever this CPU's `auto` picks): replayed against float64
+  # and against PyTorch under torch.autocast(bfloat16), judged by autocast's own error (rm_reference.py).
+  "resnet20|rm, --precision bf16-mixed|BF16 ${R20[*]} ${RM[*]}"
+  "resnet20|mixup, --precision bf16-mixed|BF16 ${R20[*]} --mix mixup"
+  "resnet20|rm, 2 ranks, --precision bf16-mixed|BF16 MPI ${R20[*]} ${RM[*]} --rm-box per-rank --batch-size 32"
+  "cifar-resnet18|rm, --precision bf16-mixed|BF16 ${R18[*]} ${RM[*]}"
 )
 table="| model | method and flags | steps | mixed inputs, targets max \|Δ\| | step loss rel. | step update rel. | free loss rel. (PyTorch f32) | result |
 |---|---|---|---|---|---|---|---|"
@@ -43,8 +49,11 @@ i=0
 for c in "${CASES[@]}"; do
   IFS='|' read -r model label flags <<< "$c"
   i=$((i + 1)); dir="$WORK/case$i"
+  [[ -z ${ONLY:-} || $label == *"$ONLY"* ]] || continue   # ONLY=text: the cases whose label holds it
   launcher=("$RMTRAIN")
-  if [[ $flags == MPI* ]]; then flags=${flags#MPI }; launcher=("${MPIRUN[@]}" -np 2 "$RMTRAIN"); extra=(--trace-all-ranks --threads 1); else extra=(); fi
+  if [[ $flags == BF16* ]]; then flags="${flags#BF16 } --precision bf16-mixed"; export RMTRAIN_BF16_KERNELS=on
+  else unset RMTRAIN_BF16_KERNELS; fi
+  if [[ $flags == MPI* ]]; then flags=${flags#MPI }; launcher=("${MPIRUN[@]}" -np 2 -x RMTRAIN_BF16_KERNELS "$RMTRAIN"); extra=(--trace-all-ranks --threads 1); else extra=(); fi
   if [ "${REUSE:-0}" = 1 ] && [ -f "$dir/weights-final.safetensors" -o -f "$dir/rank0/weights-final.safetensors" ]; then
     :   # REUSE=1 WORK=...: replay the traces of an earlier run again
   else
@@ -61,10 +70,14 @@ for c in "${CASES[@]}"; do
 import json, sys
 d = json.load(open(sys.argv[1])); v = {x["check"].split(" (")[0]: x for x in d["results"]}
 free = next(x for x in d["results"] if x["check"].startswith("free loss"))
-torch = free["check"].split("PyTorch f32 ")[1].rstrip(")")
+torch = free["check"].split("PyTorch ")[1].rstrip(")")
 mt = max(v["mixed"]["value"], v["targets"]["value"])
+if "step update length" in v:   # bf16: the worst of the two per-tensor checks, as a fraction of its limit
+    upd = f"{max(v['step update']['value'], v['step update length']['value']):.2f} of limit"
+else:
+    upd = f"{v['step update']['value']:.1e}"
 print(f"| {sys.argv[2]} | {sys.argv[3]} | {d['steps']} | {mt:.1e} | {v['step loss']['value']:.1e} | "
-      f"{v['step update']['value']:.1e} | {free['value']:.1e} ({torch}) | {sys.argv[4]} |")
+      f"{upd} | {free['value']:.1e} ({torch}) | {sys.argv[4]} |")
 PY
 )
   echo "$row"

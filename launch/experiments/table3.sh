@@ -13,11 +13,22 @@
 #
 # Every run resumes with --resume auto and is skipped once finished; finished runs' metrics.jsonl are copied
 # to docs/experiments/table3/. Environment: RUNS (run folders, default ../experiments/table3, outside the
-# repository), EPOCHS, TRAIN, VAL, SEEDS, METHODS, THREADS (default 2), NICE (default 0).
+# repository), EPOCHS, TRAIN, VAL, SEEDS, METHODS, THREADS (default 2), NICE (default 0), PRECISION (fp32, or
+# bf16-mixed: runs go to ../experiments/table3-bf16 and docs/experiments/table3-bf16/, with bfloat16 kernels
+# forced on (RMTRAIN_BF16_KERNELS=on) so the arithmetic is bf16 even on a CPU where `auto` would keep fp32's:
+# the point is the accuracy of bf16 arithmetic, not the speed).
+#
+#   PRECISION=bf16-mixed METHODS="none rm" bash launch/experiments/table3.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RMTRAIN=${RMTRAIN:-.build/release/rmtrain}
-RUNS=${RUNS:-../experiments/table3}
+PRECISION=${PRECISION:-fp32}
+case $PRECISION in
+  fp32) SUFFIX="" ;;
+  bf16-mixed) SUFFIX="-bf16"; export RMTRAIN_BF16_KERNELS=on ;;
+  *) echo "table3: PRECISION must be fp32 or bf16-mixed, not $PRECISION" >&2; exit 64 ;;
+esac
+RUNS=${RUNS:-../experiments/table3$SUFFIX}
 EPOCHS=${EPOCHS:-80}
 TRAIN=${TRAIN:-5000}
 VAL=${VAL:-5000}
@@ -25,7 +36,7 @@ SEEDS=${SEEDS:-1 2 3}
 METHODS=${METHODS:-none mixup cutmix rm rm-omega0}
 THREADS=${THREADS:-2}
 NICE=${NICE:-0}
-DOCS=docs/experiments/table3
+DOCS=docs/experiments/table3$SUFFIX
 WARMUP=$(python3 -c "print(round(5 * $EPOCHS / 200, 2))")
 mkdir -p "$RUNS" "$DOCS"
 [ -x "$RMTRAIN" ] || swift build -c release --product rmtrain
@@ -52,6 +63,7 @@ for seed in $SEEDS; do
     nice -n "$NICE" "$RMTRAIN" train --data imagefolder:../shared/data/cifar10 --model resnet20 \
       --train-limit "$TRAIN" --val-limit "$VAL" --epochs "$EPOCHS" --batch-size 128 --lr 0.1 --wd 5e-4 \
       --momentum 0.9 --lr-schedule cosine --warmup-epochs "$WARMUP" --seed "$seed" --threads "$THREADS" \
+      --precision "$PRECISION" \
       $(flags_for "$m") --keep 1 --quiet --resume auto --out "$out" > "$out.log" 2>&1 || {
         rc=$?; echo "table3: $name stopped with exit $rc (see $out.log); rerun to resume"; exit $rc; }
     cp "$out/metrics.jsonl" "$DOCS/$name.jsonl"
@@ -59,5 +71,5 @@ for seed in $SEEDS; do
 done
 first=$(echo "$SEEDS" | awk '{print $1}')
 dirs=(); for m in $METHODS; do [ -f "$RUNS/$m-s$first/final.safetensors" ] && dirs+=("$RUNS/$m-s$first"); done
-[ ${#dirs[@]} -gt 0 ] && "$RMTRAIN" plot "${dirs[@]}" --out docs/experiments/table3-curves.png
-python3 launch/experiments/summarize.py | tee docs/experiments/table3.md
+[ ${#dirs[@]} -gt 0 ] && "$RMTRAIN" plot "${dirs[@]}" --out "docs/experiments/table3$SUFFIX-curves.png"
+python3 launch/experiments/summarize.py "$DOCS" | tee "docs/experiments/table3$SUFFIX.md"

@@ -181,6 +181,8 @@ public final class Trainer {
             "settings": Dictionary(config.settings.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 }),
             "parameters": engine.trainableParameters.map { ["name": $0.name, "is_norm_or_bias": $0.isNormOrBias] },
             "buffers": model.buffers.map(\.name),
+            // Whether bf16-mixed multiplied in bfloat16 here: the replay then runs its reference under autocast.
+            "bf16_kernels": config.precision == .bf16Mixed && Precision.bf16Kernels.runs,
         ]
         let tracer = try StepTracer(directory: config.traceAllRanks ? (dir as NSString).appendingPathComponent("rank\(comm.rank)") : dir,
                                     meta: meta, parameters: engine.trainableParameters, buffers: model.buffers)

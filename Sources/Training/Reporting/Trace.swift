@@ -11,7 +11,8 @@ import Mixing
 /// Layout of DIR (rank 0; with `--trace-all-ranks`, `DIR/rank<k>/` for every rank k):
 /// * `meta.json` — `format` ("rmtrain-trace 1"), `model`, `num_classes`, `image_shape` [H, W, C], `rank`,
 ///   `world_size`, `steps_per_epoch`, `settings` (what config.yaml records), `parameters` (the
-///   optimizer's parameters in order, with `is_norm_or_bias`), `buffers`; `steps` once the run ends.
+///   optimizer's parameters in order, with `is_norm_or_bias`), `buffers`, `bf16_kernels` (true when
+///   `--precision bf16-mixed` multiplied in bfloat16 on this machine); `steps` once the run ends.
 /// * `weights-initial.safetensors`, `weights-final.safetensors` — every parameter (the RecursiveMix head
 ///   `fc_roi.*` included) and BN buffer before the first traced step and after the last one (after the
 ///   epoch-end BN averaging), in rmtrain's layout: conv weights OHWI (metadata `layout: OHWI`);
