@@ -357,21 +357,9 @@ def replay(dirs, metas, steps, forced, records, starts=None, states=None, errors
         if forced:
             afters = [read_safetensors(os.path.join(d, f"weights-{n:06d}.safetensors"))[0] for d in dirs]
             after, ref = afters[0], ranks[0].state()
-            for name, w in ref.items():
-                ours = after[name].to(DTYPE)
-                diff = (ours - w).norm().item()
-                if name not in params:        # BN running statistics
-                    kind, e, where = "buffers", diff / max(w.norm().item(), 1e-12), f"{name} after step {n}"
-                else:
-                    step_ref = w - before[0][name].to(DTYPE)
-                    update = step_ref.norm().item()
-                    if update == 0:
-                        continue
-                    kind, e, where = "update", diff / update, f"{name} at step {n}"
-                    if errors is not None:    # the update's length along the reference's, 1 when equal
-                        step_ours = ours - before[0][name].to(DTYPE)
-                        errors[("scale", name, n)] = (step_ours * step_ref).sum().item() / update ** 2
-                worst.note(kind, e, where)
+            for kind, name, e in step_differences(after, ref, before[0], lambda name: name not in params):
+                if kind != "scale":
+                    worst.note(kind, e, f"{name} after step {n}" if kind == "buffers" else f"{name} at step {n}")
                 if errors is not None:
                     errors[(kind, name, n)] = e
             before = afters
@@ -381,6 +369,24 @@ def replay(dirs, metas, steps, forced, records, starts=None, states=None, errors
     if not forced and starts is None:
         average_buffers()
     return rows, worst, ranks[0].state()
+
+
+def step_differences(ours, ref, before, is_buffer):
+    """One step of `ours` (a state) against `ref`, both from the weights `before`: yields (kind, tensor
+    name, value) with kind "buffers" (a BN statistic's difference relative to ref's), "update" (a
+    parameter's update difference relative to ref's update) and "scale" (the update's length along ref's,
+    1 when equal); parameters ref did not move are skipped."""
+    for name, w in ref.items():
+        o = ours[name].to(DTYPE)
+        diff = (o - w).norm().item()
+        if is_buffer(name):
+            yield "buffers", name, diff / max(w.norm().item(), 1e-12)
+            continue
+        step_ref = w - before[name].to(DTYPE)
+        update = step_ref.norm().item()
+        if update > 0:
+            yield "update", name, diff / update
+            yield "scale", name, ((o - before[name].to(DTYPE)) * step_ref).sum().item() / update ** 2
 
 
 def autocast_error(rank0, steps, rows64, rowsac, states64, statesac, buffers):
@@ -393,17 +399,8 @@ def autocast_error(rank0, steps, rows64, rowsac, states64, statesac, buffers):
             worst.note("loss", rel(rac[kind], r64[kind]), f"step {r64['step']} ({kind})")
     before, _ = read_safetensors(os.path.join(rank0, "weights-initial.safetensors"))
     for n in steps:
-        for name, w in states64[n].items():
-            diff = (statesac[n][name].to(DTYPE) - w).norm().item()
-            if name in buffers:
-                errors[("buffers", name, n)] = diff / max(w.norm().item(), 1e-12)
-            else:
-                step64 = w - before[name].to(DTYPE)
-                update = step64.norm().item()
-                if update > 0:
-                    errors[("update", name, n)] = diff / update
-                    stepac = statesac[n][name].to(DTYPE) - before[name].to(DTYPE)
-                    errors[("scale", name, n)] = (stepac * step64).sum().item() / update ** 2
+        for kind, name, e in step_differences(statesac[n], states64[n], before, lambda name: name in buffers):
+            errors[(kind, name, n)] = e
         before, _ = read_safetensors(os.path.join(rank0, f"weights-{n:06d}.safetensors"))
     return worst, errors
 
@@ -471,12 +468,17 @@ def main():
             mt = sum(rel(a[kind], r[kind]) for a, r in zip(rowsac, rows64)) / len(rows64)
             results.append((f"step {kind}, mean over steps (relative; autocast {mt:.1e})", mo,
                             max(LIMITS["loss"], 2 * mt), "rank 0"))
-        for kind, limit, label in (("buffers", LIMITS["weights"], "BN statistics"), ("update", LIMITS["update"], "update")):
+        def per_tensor(kind):
+            """{tensor: [ours by step]}, {tensor: [autocast's by step]} for one kind of step difference."""
             mine, theirs = {}, {}
             for k, e in ours.items():
-                if k[0] == kind:
+                if k[0] == kind and k in ac:
                     mine.setdefault(k[1], []).append(e)
-                    theirs.setdefault(k[1], []).append(ac.get(k, 0.0))
+                    theirs.setdefault(k[1], []).append(ac[k])
+            return mine, theirs
+
+        for kind, limit, label in (("buffers", LIMITS["weights"], "BN statistics"), ("update", LIMITS["update"], "update")):
+            mine, theirs = per_tensor(kind)
             mean = {name: (sum(mine[name]) / len(mine[name]), sum(theirs[name]) / len(theirs[name])) for name in mine}
             worst = max(mean, key=lambda name: mean[name][0] / max(limit, 2 * mean[name][1]))
             m, t = mean[worst]
@@ -491,12 +493,7 @@ def main():
         # components lost to rounding); a layer updated at 0.7× reads 0.67. Limit per tensor: twice autocast's
         # deviation from 1 on that tensor or, if larger, twice its median deviation over all tensors (the
         # shortening is bf16's, not one tensor's), plus four standard errors of the two means.
-        mine, theirs = {}, {}
-        for k, e in ours.items():
-            if k[0] == "scale" and k in ac:
-                mine.setdefault(k[1], []).append(e)
-                theirs.setdefault(k[1], []).append(ac[k])
-
+        mine, theirs = per_tensor("scale")
         typical = sorted(abs(sum(t) / len(t) - 1) for t in theirs.values())[len(theirs) // 2]
 
         def scale_check(name):
